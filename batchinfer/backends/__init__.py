@@ -1,0 +1,26 @@
+"""Runtimes, one module each, picked by name from a dispatch table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from batchinfer.backends.base import Backend, ModelGraph, default_threads
+from batchinfer.errors import ModelError
+
+BACKENDS = ("ort", "torch")
+
+
+def load_backend(name: str, graph: ModelGraph, *, threads: int = 0, cache_dir: Path) -> Backend:
+    threads = threads or default_threads()
+    if name == "ort":
+        from batchinfer.backends.ort import OrtBackend
+
+        return OrtBackend(graph, threads=threads, cache_dir=cache_dir)
+    if name == "torch":
+        from batchinfer.backends.pytorch import TorchBackend
+
+        return TorchBackend(graph, threads=threads)
+    raise ModelError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+
+
+__all__ = ["BACKENDS", "Backend", "ModelGraph", "default_threads", "load_backend"]

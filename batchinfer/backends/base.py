@@ -1,0 +1,36 @@
+"""What every backend offers: numpy arrays in, numpy arrays out. A backend knows nothing of tasks or tables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from batchinfer.model_ref import ModelRef
+
+
+@dataclass(frozen=True)
+class ModelGraph:
+    """What to run: the model folder, which transformers Auto class loads it, and which output to return."""
+
+    ref: ModelRef
+    auto_class: str  # e.g. "AutoModelForSequenceClassification"
+    output_name: str  # e.g. "logits" or "last_hidden_state"
+    input_names: tuple[str, ...]  # the tokenizer's model inputs, e.g. ("input_ids", "attention_mask")
+
+
+class Backend(Protocol):
+    name: str
+    description: str
+
+    def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def default_threads() -> int:
+    """One intra-op thread per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)

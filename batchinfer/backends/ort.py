@@ -1,0 +1,38 @@
+"""ONNX Runtime backend: runs the cached ONNX export of the model on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from batchinfer.backends.base import ModelGraph
+from batchinfer.errors import ModelError
+from batchinfer.export import export_onnx
+
+
+class OrtBackend:
+    name = "ort"
+
+    def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path) -> None:
+        import onnxruntime as ort
+
+        self.graph = graph
+        self.onnx_path = export_onnx(graph, cache_dir)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(self.onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise ModelError(f"ONNX Runtime cannot load {self.onnx_path}: {exc}") from None
+        self._inputs = [i.name for i in self.session.get_inputs()]
+        self.description = f"onnxruntime {ort.__version__} ({threads} threads)"
+
+    def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {name: inputs[name].astype(np.int64, copy=False) for name in self._inputs}
+        (out,) = self.session.run([self.graph.output_name], feed)
+        return {self.graph.output_name: out}

@@ -1,0 +1,1 @@
+"""The local executor: source -> batcher -> pipeline -> sink."""

@@ -1,0 +1,62 @@
+"""Every error a user can act on, with the exit code the CLI maps it to.
+
+Exit codes are a contract with schedulers (Airflow, cron): they are documented in the README and never
+reused for another meaning.
+"""
+
+from __future__ import annotations
+
+
+class BatchinferError(Exception):
+    """Base of all errors that carry a message meant for the user."""
+
+    exit_code: int = 1
+    kind: str = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message}\n  hint: {hint}")
+
+
+class JobFileError(BatchinferError):
+    """The job file (or a `--set` override) is missing, not TOML, or does not match the schema."""
+
+    exit_code = 3
+    kind = "job file error"
+
+
+class InputError(BatchinferError):
+    """The input cannot be read: no files, unreadable file, missing or wrongly typed column."""
+
+    exit_code = 4
+    kind = "input error"
+
+
+class ModelError(BatchinferError):
+    """The model cannot be found, loaded, exported, or does not fit the task."""
+
+    exit_code = 5
+    kind = "model error"
+
+
+class OutputError(BatchinferError):
+    """The output cannot be written: exists already, not writable, disk full."""
+
+    exit_code = 6
+    kind = "output error"
+
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1  # a bug: a traceback is printed, please report it
+EXIT_USAGE = 2  # click's own code for a bad command line
+
+EXIT_CODES: dict[str, int] = {
+    "ok": EXIT_OK,
+    "internal": EXIT_INTERNAL,
+    "usage": EXIT_USAGE,
+    "job file": JobFileError.exit_code,
+    "input": InputError.exit_code,
+    "model": ModelError.exit_code,
+    "output": OutputError.exit_code,
+}

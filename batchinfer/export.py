@@ -1,0 +1,129 @@
+"""Export a transformers model to ONNX once, into a cache folder keyed by a fingerprint.
+
+The fingerprint covers everything that changes the artifact: the model's file contents, the Auto class and
+output, the inputs, the opset and the library versions. An export is written to a temporary folder and renamed
+into place when complete, so a half-written export is never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from batchinfer.backends.base import ModelGraph
+from batchinfer.errors import ModelError
+
+log = logging.getLogger("batchinfer")
+
+OPSET = 17
+EXPORT_FORMAT = 1  # bump when the way we export changes
+COMPLETE = "export.json"  # written last inside the temp folder; its presence marks a whole export
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("BATCHINFER_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "batchinfer"
+
+
+def fingerprint(graph: ModelGraph, *, opset: int = OPSET) -> str:
+    import onnx
+    import torch
+    import transformers
+
+    key = {
+        "format": EXPORT_FORMAT,
+        "model": graph.ref.content_hash,
+        "revision": graph.ref.revision,
+        "auto_class": graph.auto_class,
+        "output": graph.output_name,
+        "inputs": list(graph.input_names),
+        "opset": opset,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "onnx": onnx.__version__,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _export(graph: ModelGraph, target: Path, opset: int) -> None:
+    import torch
+
+    from batchinfer.backends.pytorch import load_torch_model
+
+    model = load_torch_model(graph)
+    names = list(graph.input_names)
+
+    class _Graph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args):
+            return getattr(self.model(**dict(zip(names, args))), graph.output_name)
+
+    dummy = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    axes[graph.output_name] = {0: "batch", 1: "sequence"} if graph.output_name != "logits" else {0: "batch"}
+    with torch.inference_mode():
+        torch.onnx.export(
+            _Graph().eval(),
+            dummy,
+            str(target / "model.onnx"),
+            input_names=names,
+            output_names=[graph.output_name],
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def export_onnx(graph: ModelGraph, cache_dir: Path, *, opset: int = OPSET) -> Path:
+    """Return the path of the cached ONNX model, exporting it first if no complete export exists."""
+    fp = fingerprint(graph, opset=opset)
+    final = Path(cache_dir) / "onnx" / fp
+    if (final / COMPLETE).is_file() and (final / "model.onnx").is_file():
+        log.info("model: ONNX export loaded from cache %s", final)
+        return final / "model.onnx"
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{fp}.tmp-", dir=final.parent))
+    except OSError as exc:
+        raise ModelError(f"cache folder {final.parent} is not writable: {exc}",
+                         hint="set BATCHINFER_CACHE or runtime.cache_dir to a writable folder") from None
+    log.info("model: exporting %s to ONNX (opset %d) into %s", graph.ref.name, opset, final)
+    started = time.perf_counter()
+    try:
+        _export(graph, tmp, opset)
+        meta = {"model": graph.ref.name, "path": str(graph.ref.path), "fingerprint": fp,
+                "auto_class": graph.auto_class, "output": graph.output_name, "inputs": list(graph.input_names),
+                "opset": opset, "seconds": round(time.perf_counter() - started, 3)}
+        (tmp / COMPLETE).write_text(json.dumps(meta, indent=2))
+        if final.exists():  # an incomplete leftover, or a concurrent export that already won
+            if (final / COMPLETE).is_file():
+                shutil.rmtree(tmp, ignore_errors=True)
+                return final / "model.onnx"
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not (final / COMPLETE).is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # a concurrent export won the race; use it
+    except ModelError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelError(f"exporting {graph.ref.name} to ONNX failed: {type(exc).__name__}: {exc}") from exc
+    log.info("model: exported in %.1f s", time.perf_counter() - started)
+    return final / "model.onnx"

@@ -1,0 +1,203 @@
+"""The job file: a typed schema (pydantic), TOML loading, `--set` overrides and path resolution.
+
+Everything here is checked before any work starts; errors name the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from batchinfer.errors import JobFileError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TaskName = Literal["text-classification", "feature-extraction"]
+BackendName = Literal["ort", "torch"]
+Compression = Literal["zstd", "snappy", "gzip", "lz4", "brotli", "none"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CsvOptions(_Section):
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    quote_char: str = Field('"', min_length=1, max_length=1)
+    header: bool = True
+    encoding: str = "utf8"
+
+
+class InputSpec(_Section):
+    """Where rows come from. `path` is a file, a folder, a glob or a list of them, local or fsspec URL."""
+
+    path: str | list[str]
+    column: str = Field(..., min_length=1, description="the text column fed to the model")
+    format: Literal["auto", "parquet", "csv"] = "auto"
+    batch_rows: int = Field(8192, gt=0, description="rows per record batch read (and per output part)")
+    csv: CsvOptions = CsvOptions()
+    storage_options: dict[str, Any] = {}
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+
+class ModelSpec(_Section):
+    """Which model, for which task, on which runtime; task options live here too."""
+
+    name: str = Field(..., min_length=1, description="hub id, local folder, or package:MODULE/SUBDIR")
+    task: TaskName
+    backend: BackendName = "ort"
+    revision: str | None = None
+    max_length: int | None = Field(None, gt=0, description="truncate inputs to this many tokens")
+    # text-classification
+    top_k: int = Field(1, gt=0)
+    function_to_apply: Literal["default", "softmax", "sigmoid", "none"] = "default"
+    # feature-extraction
+    normalize: bool = False
+
+    @model_validator(mode="after")
+    def _options_fit_task(self) -> "ModelSpec":
+        if self.task != "text-classification":
+            if self.top_k != 1 or self.function_to_apply != "default":
+                raise ValueError(f"top_k and function_to_apply apply to text-classification, not {self.task}")
+        if self.task != "feature-extraction" and self.normalize:
+            raise ValueError(f"normalize applies to feature-extraction, not {self.task}")
+        return self
+
+
+class BatchingSpec(_Section):
+    batch_size: int = Field(32, gt=0, description="rows per model call")
+    max_tokens: int | None = Field(None, gt=0, description="cap on batch rows x padded length")
+    sort_by_length: bool = True
+
+
+class OutputSpec(_Section):
+    path: str
+    mode: Literal["error", "overwrite"] = "error"
+    keep_columns: list[str] | None = Field(None, description="input columns to copy; default all")
+    columns: dict[str, str] = Field({}, description="rename prediction columns, e.g. label = 'sentiment'")
+    compression: Compression = "zstd"
+    compression_level: int | None = None
+    storage_options: dict[str, Any] = {}
+
+
+class RuntimeSpec(_Section):
+    threads: int = Field(0, ge=0, description="intra-op threads; 0 = one per core")
+    cache_dir: str | None = None
+    progress: Literal["auto", "always", "never"] = "auto"
+
+
+class JobSpec(_Section):
+    input: InputSpec
+    model: ModelSpec
+    output: OutputSpec
+    batching: BatchingSpec = BatchingSpec()
+    runtime: RuntimeSpec = RuntimeSpec()
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path
+
+
+def _resolve(path: str, base: Path) -> str:
+    """Relative local paths are taken relative to the job file's folder (cron runs from anywhere)."""
+    if _is_url(path) or os.path.isabs(path):
+        return path
+    return str((base / path).resolve())
+
+
+def resolve_paths(spec: JobSpec, base: Path) -> JobSpec:
+    spec = spec.model_copy(deep=True)
+    resolved = [_resolve(p, base) for p in spec.input.paths]
+    spec.input.path = resolved[0] if isinstance(spec.input.path, str) else resolved
+    spec.output.path = _resolve(spec.output.path, base)
+    if spec.runtime.cache_dir:
+        spec.runtime.cache_dir = _resolve(spec.runtime.cache_dir, base)
+    name = spec.model.name
+    if not _is_url(name) and not name.startswith("package:"):
+        local = base / name
+        if name.startswith((".", "/", "~")) or local.is_dir():
+            spec.model.name = str(local.expanduser().resolve())
+    return spec
+
+
+def _parse_value(text: str) -> Any:
+    """`--set` values are TOML literals when they parse as one, else plain strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise JobFileError(f"--set {item!r}: expected section.key=value, e.g. model.backend=torch")
+        parts = key.strip().split(".")
+        if len(parts) < 2:
+            raise JobFileError(f"--set {item!r}: the key needs a section, e.g. batching.batch_size=64")
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise JobFileError(f"--set {item!r}: {part!r} is a value, not a section")
+            node = child
+        node[parts[-1]] = _parse_value(value.strip())
+    return data
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = JobSpec
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            break
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = tuple(p for p in err["loc"] if not str(p).startswith(("function-after", "str", "list[")))
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join(_fields_at(loc[:-1]))
+        return f"{key}: unknown key; allowed keys here: {allowed}"
+    if err["type"] == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {err['msg']} (got {err.get('input')!r})"
+
+
+def parse_job(data: dict[str, Any], *, source: str = "job", base: Path | None = None) -> JobSpec:
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = sorted({_format_error(e) for e in exc.errors()})
+        raise JobFileError(f"{source} is not a valid job:\n  " + "\n  ".join(lines)) from None
+    return resolve_paths(spec, base or Path.cwd())
+
+
+def load_job(path: str | os.PathLike[str], overrides: list[str] = ()) -> JobSpec:
+    """Read, override, validate and resolve a TOML job file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JobFileError(f"job file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JobFileError(f"job file {path} cannot be read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise JobFileError(f"job file {path} is not valid TOML: {exc}") from None
+    data = apply_overrides(data, list(overrides))
+    return parse_job(data, source=f"job file {path}", base=path.resolve().parent)

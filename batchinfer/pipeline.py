@@ -1,0 +1,117 @@
+"""Pipeline: task + tokenizer + backend, built once per process and cached.
+
+`Pipeline.predict` is the one code path every front end drives: a column of texts in, Arrow prediction
+columns out, in input order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from batchinfer.backends import Backend, ModelGraph, load_backend
+from batchinfer.engine.batcher import plan_batches
+from batchinfer.errors import InputError, ModelError
+from batchinfer.export import default_cache_dir
+from batchinfer.job import BatchingSpec, ModelSpec, RuntimeSpec
+from batchinfer.model_ref import ModelRef, read_config, resolve_model
+from batchinfer.tasks import Task, task_class
+
+log = logging.getLogger("batchinfer")
+
+
+@dataclass
+class Pipeline:
+    task: Task
+    backend: Backend
+    ref: ModelRef
+
+    def predict(self, texts: pa.Array | pa.ChunkedArray | list[str | None],
+                batching: BatchingSpec | None = None) -> dict[str, pa.Array]:
+        """Predict one column of texts; nulls are treated as empty strings. Returns canonical column names."""
+        batching = batching or BatchingSpec()
+        values = _as_texts(texts)
+        if not values:
+            return self.task.empty_results()
+        lengths = self.task.token_lengths(values)
+        plan = plan_batches(lengths, batch_size=batching.batch_size, max_tokens=batching.max_tokens,
+                            sort_by_length=batching.sort_by_length)
+        parts: dict[str, list[np.ndarray]] = {}
+        for idx in plan:
+            inputs = self.task.preprocess([values[i] for i in idx])
+            outputs = self.backend.forward(inputs)
+            for name, arr in self.task.postprocess(outputs, inputs).items():
+                parts.setdefault(name, []).append(arr)
+        order = np.concatenate(plan)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        results = {name: np.concatenate(chunks)[inverse] for name, chunks in parts.items()}
+        return self.task.to_arrow(results)
+
+
+def _as_texts(texts: Any) -> list[str]:
+    if isinstance(texts, list):
+        return ["" if t is None else str(t) for t in texts]
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if pa.types.is_null(texts.type):
+        return [""] * len(texts)
+    if pa.types.is_dictionary(texts.type):
+        texts = texts.dictionary_decode()
+    if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)
+            or pa.types.is_string_view(texts.type)):
+        raise InputError(f"text column has type {texts.type}; expected strings")
+    return pc.fill_null(texts, "").to_pylist()
+
+
+_CACHE: dict[tuple, Pipeline] = {}
+_LOCK = threading.Lock()
+
+
+def build_pipeline(model: ModelSpec, runtime: RuntimeSpec | None = None) -> Pipeline:
+    """Build (or fetch from the in-process cache) the Pipeline for a model section and runtime."""
+    runtime = runtime or RuntimeSpec()
+    key = (model.model_dump_json(), runtime.threads, runtime.cache_dir)
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        pipe = _build(model, runtime)
+        _CACHE[key] = pipe
+        return pipe
+
+
+def _load_tokenizer(ref: ModelRef):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(ref.path), use_fast=True)
+    except Exception as exc:
+        raise ModelError(f"model folder {ref.path}: tokenizer cannot be loaded: {exc}",
+                         hint="the folder needs tokenizer files (tokenizer.json or vocab) next to config.json") from None
+
+
+def _build(model: ModelSpec, runtime: RuntimeSpec) -> Pipeline:
+    cls = task_class(model.task)
+    ref = resolve_model(model.name, model.revision)
+    config = read_config(ref)
+    cls.check_model(config, model.name)
+    tokenizer = _load_tokenizer(ref)
+    options: dict[str, Any] = {"max_length": model.max_length}
+    if model.task == "text-classification":
+        options.update(top_k=model.top_k, function_to_apply=model.function_to_apply)
+    elif model.task == "feature-extraction":
+        options.update(normalize=model.normalize)
+    task = cls(config, tokenizer, **options)
+    graph = ModelGraph(ref=ref, auto_class=cls.auto_class, output_name=cls.output_name,
+                       input_names=tuple(tokenizer.model_input_names))
+    cache_dir = Path(runtime.cache_dir) if runtime.cache_dir else default_cache_dir()
+    backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir)
+    log.info("model: %s (%s) on %s", model.name, model.task, backend.description)
+    return Pipeline(task=task, backend=backend, ref=ref)

