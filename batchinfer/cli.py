@@ -23,8 +23,14 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
-    if verbose < 2:  # transformers and torch are chatty about things users can't act on
+    if verbose < 2:  # transformers is chatty about things users can't act on
         logging.getLogger("transformers").setLevel(logging.ERROR)
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:  # pragma: no cover
+            pass
 
 
 def _fail(exc: BatchinferError) -> None:

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from batchinfer.backends.base import ModelGraph
@@ -73,7 +74,8 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
     dummy = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
     axes[graph.output_name] = {0: "batch", 1: "sequence"} if graph.output_name != "logits" else {0: "batch"}
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and deprecation notes about torch internals, not user input
         torch.onnx.export(
             _Graph().eval(),
             dummy,

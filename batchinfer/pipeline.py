@@ -6,6 +6,7 @@ columns out, in input order.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -97,13 +98,22 @@ def _load_tokenizer(ref: ModelRef):
                          hint="the folder needs tokenizer files (tokenizer.json or vocab) next to config.json") from None
 
 
+def _sentence_transformers_max_length(ref: ModelRef) -> int | None:
+    """A sentence-transformers folder states the length it was trained for; use it unless the job says otherwise."""
+    try:
+        value = json.loads((ref.path / "sentence_bert_config.json").read_text()).get("max_seq_length")
+    except (OSError, ValueError):
+        return None
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
 def _build(model: ModelSpec, runtime: RuntimeSpec) -> Pipeline:
     cls = task_class(model.task)
     ref = resolve_model(model.name, model.revision)
     config = read_config(ref)
     cls.check_model(config, model.name)
     tokenizer = _load_tokenizer(ref)
-    options: dict[str, Any] = {"max_length": model.max_length}
+    options: dict[str, Any] = {"max_length": model.max_length or _sentence_transformers_max_length(ref)}
     if model.task == "text-classification":
         options.update(top_k=model.top_k, function_to_apply=model.function_to_apply)
     elif model.task == "feature-extraction":

@@ -92,10 +92,9 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
         bar.update(sb.batch.num_rows)
     for i, path in enumerate(source.files):  # an empty file still gets a part, so the schema is known
         if i not in seen_files:
-            empty = pa.RecordBatch.from_pylist([], schema=source.schema_of(i).select(read_columns)) \
-                if source.formats[i] == "parquet" else None
-            if empty is not None:
-                sink.write(i, 0, _output_table(empty, keep, pipe.predict([]), predictions, path))
+            schema = source.schema_of(i)
+            empty = pa.RecordBatch.from_pylist([], schema=pa.schema([schema.field(c) for c in read_columns]))
+            sink.write(i, 0, _output_table(empty, keep, pipe.predict([]), predictions, path))
     bar.close()
     seconds = time.perf_counter() - started
     timings = {"setup": round(ready - started, 3), "inference": round(infer_seconds, 3), "total": round(seconds, 3)}

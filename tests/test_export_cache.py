@@ -1,0 +1,85 @@
+"""The ONNX export is made once per fingerprint, loaded from the cache after, and never half-used."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import batchinfer.export as export
+from batchinfer.backends import ModelGraph
+from batchinfer.errors import ModelError
+from batchinfer.model_ref import resolve_model
+from tests.conftest import copy_model
+
+
+def graph_for(path) -> ModelGraph:
+    return ModelGraph(ref=resolve_model(str(path)), auto_class="AutoModelForSequenceClassification",
+                      output_name="logits", input_names=("input_ids", "token_type_ids", "attention_mask"))
+
+
+def count_exports(monkeypatch) -> list:
+    calls: list = []
+    real = export._export
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export, "_export", counting)
+    return calls
+
+
+def test_second_load_uses_cache_without_exporting(tiny_classifier, fresh_cache, monkeypatch):
+    calls = count_exports(monkeypatch)
+    first = export.export_onnx(graph_for(tiny_classifier), fresh_cache)
+    mtime = first.stat().st_mtime_ns
+    second = export.export_onnx(graph_for(tiny_classifier), fresh_cache)
+    assert first == second and len(calls) == 1
+    assert second.stat().st_mtime_ns == mtime
+    meta = json.loads((first.parent / export.COMPLETE).read_text())
+    assert meta["opset"] == export.OPSET and meta["auto_class"] == "AutoModelForSequenceClassification"
+    assert not [p for p in first.parent.parent.iterdir() if ".tmp-" in p.name]
+
+
+def test_fingerprint_changes_with_model_contents(tiny_classifier, tmp_path):
+    model = copy_model(tiny_classifier, tmp_path / "m")
+    before = export.fingerprint(graph_for(model))
+    config = json.loads((model / "config.json").read_text())
+    config["id2label"]["0"] = "bad"
+    (model / "config.json").write_text(json.dumps(config))
+    assert export.fingerprint(graph_for(model)) != before
+    assert export.fingerprint(graph_for(model), opset=18) != export.fingerprint(graph_for(model))
+
+
+def test_half_written_export_is_never_loaded(tiny_classifier, fresh_cache, monkeypatch):
+    graph = graph_for(tiny_classifier)
+    final = fresh_cache / "onnx" / export.fingerprint(graph)
+    final.mkdir(parents=True)
+    (final / "model.onnx").write_bytes(b"truncated garbage")  # a crash before the marker was written
+    calls = count_exports(monkeypatch)
+    path = export.export_onnx(graph, fresh_cache)
+    assert len(calls) == 1 and path.stat().st_size > 1000
+    assert (final / export.COMPLETE).is_file()
+
+
+def test_failed_export_leaves_nothing_behind(tiny_classifier, fresh_cache, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(export, "_export", boom)
+    with pytest.raises(ModelError, match="disk on fire"):
+        export.export_onnx(graph_for(tiny_classifier), fresh_cache)
+    assert list((fresh_cache / "onnx").iterdir()) == []
+
+
+def test_missing_model_folder_and_offline_hub_id(tmp_path, monkeypatch):
+    with pytest.raises(ModelError, match="does not exist"):
+        resolve_model(str(tmp_path / "no-such-model"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no config.json"):
+        resolve_model(str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError) as info:
+        resolve_model("no-such-org/no-such-model-xyz")
+    assert "local folder" in str(info.value)
