@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -87,6 +88,7 @@ def validate(job_file: str, overrides: tuple[str, ...]) -> None:
     _setup_logging(0, True)
     spec = _load(job_file, overrides)
     from batchinfer.engine.runner import _kept_columns, prediction_names
+    from batchinfer.export import default_cache_dir
     from batchinfer.io import ParquetSink, Source
     from batchinfer.model_ref import read_config, resolve_model
     from batchinfer.tasks import task_class
@@ -96,7 +98,8 @@ def validate(job_file: str, overrides: tuple[str, ...]) -> None:
         schema = source.check(spec.input.column, spec.output.keep_columns)
         _kept_columns(spec, schema, prediction_names(spec))
         ParquetSink(spec.output).check()
-        ref = resolve_model(spec.model.name, spec.model.revision)
+        cache = Path(spec.runtime.cache_dir) if spec.runtime.cache_dir else default_cache_dir()
+        ref = resolve_model(spec.model.name, spec.model.revision, cache_dir=cache)
         task_class(spec.model.task).check_model(read_config(ref), spec.model.name)
     except BatchinferError as exc:
         _fail(exc)

@@ -53,7 +53,7 @@ class InputSpec(_Section):
 class ModelSpec(_Section):
     """Which model, for which task, on which runtime; task options live here too."""
 
-    name: str = Field(..., min_length=1, description="hub id, local folder, or package:MODULE/SUBDIR")
+    name: str = Field(..., min_length=1, description="hub id, local folder, sample:NAME or package:MODULE/SUBDIR")
     task: TaskName
     backend: BackendName = "ort"
     revision: str | None = None
@@ -123,7 +123,7 @@ def resolve_paths(spec: JobSpec, base: Path) -> JobSpec:
     if spec.runtime.cache_dir:
         spec.runtime.cache_dir = _resolve(spec.runtime.cache_dir, base)
     name = spec.model.name
-    if not _is_url(name) and not name.startswith("package:"):
+    if not _is_url(name) and not name.startswith(("package:", "sample:")):
         local = base / name
         if name.startswith((".", "/", "~")) or local.is_dir():
             spec.model.name = str(local.expanduser().resolve())

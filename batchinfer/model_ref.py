@@ -1,4 +1,4 @@
-"""Resolve a model name (local folder, `package:MODULE/SUBDIR`, or hub id) to a local folder and fingerprint it."""
+"""Resolve a model name (local folder, `sample:NAME`, `package:MODULE/SUBDIR`, or hub id) to a local folder and fingerprint it."""
 
 from __future__ import annotations
 
@@ -62,8 +62,14 @@ def hash_folder(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_model(name: str, revision: str | None = None) -> ModelRef:
-    if name.startswith("package:"):
+def resolve_model(name: str, revision: str | None = None, *, cache_dir: Path | None = None) -> ModelRef:
+    """Find the model's local folder: `sample:NAME`, `package:MODULE/SUBDIR`, a local folder, or a hub id."""
+    if name.startswith("sample:"):
+        from batchinfer.export import default_cache_dir
+        from batchinfer.sample_models import assemble
+
+        path = assemble(name.removeprefix("sample:"), cache_dir or default_cache_dir())
+    elif name.startswith("package:"):
         path = _package_folder(name)
     elif os.path.isdir(os.path.expanduser(name)):
         path = Path(os.path.expanduser(name)).resolve()

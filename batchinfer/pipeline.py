@@ -109,7 +109,8 @@ def _sentence_transformers_max_length(ref: ModelRef) -> int | None:
 
 def _build(model: ModelSpec, runtime: RuntimeSpec) -> Pipeline:
     cls = task_class(model.task)
-    ref = resolve_model(model.name, model.revision)
+    cache_dir = Path(runtime.cache_dir) if runtime.cache_dir else default_cache_dir()
+    ref = resolve_model(model.name, model.revision, cache_dir=cache_dir)
     config = read_config(ref)
     cls.check_model(config, model.name)
     tokenizer = _load_tokenizer(ref)
@@ -121,7 +122,6 @@ def _build(model: ModelSpec, runtime: RuntimeSpec) -> Pipeline:
     task = cls(config, tokenizer, **options)
     graph = ModelGraph(ref=ref, auto_class=cls.auto_class, output_name=cls.output_name,
                        input_names=tuple(tokenizer.model_input_names))
-    cache_dir = Path(runtime.cache_dir) if runtime.cache_dir else default_cache_dir()
     backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir)
     log.info("model: %s (%s) on %s", model.name, model.task, backend.description)
     return Pipeline(task=task, backend=backend, ref=ref)
