@@ -78,6 +78,7 @@ def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, pr
         logging.getLogger("batchinfer").exception("internal error (a bug: please report it with this trace)")
         sys.exit(EXIT_INTERNAL)
     click.echo(result.summary_line())
+    sys.exit(result.exit_code)
 
 
 @main.command()
@@ -87,17 +88,13 @@ def validate(job_file: str, overrides: tuple[str, ...]) -> None:
     """Check JOB_FILE without running it: schema, input files and columns, output location."""
     _setup_logging(0, True)
     spec = _load(job_file, overrides)
-    from batchinfer.engine.runner import _kept_columns, prediction_names
+    from batchinfer.engine.runner import check_job
     from batchinfer.export import default_cache_dir
-    from batchinfer.io import ParquetSink, Source
     from batchinfer.model_ref import read_config, resolve_model
     from batchinfer.tasks import task_class
 
     try:
-        source = Source(spec.input)
-        schema = source.check(spec.input.column, spec.output.keep_columns)
-        _kept_columns(spec, schema, prediction_names(spec))
-        ParquetSink(spec.output).check()
+        source, _, _, _ = check_job(spec)
         cache = Path(spec.runtime.cache_dir) if spec.runtime.cache_dir else default_cache_dir()
         ref = resolve_model(spec.model.name, spec.model.revision, cache_dir=cache)
         task_class(spec.model.task).check_model(read_config(ref), spec.model.name)

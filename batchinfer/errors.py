@@ -47,9 +47,24 @@ class OutputError(BatchinferError):
     kind = "output error"
 
 
+class LockedError(BatchinferError):
+    """Another run is writing the same output right now."""
+
+    exit_code = 7
+    kind = "output locked"
+
+
+class RowErrors(BatchinferError):
+    """A row could not be predicted and `on_error = "fail"`."""
+
+    exit_code = 9
+    kind = "row error"
+
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug: a traceback is printed, please report it
 EXIT_USAGE = 2  # click's own code for a bad command line
+EXIT_ROWS_FAILED = 8  # the output is complete, but rows were skipped or dead-lettered
 
 EXIT_CODES: dict[str, int] = {
     "ok": EXIT_OK,
@@ -59,4 +74,7 @@ EXIT_CODES: dict[str, int] = {
     "input": InputError.exit_code,
     "model": ModelError.exit_code,
     "output": OutputError.exit_code,
+    "locked": LockedError.exit_code,
+    "rows failed": EXIT_ROWS_FAILED,
+    "row error": RowErrors.exit_code,
 }

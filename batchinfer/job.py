@@ -5,6 +5,7 @@ Everything here is checked before any work starts; errors name the key and the a
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -24,6 +25,38 @@ BackendName = Literal["ort", "torch"]
 Compression = Literal["zstd", "snappy", "gzip", "lz4", "brotli", "none"]
 
 
+SECRET_WORDS = ("key", "secret", "token", "password", "credential", "sas", "connection_string", "signature")
+
+
+def redact(options: dict[str, Any]) -> dict[str, Any]:
+    """A copy of storage options safe to print: values of secret-looking keys become '***'."""
+    out: dict[str, Any] = {}
+    for k, v in options.items():
+        if isinstance(v, dict):
+            out[k] = redact(v)
+        elif any(word in str(k).lower() for word in SECRET_WORDS):
+            out[k] = "***"
+        else:
+            out[k] = v
+    return out
+
+
+def secret_values(spec: "JobSpec") -> list[str]:
+    """Every secret-looking storage option value in a job, to scrub from messages."""
+    found: list[str] = []
+
+    def walk(options: dict[str, Any]) -> None:
+        for k, v in options.items():
+            if isinstance(v, dict):
+                walk(v)
+            elif isinstance(v, str) and len(v) >= 4 and any(w in str(k).lower() for w in SECRET_WORDS):
+                found.append(v)
+
+    walk(spec.input.storage_options)
+    walk(spec.output.storage_options)
+    return found
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -33,6 +66,7 @@ class CsvOptions(_Section):
     quote_char: str = Field('"', min_length=1, max_length=1)
     header: bool = True
     encoding: str = "utf8"
+    infer_types: bool = Field(True, description="false reads every column as a string (keeps leading zeros)")
 
 
 class InputSpec(_Section):
@@ -44,6 +78,9 @@ class InputSpec(_Section):
     batch_rows: int = Field(8192, gt=0, description="rows per record batch read (and per output part)")
     csv: CsvOptions = CsvOptions()
     storage_options: dict[str, Any] = {}
+    on_error: Literal["fail", "skip", "dead-letter"] = Field(
+        "fail", description="what a bad row does: stop the run, be left out, or go to _dead_letter/")
+    null_text: Literal["empty", "error"] = Field("empty", description="predict nulls as '' or treat them as bad rows")
 
     @property
     def paths(self) -> list[str]:
@@ -58,6 +95,9 @@ class ModelSpec(_Section):
     backend: BackendName = "ort"
     revision: str | None = None
     max_length: int | None = Field(None, gt=0, description="truncate inputs to this many tokens")
+    truncation: bool = Field(True, description="false makes texts over max_length bad rows instead")
+    trust_remote_code: bool = Field(False, description="run Python code shipped with the model")
+    allow_unsafe_weights: bool = Field(False, description="also load pickle (.bin) weights, not only safetensors")
     # text-classification
     top_k: int = Field(1, gt=0)
     function_to_apply: Literal["default", "softmax", "sigmoid", "none"] = "default"
@@ -82,7 +122,7 @@ class BatchingSpec(_Section):
 
 class OutputSpec(_Section):
     path: str
-    mode: Literal["error", "overwrite"] = "error"
+    mode: Literal["error", "overwrite", "resume"] = "error"
     keep_columns: list[str] | None = Field(None, description="input columns to copy; default all")
     columns: dict[str, str] = Field({}, description="rename prediction columns, e.g. label = 'sentiment'")
     compression: Compression = "zstd"
@@ -170,11 +210,16 @@ def _format_error(err: dict[str, Any]) -> str:
     loc = tuple(p for p in err["loc"] if not str(p).startswith(("function-after", "str", "list[")))
     key = ".".join(str(p) for p in loc) or "(top level)"
     if err["type"] == "extra_forbidden":
-        allowed = ", ".join(_fields_at(loc[:-1]))
-        return f"{key}: unknown key; allowed keys here: {allowed}"
+        fields = _fields_at(loc[:-1])
+        near = difflib.get_close_matches(str(loc[-1]), fields, n=1, cutoff=0.6)
+        suggestion = f"did you mean {near[0]!r}? " if near else ""
+        return f"{key}: unknown key; {suggestion}allowed keys here: {', '.join(fields)}"
     if err["type"] == "missing":
         return f"{key}: required key is missing"
-    return f"{key}: {err['msg']} (got {err.get('input')!r})"
+    shown = err.get("input")
+    if any(word in key.lower() for word in SECRET_WORDS) or "storage_options" in key:
+        shown = "***"
+    return f"{key}: {err['msg']} (got {shown!r})"
 
 
 def parse_job(data: dict[str, Any], *, source: str = "job", base: Path | None = None) -> JobSpec:

@@ -34,14 +34,27 @@ class Pipeline:
     backend: Backend
     ref: ModelRef
 
+    @property
+    def max_length(self) -> int:
+        return self.task.max_length
+
+    def token_lengths(self, texts: list[str]) -> np.ndarray:
+        """Tokens per text before truncation; more than `max_length` means the text will be truncated."""
+        return self.task.token_lengths(texts)
+
     def predict(self, texts: pa.Array | pa.ChunkedArray | list[str | None],
-                batching: BatchingSpec | None = None) -> dict[str, pa.Array]:
-        """Predict one column of texts; nulls are treated as empty strings. Returns canonical column names."""
+                batching: BatchingSpec | None = None, *, lengths: np.ndarray | None = None) -> dict[str, pa.Array]:
+        """Predict one column of texts; nulls are treated as empty strings. Returns canonical column names.
+
+        `lengths` (from `token_lengths`) saves counting tokens again when the caller already did.
+        """
         batching = batching or BatchingSpec()
         values = _as_texts(texts)
         if not values:
             return self.task.empty_results()
-        lengths = self.task.token_lengths(values)
+        if lengths is None:
+            lengths = self.task.token_lengths(values)
+        lengths = np.minimum(lengths, self.task.max_length)
         plan = plan_batches(lengths, batch_size=batching.batch_size, max_tokens=batching.max_tokens,
                             sort_by_length=batching.sort_by_length)
         parts: dict[str, list[np.ndarray]] = {}
@@ -88,11 +101,11 @@ def build_pipeline(model: ModelSpec, runtime: RuntimeSpec | None = None) -> Pipe
         return pipe
 
 
-def _load_tokenizer(ref: ModelRef):
+def _load_tokenizer(ref: ModelRef, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(ref.path), use_fast=True)
+        return AutoTokenizer.from_pretrained(str(ref.path), use_fast=True, trust_remote_code=trust_remote_code)
     except Exception as exc:
         raise ModelError(f"model folder {ref.path}: tokenizer cannot be loaded: {exc}",
                          hint="the folder needs tokenizer files (tokenizer.json or vocab) next to config.json") from None
@@ -113,7 +126,7 @@ def _build(model: ModelSpec, runtime: RuntimeSpec) -> Pipeline:
     ref = resolve_model(model.name, model.revision, cache_dir=cache_dir)
     config = read_config(ref)
     cls.check_model(config, model.name)
-    tokenizer = _load_tokenizer(ref)
+    tokenizer = _load_tokenizer(ref, model.trust_remote_code)
     options: dict[str, Any] = {"max_length": model.max_length or _sentence_transformers_max_length(ref)}
     if model.task == "text-classification":
         options.update(top_k=model.top_k, function_to_apply=model.function_to_apply)
@@ -121,7 +134,8 @@ def _build(model: ModelSpec, runtime: RuntimeSpec) -> Pipeline:
         options.update(normalize=model.normalize)
     task = cls(config, tokenizer, **options)
     graph = ModelGraph(ref=ref, auto_class=cls.auto_class, output_name=cls.output_name,
-                       input_names=tuple(tokenizer.model_input_names))
+                       input_names=tuple(tokenizer.model_input_names),
+                       trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights)
     backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir)
     log.info("model: %s (%s) on %s", model.name, model.task, backend.description)
     return Pipeline(task=task, backend=backend, ref=ref)

@@ -76,9 +76,11 @@ def test_parquet_files_in_order_with_kept_columns(tmp_path, tiny_classifier):
     assert set(out["label"].unique()) <= {"negative", "neutral", "positive"}
     assert out["score"].is_between(0, 1).all()
     parts = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert parts[0] == "_SUCCESS" and len(parts) == 1 + 2 * 3  # 2,500 rows a file, 1,000 a part
+    assert sorted(p.name for p in (tmp_path / "out" / "_batchinfer" / "done").iterdir()) == [
+        p.removesuffix(".parquet") + ".json" for p in parts if p.startswith("part-")]
+    assert parts[:2] == ["_SUCCESS", "_batchinfer"] and len(parts) == 2 + 2 * 3  # 2,500 rows a file, 1,000 a part
     assert json.loads((tmp_path / "out" / "_SUCCESS").read_text())["rows"] == ROWS
-    assert pq.ParquetFile(tmp_path / "out" / parts[1]).metadata.row_group(0).column(0).compression == "ZSTD"
+    assert pq.ParquetFile(tmp_path / "out" / parts[2]).metadata.row_group(0).column(0).compression == "ZSTD"
 
 
 def test_csv_folder_matches_parquet_predictions(tmp_path, tiny_classifier):
@@ -137,7 +139,7 @@ def test_empty_parquet_file_yields_an_empty_part_with_the_schema(tmp_path, tiny_
     ("wrong column type", InputError.exit_code, "not text"),
     ("missing model", ModelError.exit_code, "does not exist"),
     ("model without head", ModelError.exit_code, "no classification head"),
-    ("output exists", OutputError.exit_code, "already holds"),
+    ("output exists", OutputError.exit_code, "already holds an interrupted or foreign run"),
     ("prediction clashes with input", JobFileError.exit_code, "rename the prediction"),
 ])
 def test_user_mistakes_give_clear_errors_and_exit_codes(tmp_path, tiny_classifier, tiny_encoder, case,

@@ -19,6 +19,8 @@ class ModelGraph:
     auto_class: str  # e.g. "AutoModelForSequenceClassification"
     output_name: str  # e.g. "logits" or "last_hidden_state"
     input_names: tuple[str, ...]  # the tokenizer's model inputs, e.g. ("input_ids", "attention_mask")
+    trust_remote_code: bool = False
+    allow_unsafe_weights: bool = False
 
 
 class Backend(Protocol):

@@ -1,42 +1,68 @@
-"""Run a job on this machine: check everything, then stream source -> pipeline -> sink."""
+"""Run a job on this machine: check everything, then stream source -> pipeline -> sink, exactly once."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import sys
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
+from batchinfer import faults
 from batchinfer.engine.progress import Progress
-from batchinfer.errors import InputError, JobFileError
-from batchinfer.io import ParquetSink, Source
+from batchinfer.engine.rows import decode_texts, lossy_text
+from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, InputError, JobFileError, RowErrors
+from batchinfer.io import ParquetSink, Source, SourceBatch
+from batchinfer.io.sink import unit_name
 from batchinfer.job import JobSpec
 from batchinfer.pipeline import Pipeline, build_pipeline
 
 log = logging.getLogger("batchinfer")
 
 PREDICTION_COLUMNS = {"text-classification": ("label", "score"), "feature-extraction": ("embedding",)}
+ERROR_COLUMNS = ("_error", "_source_file", "_source_row")
 
 
 @dataclass
 class RunResult:
-    rows: int
+    rows: int  # rows in the output (all units, including those committed by an earlier, resumed run)
     seconds: float
     output_path: str
     parts: int
     files: int
     backend: str
+    rows_this_run: int = 0
+    failed: int = 0  # rows skipped or dead-lettered
+    truncated: int = 0
+    skipped_units: int = 0  # units already committed by an earlier run
+    already_complete: bool = False
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
+        return self.rows_this_run / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_ROWS_FAILED if self.failed else EXIT_OK
 
     def summary_line(self) -> str:
-        return (f"batchinfer: {self.rows:,} rows in {self.seconds:.1f} s "
+        if self.already_complete:
+            return f"batchinfer: {self.output_path} is already complete ({self.rows:,} rows); nothing to do"
+        text = (f"batchinfer: {self.rows_this_run:,} rows in {self.seconds:.1f} s "
                 f"({self.rows_per_second:,.1f} rows/s) -> {self.output_path}")
+        extras = []
+        if self.skipped_units:
+            extras.append(f"resumed: {self.skipped_units} unit(s) were already done, {self.rows:,} rows in all")
+        if self.failed:
+            extras.append(f"{self.failed:,} row(s) failed")
+        if self.truncated:
+            extras.append(f"{self.truncated:,} row(s) truncated")
+        return text + (f" [{'; '.join(extras)}]" if extras else "")
 
 
 def prediction_names(spec: JobSpec) -> dict[str, str]:
@@ -52,9 +78,9 @@ def prediction_names(spec: JobSpec) -> dict[str, str]:
     return names
 
 
-def _kept_columns(spec: JobSpec, schema: pa.Schema, predictions: dict[str, str]) -> list[str]:
+def kept_columns(spec: JobSpec, schema: pa.Schema, predictions: dict[str, str]) -> list[str]:
     keep = spec.output.keep_columns if spec.output.keep_columns is not None else list(schema.names)
-    clash = [c for c in keep if c in predictions.values()]
+    clash = [c for c in keep if c in predictions.values() or c in ERROR_COLUMNS]
     if clash:
         raise JobFileError(
             f"output column(s) {', '.join(map(repr, clash))} would hold both an input column and a prediction",
@@ -63,52 +89,147 @@ def _kept_columns(spec: JobSpec, schema: pa.Schema, predictions: dict[str, str])
     return keep
 
 
-def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool | None = None) -> RunResult:
-    started = time.perf_counter()
-    # 1. everything that can fail before inference
+def check_job(spec: JobSpec) -> tuple[Source, list[str], dict[str, str], ParquetSink]:
+    """Every check that needs neither the model nor a write: input files and columns, names, output mode."""
     source = Source(spec.input)
     schema = source.check(spec.input.column, spec.output.keep_columns)
     predictions = prediction_names(spec)
-    keep = _kept_columns(spec, schema, predictions)
-    read_columns = list(dict.fromkeys([*keep, spec.input.column]))
+    keep = kept_columns(spec, schema, predictions)
     sink = ParquetSink(spec.output)
-    sink.start()
+    sink.check()
+    return source, keep, predictions, sink
+
+
+def plan_of(spec: JobSpec, source: Source, pipe: Pipeline) -> dict:
+    """What makes an output what it is; a resume must match it exactly."""
+    files = []
+    for path in source.files:
+        info = source.fs.info(path)
+        version = info.get("mtime") or info.get("LastModified") or info.get("ETag") or info.get("last_modified")
+        files.append([path, info.get("size"), str(version)])
+    model = spec.model.model_dump()
+    return {
+        "input": _digest({"files": files, **spec.input.model_dump(exclude={"path", "storage_options"})}),
+        "model": _digest({**model, "content": pipe.ref.content_hash}),
+        "batching": _digest(spec.batching.model_dump()),
+        "output": _digest(spec.output.model_dump(include={"keep_columns", "columns", "compression",
+                                                           "compression_level"})),
+    }
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool | None = None) -> RunResult:
+    started = time.perf_counter()
+    source, keep, predictions, sink = check_job(spec)  # 1. fail early, before the model and before writing
     pipe = pipeline or build_pipeline(spec.model, spec.runtime)
     ready = time.perf_counter()
-    log.info("input: %d file(s); output: %s", len(source.files), spec.output.path)
 
-    # 2. stream
+    state = sink.inspect()
+    plan = plan_of(spec, source, pipe)
+    if spec.output.mode == "resume" and state.complete and sink.resume_conflict(state, plan) is None:
+        totals = state.summary or {}
+        return RunResult(rows=int(totals.get("rows", 0)), seconds=time.perf_counter() - started,
+                         output_path=spec.output.path, parts=len(state.parts), files=len(source.files),
+                         backend=spec.model.backend, already_complete=True)
+
+    done = sink.open(plan)  # 2. lock, recover, and learn what an earlier run already committed
+    try:
+        result = _stream(spec, source, keep, predictions, sink, pipe, done, progress)
+        totals = sink.commit({"model": spec.model.name, "task": spec.model.task, "backend": spec.model.backend,
+                              "files": len(source.files)})
+    finally:
+        sink.close()
+    seconds = time.perf_counter() - started
+    result.update(rows=totals["rows"], failed=totals["failed"], truncated=totals["truncated"],
+                  parts=totals["units"])
+    return RunResult(seconds=seconds, output_path=spec.output.path, files=len(source.files),
+                     backend=spec.model.backend, skipped_units=len(done),
+                     timings={"setup": round(ready - started, 3), "total": round(seconds, 3)}, **result)
+
+
+def _stream(spec, source, keep, predictions, sink, pipe, done, progress) -> dict:
     if progress is None:
         progress = spec.runtime.progress == "always" or (spec.runtime.progress == "auto" and sys.stderr.isatty())
     bar = Progress(source.total_rows(), enabled=progress)
+    read_columns = list(dict.fromkeys([*keep, spec.input.column]))
     seen_files: set[int] = set()
-    infer_seconds = 0.0
-    for sb in source.batches(read_columns, spec.input.column):
-        t0 = time.perf_counter()
-        preds = pipe.predict(sb.batch.column(spec.input.column), spec.batching)
-        infer_seconds += time.perf_counter() - t0
-        sink.write(sb.file_index, sb.batch_index, _output_table(sb.batch, keep, preds, predictions, sb.file))
+    rows_this_run = 0
+    keep_bad = spec.input.on_error != "fail"
+    for sb in source.batches(read_columns, spec.input.column, keep_bad_rows=keep_bad):
         seen_files.add(sb.file_index)
+        unit = unit_name(sb.file_index, sb.batch_index)
+        if unit not in done:
+            table, dead, stats = _process(spec, sb, keep, predictions, pipe)
+            sink.write(unit, table, dead=dead, stats=stats)
+            rows_this_run += sb.batch.num_rows
         bar.update(sb.batch.num_rows)
-    for i, path in enumerate(source.files):  # an empty file still gets a part, so the schema is known
-        if i not in seen_files:
+    for i in range(len(source.files)):  # an empty file still gets a part, so the schema is known
+        unit = unit_name(i, 0)
+        if i not in seen_files and unit not in done:
             schema = source.schema_of(i)
             empty = pa.RecordBatch.from_pylist([], schema=pa.schema([schema.field(c) for c in read_columns]))
-            sink.write(i, 0, _output_table(empty, keep, pipe.predict([]), predictions, path))
+            table, dead, stats = _process(spec, SourceBatch(i, source.files[i], 0, empty), keep, predictions, pipe)
+            sink.write(unit, table, dead=None, stats=stats)
     bar.close()
-    seconds = time.perf_counter() - started
-    timings = {"setup": round(ready - started, 3), "inference": round(infer_seconds, 3), "total": round(seconds, 3)}
-    result = RunResult(rows=sink.rows, seconds=seconds, output_path=spec.output.path, parts=len(sink.parts),
-                       files=len(source.files), backend=spec.model.backend, timings=timings)
-    sink.commit({"model": spec.model.name, "task": spec.model.task, "backend": spec.model.backend,
-                 "timings": timings})
-    return result
+    return {"rows_this_run": rows_this_run}
 
 
-def _output_table(batch: pa.RecordBatch, keep: list[str], preds: dict[str, pa.Array],
-                  names: dict[str, str], file: str) -> pa.Table:
-    try:
-        columns = [batch.column(c) for c in keep] + [preds[c] for c in names]
-    except KeyError as exc:
-        raise InputError(f"input {file} has no column {exc}") from None
-    return pa.Table.from_arrays(columns, names=[*keep, *names.values()])
+def _process(spec: JobSpec, sb: SourceBatch, keep: list[str], names: dict[str, str], pipe: Pipeline):
+    """Predict one unit: returns the output table, the dead-letter table (or None) and the unit's counts."""
+    column = sb.batch.column(spec.input.column)
+    texts, errors = decode_texts(column, null_text=spec.input.null_text)
+    good = np.ones(len(texts), dtype=bool)
+    for row in errors:
+        good[row] = False
+    values = [t if t is not None else "" for t in texts.to_pylist()]
+    good_values = [v for v, ok in zip(values, good) if ok]
+    lengths = pipe.token_lengths(good_values) if good_values else np.zeros(0, dtype=np.int64)
+    too_long = lengths > pipe.max_length
+    if not spec.model.truncation and too_long.any():
+        good_idx = np.flatnonzero(good)
+        for pos in np.flatnonzero(too_long):
+            errors[int(good_idx[pos])] = (f"text has {int(lengths[pos])} tokens, more than max_length "
+                                          f"{pipe.max_length} (model.truncation = false)")
+        good[good_idx[too_long]] = False
+        good_values = [v for v, long in zip(good_values, too_long) if not long]
+        lengths, too_long = lengths[~too_long], too_long[~too_long]
+    if errors and spec.input.on_error == "fail":
+        row = min(errors)
+        raise RowErrors(f"input {sb.file}, row {sb.row_offset + row}: {errors[row]}",
+                        hint="fix the row, or set input.on_error = 'skip' or 'dead-letter'; "
+                             "rows already written are kept")
+    if sb.bad_rows and spec.input.on_error == "fail":  # not reached: the reader raises first
+        raise RowErrors(f"input {sb.file}: {sb.bad_rows[0].error}")
+    faults.hit("infer")
+    preds = pipe.predict(good_values, spec.batching, lengths=lengths)
+    batch = sb.batch
+    if spec.input.column in keep and column.type != texts.type:  # decoded CSV text replaces the raw bytes
+        batch = batch.set_column(batch.schema.get_field_index(spec.input.column), spec.input.column, texts)
+    good_rows = batch.filter(pa.array(good)) if not good.all() else batch
+    table = pa.Table.from_arrays([good_rows.column(c) for c in keep] + [preds[c] for c in names],
+                                 names=[*keep, *names.values()])
+    dead = None
+    failed = len(errors) + len(sb.bad_rows)
+    if spec.input.on_error == "dead-letter" and failed:
+        dead = _dead_letter(sb, keep, errors, spec.input.column)
+    stats = {"failed": failed, "truncated": int(too_long.sum()) if spec.model.truncation else 0}
+    return table, dead, stats
+
+
+def _dead_letter(sb: SourceBatch, keep: list[str], errors: dict[int, str], text_column: str) -> pa.Table:
+    rows = sorted(errors)
+    taken = sb.batch.take(pa.array(rows, type=pa.int64()))
+    columns = {c: lossy_text(taken.column(c)) if c == text_column else taken.column(c) for c in keep}
+    table = pa.table({**columns, "_error": pa.array([errors[r] for r in rows], pa.string()),
+                      "_source_file": pa.array([sb.file] * len(rows), pa.string()),
+                      "_source_row": pa.array([sb.row_offset + r for r in rows], pa.int64())})
+    if sb.bad_rows:  # unparseable CSV rows: only the raw line survives
+        bad = pa.table({c: pa.nulls(len(sb.bad_rows), table.schema.field(c).type) for c in keep}
+                       | {"_error": pa.array([b.error + ": " + b.text for b in sb.bad_rows], pa.string()),
+                          "_source_file": pa.array([sb.file] * len(sb.bad_rows), pa.string()),
+                          "_source_row": pa.array([b.line for b in sb.bad_rows], pa.int64())})
+        table = pa.concat_tables([table, bad.cast(table.schema)])
+    return table

@@ -1,8 +1,19 @@
-"""The Parquet sink: one part per input batch, written under a temporary name and renamed when complete.
+"""The Parquet sink: exactly-once output, one part per input unit, committed through a manifest.
 
-Parts are named `part-FFFFF-BBBBBB.parquet` (input file index, batch index), so reading them in name order
-gives the input order. `_SUCCESS` (a small JSON summary) is written last: its presence means the output is
-complete. Files starting with `_` or `.` are ignored by pyarrow, polars and Spark when reading the folder.
+Layout of an output folder::
+
+    part-FFFFF-BBBBBB.parquet       predictions of input file F, record batch B (name order = input order)
+    _dead_letter/part-....parquet   rows that failed, with the error (on_error = "dead-letter")
+    _SUCCESS                        JSON summary, written last: the output is complete
+    _batchinfer/plan.json           what job wrote this output (a resume must match it)
+    _batchinfer/done/part-....json  one entry per committed unit, written after its part is in place
+    _batchinfer/lock                held while a run writes here
+    _batchinfer/staging-RUN/        an overwrite run's new output until it is complete
+
+A unit counts as done only when its manifest entry exists; its part (and dead-letter part) are written
+before, each under a temporary name and renamed, so a rerun redoes any unit that was cut short and
+rewrites its part under the same name. `overwrite` writes into a staging folder and swaps it in only when
+complete; a swap cut short is rolled forward by the next run.
 """
 
 from __future__ import annotations
@@ -10,92 +21,306 @@ from __future__ import annotations
 import json
 import posixpath
 import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
+from batchinfer import faults
 from batchinfer.errors import OutputError
+from batchinfer.io.lock import OutputLock
 from batchinfer.job import OutputSpec
 
 MARKER = "_SUCCESS"
+META = "_batchinfer"
+DEAD = "_dead_letter"
 
 
-def part_name(file_index: int, batch_index: int) -> str:
-    return f"part-{file_index:05d}-{batch_index:06d}.parquet"
+def unit_name(file_index: int, batch_index: int) -> str:
+    return f"part-{file_index:05d}-{batch_index:06d}"
+
+
+@dataclass
+class OutputState:
+    """What an output folder holds, read without changing anything."""
+
+    exists: bool = False
+    complete: bool = False
+    parts: list[str] = field(default_factory=list)
+    done: dict[str, dict] = field(default_factory=dict)
+    plan: dict | None = None
+    summary: dict | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.parts or self.done or self.complete)
 
 
 class ParquetSink:
     def __init__(self, spec: OutputSpec) -> None:
         self.spec = spec
         try:
-            self.fs, self.root = fsspec.core.url_to_fs(spec.path, **spec.storage_options)
+            self.fs, root = fsspec.core.url_to_fs(spec.path, **spec.storage_options)
         except (ImportError, ValueError) as exc:
             raise OutputError(f"output {spec.path}: cannot open this location: {exc}") from None
-        self.parts: list[str] = []
-        self.rows = 0
+        self.root = root.rstrip("/")
+        self.meta = posixpath.join(self.root, META)
+        self.target = self.root  # where this run writes: the root, or a staging folder for overwrite
+        self._lock: OutputLock | None = None
+        self._staged: list[str] = []
+        self.rows_written = 0
+        self.units_written = 0
 
-    def _existing(self) -> list[str]:
-        if not self.fs.exists(self.root):
-            return []
-        if not self.fs.isdir(self.root):
-            raise OutputError(f"output {self.spec.path} is a file, not a folder",
-                              hint="set output.path to a folder")
-        return [p for p in self.fs.ls(self.root, detail=False)
-                if posixpath.basename(p).startswith("part-") or posixpath.basename(p) == MARKER
-                or posixpath.basename(p).startswith(".part-")]
+    # -- paths and small helpers -------------------------------------------------------------------
+    def _join(self, *parts: str) -> str:
+        return posixpath.join(*parts)
 
-    def check(self) -> list[str]:
-        """Raise if output.mode forbids writing here; return the files of an earlier run. Changes nothing."""
-        existing = self._existing()
-        if existing and self.spec.mode == "error":
-            raise OutputError(
-                f"output {self.spec.path} already holds {len(existing)} file(s) from an earlier run",
-                hint="set output.mode = 'overwrite' (e.g. --set output.mode=overwrite) or choose another path")
-        return existing
-
-    def start(self) -> None:
-        """Check the output can be written (before any inference), honouring output.mode."""
+    def _ls(self, path: str) -> list[str]:
         try:
-            existing = self.check()
-            for path in existing:
-                self.fs.rm(path)
-            self.fs.makedirs(self.root, exist_ok=True)
-            probe = posixpath.join(self.root, f".probe-{uuid.uuid4().hex}")
-            with self.fs.open(probe, "wb") as fh:
-                fh.write(b"")
-            self.fs.rm(probe)
-        except OutputError:
-            raise
-        except OSError as exc:
-            raise OutputError(f"output {self.spec.path} is not writable: {exc}") from None
+            return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False))
+        except FileNotFoundError:
+            return []
 
-    def write(self, file_index: int, batch_index: int, table: pa.Table) -> str:
-        name = part_name(file_index, batch_index)
-        final = posixpath.join(self.root, name)
-        tmp = posixpath.join(self.root, f".{name}.tmp-{uuid.uuid4().hex[:12]}")
+    def _read_json(self, path: str) -> dict | None:
+        try:
+            with self.fs.open(path, "rb") as fh:
+                return json.loads(fh.read())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return None  # cut short mid-write: treated as absent
+
+    def _put(self, path: str, data: bytes) -> None:
+        """Write bytes under a temporary name, then rename into place."""
+        tmp = self._join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}")
+        with self.fs.open(tmp, "wb") as fh:
+            fh.write(data)
+        self.fs.mv(tmp, path)
+
+    def _guard(self, what: str):
+        return _OutputGuard(self.spec.path, what)
+
+    # -- state -------------------------------------------------------------------------------------
+    def inspect(self) -> OutputState:
+        """Read what the output folder holds; changes nothing."""
+        with self._guard("reading"):
+            if not self.fs.exists(self.root):
+                return OutputState()
+            if not self.fs.isdir(self.root):
+                raise OutputError(f"output {self.spec.path} is a file, not a folder", hint="set output.path to a folder")
+            names = self._ls(self.root)
+            done = {}
+            for entry in self._ls(self._join(self.meta, "done")):
+                if entry.endswith(".json"):
+                    body = self._read_json(self._join(self.meta, "done", entry))
+                    if body is not None:
+                        done[entry.removesuffix(".json")] = body
+            return OutputState(
+                exists=True, complete=MARKER in names,
+                parts=[n for n in names if n.startswith("part-") and n.endswith(".parquet")],
+                done=done, plan=self._read_json(self._join(self.meta, "plan.json")),
+                summary=self._read_json(self._join(self.root, MARKER)) if MARKER in names else None)
+
+    def check(self) -> OutputState:
+        """Raise if output.mode forbids writing here. Changes nothing (safe before any inference)."""
+        self._check_parent()
+        state = self.inspect()
+        if self.spec.mode == "error" and not state.empty:
+            if state.complete:
+                raise OutputError(
+                    f"output {self.spec.path} already holds a complete run",
+                    hint="set output.mode = 'overwrite' to replace it (e.g. --set output.mode=overwrite), "
+                         "or choose another path")
+            raise OutputError(
+                f"output {self.spec.path} already holds an interrupted or foreign run "
+                f"({len(state.parts)} part(s), {len(state.done)} committed unit(s))",
+                hint="set output.mode = 'resume' to finish it, 'overwrite' to replace it, or choose another path")
+        if self.spec.mode == "resume" and state.parts and state.plan is None:
+            raise OutputError(f"output {self.spec.path} holds Parquet parts that batchinfer did not write",
+                              hint="resume only continues a batchinfer output; use 'overwrite' or another path")
+        return state
+
+    def _check_parent(self) -> None:
+        if not isinstance(self.fs, LocalFileSystem):
+            return
+        path = Path(self.root)
+        for parent in [path, *path.parents]:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise OutputError(f"output {self.spec.path} cannot be created: {parent} is a file")
+                return
+
+    def resume_conflict(self, state: OutputState, plan: dict) -> str | None:
+        """Why an existing output cannot be resumed by a job with `plan`, or None if it can."""
+        if state.plan is None:
+            return None
+        changed = [k for k in sorted(set(plan) | set(state.plan)) if plan.get(k) != state.plan.get(k)]
+        return ", ".join(changed) or None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def open(self, plan: dict) -> dict[str, dict]:
+        """Take the lock, finish or discard leftovers, and return the units already committed (resume)."""
+        with self._guard("preparing"):
+            self.fs.makedirs(self.meta, exist_ok=True)
+            if isinstance(self.fs, LocalFileSystem):
+                self._lock = OutputLock(Path(self.meta) / "lock", label=self.spec.path)
+                self._lock.acquire()
+            try:
+                self._recover_staging()
+                state = self.check()
+                if self.spec.mode == "overwrite":
+                    run = uuid.uuid4().hex[:12]
+                    self.target = self._join(self.meta, f"staging-{run}")
+                    self.fs.makedirs(self._join(self.target, "done"), exist_ok=True)
+                    self._put(self._join(self.target, "plan.json"), _dumps(plan))
+                    return {}
+                if self.spec.mode == "resume":
+                    conflict = self.resume_conflict(state, plan)
+                    if conflict:
+                        raise OutputError(
+                            f"output {self.spec.path} was written by a different job (changed: {conflict})",
+                            hint="resume needs the same input, model and options; use 'overwrite' to start over")
+                self.fs.makedirs(self._join(self.meta, "done"), exist_ok=True)
+                if state.plan is None:
+                    self._put(self._join(self.meta, "plan.json"), _dumps(plan))
+                self._probe()
+                return state.done
+            except BaseException:
+                self.close()
+                raise
+
+    def _probe(self) -> None:
+        probe = self._join(self.root, f".probe-{uuid.uuid4().hex}")
+        with self.fs.open(probe, "wb") as fh:
+            fh.write(b"")
+        self.fs.rm(probe)
+
+    def write(self, unit: str, table: pa.Table, *, dead: pa.Table | None = None, stats: dict[str, Any]) -> None:
+        """Write one unit's part (and dead-letter part), then commit it with its manifest entry."""
+        with self._guard(f"writing {unit}"):
+            faults.hit("before-part")
+            self._write_parquet(self._join(self.target, f"{unit}.parquet"), table)
+            faults.hit("after-part")
+            if dead is not None and dead.num_rows:
+                self.fs.makedirs(self._join(self.target, DEAD), exist_ok=True)
+                self._write_parquet(self._join(self.target, DEAD, f"{unit}.parquet"), dead)
+                faults.hit("after-dead-letter")
+            done_dir = self._join(self.target, "done") if self.target != self.root else self._join(self.meta, "done")
+            self._put(self._join(done_dir, f"{unit}.json"), _dumps({"rows": table.num_rows, **stats}))
+            faults.hit("after-manifest")
+        self.rows_written += table.num_rows
+        self.units_written += 1
+
+    def _write_parquet(self, path: str, table: pa.Table) -> None:
+        tmp = self._join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}")
         compression = None if self.spec.compression == "none" else self.spec.compression
         try:
             with self.fs.open(tmp, "wb") as fh:
-                pq.write_table(table, fh, compression=compression,
-                               compression_level=self.spec.compression_level)
-            self.fs.mv(tmp, final)
-        except OSError as exc:
+                pq.write_table(table, fh, compression=compression, compression_level=self.spec.compression_level)
+            faults.hit("part-written-not-renamed")
+            self.fs.mv(tmp, path)
+        except BaseException:
             try:
                 self.fs.rm(tmp)
-            except OSError:
+            except (OSError, FileNotFoundError):
                 pass
-            raise OutputError(f"writing {final} failed: {exc}",
-                              hint="check free space and permissions; completed parts are kept") from None
-        self.parts.append(name)
-        self.rows += table.num_rows
-        return final
+            raise
 
-    def commit(self, summary: dict[str, Any]) -> None:
-        body = json.dumps({"parts": len(self.parts), "rows": self.rows, **summary}, indent=2).encode()
-        try:
-            with self.fs.open(posixpath.join(self.root, MARKER), "wb") as fh:
-                fh.write(body)
-        except OSError as exc:
-            raise OutputError(f"writing the completion marker in {self.spec.path} failed: {exc}") from None
+    def commit(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """Mark the output complete (for overwrite: swap the staged run in first). Returns the totals."""
+        with self._guard("committing"):
+            faults.hit("before-commit")
+            if self.target != self.root:
+                staged = self._staged_files(self.target)
+                self._put(self._join(self.target, "COMPLETE"), _dumps({"files": staged, "summary": summary}))
+                faults.hit("staged-complete")
+                self._roll_forward(self.target, staged, summary)
+                self.target = self.root
+            else:
+                self._finish(summary)
+        return self.totals()
+
+    def totals(self) -> dict[str, int]:
+        done = self.inspect().done.values()
+        return {key: sum(int(d.get(key, 0)) for d in done) for key in ("rows", "failed", "truncated")} | {
+            "units": len(done)}
+
+    def _finish(self, summary: dict[str, Any]) -> None:
+        self._put(self._join(self.root, MARKER), _dumps({**self.totals(), **summary}))
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    # -- overwrite staging -------------------------------------------------------------------------
+    def _staged_files(self, staging: str) -> list[str]:
+        files = [n for n in self._ls(staging) if n.startswith("part-")]
+        files += [f"{DEAD}/{n}" for n in self._ls(self._join(staging, DEAD)) if n.startswith("part-")]
+        files += [f"done/{n}" for n in self._ls(self._join(staging, "done")) if n.endswith(".json")]
+        return files
+
+    def _recover_staging(self) -> None:
+        for name in self._ls(self.meta):
+            if not name.startswith("staging-"):
+                continue
+            staging = self._join(self.meta, name)
+            complete = self._read_json(self._join(staging, "COMPLETE"))
+            if complete is None:
+                self.fs.rm(staging, recursive=True)  # an overwrite that never finished: the old output stands
+            else:
+                self._roll_forward(staging, complete["files"], complete["summary"])
+
+    def _roll_forward(self, staging: str, files: list[str], summary: dict[str, Any]) -> None:
+        """Replace the old output by a complete staged one. Idempotent: a crash here is finished next run."""
+        keep = set(files)
+        if self.fs.exists(self._join(self.root, MARKER)):
+            self.fs.rm(self._join(self.root, MARKER))
+        for name in self._ls(self.root):
+            if name.startswith("part-") and name not in keep:
+                self.fs.rm(self._join(self.root, name))
+        for name in self._ls(self._join(self.root, DEAD)):
+            if f"{DEAD}/{name}" not in keep:
+                self.fs.rm(self._join(self.root, DEAD, name))
+        for name in self._ls(self._join(self.meta, "done")):
+            if f"done/{name}" not in keep:
+                self.fs.rm(self._join(self.meta, "done", name))
+        self.fs.makedirs(self._join(self.meta, "done"), exist_ok=True)
+        for rel in files:
+            src = self._join(staging, rel)
+            if not self.fs.exists(src):
+                continue  # moved before a crash
+            dst = self._join(self.meta, rel) if rel.startswith("done/") else self._join(self.root, rel)
+            if rel.startswith(DEAD):
+                self.fs.makedirs(self._join(self.root, DEAD), exist_ok=True)
+            self.fs.mv(src, dst)
+            faults.hit("swap")
+        if self.fs.exists(self._join(staging, "plan.json")):
+            self.fs.mv(self._join(staging, "plan.json"), self._join(self.meta, "plan.json"))
+        self._finish(summary)
+        self.fs.rm(staging, recursive=True)
+
+
+class _OutputGuard:
+    """Turns storage errors into OutputError naming the output and what was being done."""
+
+    def __init__(self, path: str, what: str) -> None:
+        self.path, self.what = path, what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, OSError):
+            raise OutputError(f"output {self.path}: {self.what} failed: {exc}",
+                              hint="check free space and permissions; committed parts are kept and "
+                                   "output.mode = 'resume' continues from them") from None
+        return False
+
+
+def _dumps(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, indent=2, sort_keys=True, default=str).encode()

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from batchinfer import faults
 from batchinfer.errors import InputError
 from batchinfer.job import InputSpec
 
@@ -25,11 +26,22 @@ _GLOB_CHARS = "*?["
 
 
 @dataclass(frozen=True)
+class BadRow:
+    """A CSV row that could not be parsed (e.g. ragged), skipped under on_error = skip or dead-letter."""
+
+    line: int | None
+    error: str
+    text: str
+
+
+@dataclass(frozen=True)
 class SourceBatch:
     file_index: int
     file: str
     batch_index: int
     batch: pa.RecordBatch
+    row_offset: int = 0  # rows of this file before this batch
+    bad_rows: tuple[BadRow, ...] = ()
 
 
 def _format_of(path: str, requested: str) -> str | None:
@@ -46,7 +58,8 @@ def _format_of(path: str, requested: str) -> str | None:
 def _is_text_type(t: pa.DataType) -> bool:
     if pa.types.is_dictionary(t):
         t = t.value_type
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_null(t)
+    return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+            or pa.types.is_null(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t))
 
 
 class Source:
@@ -136,39 +149,79 @@ class Source:
         return total
 
     # -- reading -----------------------------------------------------------------------------------
-    def _open_csv(self, path: str, columns: list[str] | None, text_column: str | None = None):
+    def _open_csv(self, path: str, columns: list[str] | None, text_column: str | None = None,
+                  bad_rows: list[BadRow] | None = None):
         csv = self.spec.csv
         fh = self.fs.open(path, "rb", compression="infer")
+        types: dict[str, pa.DataType] = {}
+        if not csv.infer_types:
+            header = pacsv.open_csv(self.fs.open(path, "rb", compression="infer"), read_options=pacsv.ReadOptions(
+                block_size=1 << 16, encoding=csv.encoding, autogenerate_column_names=not csv.header),
+                parse_options=pacsv.ParseOptions(delimiter=csv.delimiter, quote_char=csv.quote_char,
+                                                 newlines_in_values=True)).schema.names
+            types = {name: pa.string() for name in header}
+        if text_column:  # undecodable text must fail one row, not the whole block
+            types[text_column] = pa.binary()
+
+        def on_invalid(row) -> str:
+            if bad_rows is None:
+                return "error"
+            bad_rows.append(BadRow(row.number, f"expected {row.expected_columns} columns, got {row.actual_columns}",
+                                   row.text))
+            return "skip"
+
         try:
             return _ClosingCsvReader(fh, pacsv.open_csv(
                 fh,
                 read_options=pacsv.ReadOptions(block_size=1 << 20, encoding=csv.encoding,
                                                autogenerate_column_names=not csv.header),
                 parse_options=pacsv.ParseOptions(delimiter=csv.delimiter, quote_char=csv.quote_char,
-                                                 newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=columns,
-                    column_types={text_column: pa.string()} if text_column else None),
+                                                 newlines_in_values=True, invalid_row_handler=on_invalid),
+                convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types or None,
+                                                     strings_can_be_null=False),
             ))
         except Exception:
             fh.close()
             raise
 
-    def batches(self, columns: list[str], text_column: str) -> Iterator[SourceBatch]:
-        """Yield record batches of `columns` from every file in order."""
+    def batches(self, columns: list[str], text_column: str, *, keep_bad_rows: bool = False
+                ) -> Iterator[SourceBatch]:
+        """Yield record batches of `columns` from every file in order.
+
+        With `keep_bad_rows`, unparseable CSV rows are skipped and reported on the batch that follows them;
+        otherwise they stop the read with an InputError naming the file.
+        """
         for i, (path, fmt) in enumerate(zip(self.files, self.formats)):
+            offset = 0
             try:
                 if fmt == "parquet":
                     with self.fs.open(path, "rb") as fh:
                         pf = pq.ParquetFile(fh)
                         for j, batch in enumerate(pf.iter_batches(batch_size=self.spec.batch_rows, columns=columns)):
-                            yield SourceBatch(i, path, j, batch)
+                            faults.hit("read")
+                            yield SourceBatch(i, path, j, batch, offset)
+                            offset += batch.num_rows
                 else:
-                    with self._open_csv(path, columns, text_column) as reader:
+                    bad: list[BadRow] | None = [] if keep_bad_rows else None
+                    with self._open_csv(path, columns, text_column, bad) as reader:
                         for j, batch in enumerate(_rebatch(reader, self.spec.batch_rows)):
-                            yield SourceBatch(i, path, j, batch)
+                            faults.hit("read")
+                            found = tuple(bad or ())
+                            if bad:
+                                bad.clear()
+                            yield SourceBatch(i, path, j, batch, offset, found)
+                            offset += batch.num_rows
+                        if bad:  # bad rows after the last good one: an empty batch carries them
+                            yield SourceBatch(i, path, j + 1 if offset else 0, batch.slice(0, 0) if offset
+                                              else _empty_batch(reader.schema), offset, tuple(bad))
             except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, UnicodeDecodeError) as exc:
-                raise InputError(f"input {path} ({fmt}) cannot be read: {exc}") from None
+                raise InputError(f"input {path} ({fmt}) cannot be read: {exc}",
+                                 hint="fix or remove the file; rows already written are kept "
+                                      "(output.mode = 'resume' continues after the fix)") from None
+
+
+def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist([], schema=schema)
 
 
 def _rebatch(reader: Any, rows: int) -> Iterator[pa.RecordBatch]:

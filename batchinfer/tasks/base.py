@@ -42,10 +42,27 @@ class Task(ABC):
 
     # -- the three phases --------------------------------------------------------------------------
     def token_lengths(self, texts: list[str]) -> np.ndarray:
-        """Token count of each text after truncation (what the batcher sorts by)."""
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=False,
-                             return_attention_mask=False, return_token_type_ids=False)
+        """Token count of each text before truncation (special tokens included)."""
+        counter = self._counter()
+        if counter is not None:
+            return np.fromiter((len(e.ids) for e in counter.encode_batch(texts)), dtype=np.int64, count=len(texts))
+        enc = self.tokenizer(texts, truncation=False, padding=False, return_attention_mask=False,
+                             return_token_type_ids=False, verbose=False)
         return np.fromiter(map(len, enc["input_ids"]), dtype=np.int64, count=len(texts))
+
+    def _counter(self):
+        """A private copy of the fast tokenizer with no padding or truncation, for counting tokens."""
+        if not hasattr(self, "_counter_tok"):
+            backend = getattr(self.tokenizer, "backend_tokenizer", None)
+            if backend is None:
+                self._counter_tok = None
+            else:
+                from tokenizers import Tokenizer
+
+                self._counter_tok = Tokenizer.from_str(backend.to_str())
+                self._counter_tok.no_padding()
+                self._counter_tok.no_truncation()
+        return self._counter_tok
 
     def preprocess(self, texts: list[str]) -> dict[str, np.ndarray]:
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True,
