@@ -10,7 +10,7 @@ import click
 
 from batchinfer import __version__
 from batchinfer.errors import EXIT_INTERNAL, BatchinferError
-from batchinfer.job import JobSpec, load_job
+from batchinfer.job import JobSpec, load_job, secret_values
 
 _set_option = click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
                            help="Override a job file value, e.g. --set model.backend=torch (repeatable).")
@@ -34,10 +34,17 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
             pass
 
 
-def _fail(exc: BatchinferError) -> None:
-    click.echo(f"batchinfer: {exc.kind}: {exc.message}", err=True)
+def _fail(exc: BatchinferError, spec: JobSpec | None = None) -> None:
+    secrets = secret_values(spec) if spec is not None else []
+
+    def scrub(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    click.echo(f"batchinfer: {exc.kind}: {scrub(exc.message)}", err=True)
     if exc.hint:
-        click.echo(f"  hint: {exc.hint}", err=True)
+        click.echo(f"  hint: {scrub(exc.hint)}", err=True)
     sys.exit(exc.exit_code)
 
 
@@ -70,7 +77,7 @@ def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, pr
     try:
         result = run_job(spec, progress=progress)
     except BatchinferError as exc:
-        _fail(exc)
+        _fail(exc, spec)
     except KeyboardInterrupt:
         click.echo("batchinfer: interrupted; completed parts are kept", err=True)
         sys.exit(130)
@@ -99,7 +106,7 @@ def validate(job_file: str, overrides: tuple[str, ...]) -> None:
         ref = resolve_model(spec.model.name, spec.model.revision, cache_dir=cache)
         task_class(spec.model.task).check_model(read_config(ref), spec.model.name)
     except BatchinferError as exc:
-        _fail(exc)
+        _fail(exc, spec)
     click.echo(f"batchinfer: {job_file} is valid: {len(source.files)} input file(s), "
                f"task {spec.model.task} on {spec.model.backend}, output {spec.output.path}")
 

@@ -65,7 +65,7 @@ class ParquetSink:
         self.spec = spec
         try:
             self.fs, root = fsspec.core.url_to_fs(spec.path, **spec.storage_options)
-        except (ImportError, ValueError) as exc:
+        except (ImportError, ValueError, TypeError) as exc:
             raise OutputError(f"output {spec.path}: cannot open this location: {exc}") from None
         self.root = root.rstrip("/")
         self.meta = posixpath.join(self.root, META)
@@ -171,6 +171,7 @@ class ParquetSink:
                 self._lock.acquire()
             try:
                 self._recover_staging()
+                self._remove_temp_files()
                 state = self.check()
                 if self.spec.mode == "overwrite":
                     run = uuid.uuid4().hex[:12]
@@ -192,6 +193,13 @@ class ParquetSink:
             except BaseException:
                 self.close()
                 raise
+
+    def _remove_temp_files(self) -> None:
+        """Temporary files of a run that was killed mid-write (we hold the lock: nobody else writes)."""
+        for folder in (self.root, self._join(self.root, DEAD), self._join(self.meta, "done")):
+            for name in self._ls(folder):
+                if name.startswith(".") and ".tmp-" in name:
+                    self.fs.rm(self._join(folder, name))
 
     def _probe(self) -> None:
         probe = self._join(self.root, f".probe-{uuid.uuid4().hex}")

@@ -78,7 +78,7 @@ class Source:
         for url in self.spec.paths:
             try:
                 fs, root = fsspec.core.url_to_fs(url, **self.spec.storage_options)
-            except (ImportError, ValueError) as exc:
+            except (ImportError, ValueError, TypeError) as exc:
                 raise InputError(f"input {url}: cannot open this location: {exc}") from None
             if self.fs is None:
                 self.fs = fs
