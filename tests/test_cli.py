@@ -175,6 +175,8 @@ def test_user_mistakes_give_clear_errors_and_exit_codes(tmp_path, tiny_classifie
     assert "Traceback" not in result.output
     if case == "output exists":  # the earlier run's file is untouched
         assert (tmp_path / "out" / "part-00000-000000.parquet").read_bytes() == b"x"
+    else:  # nothing is written for a job that fails validation
+        assert not (tmp_path / "out").exists()
 
 
 def test_overwrite_replaces_an_earlier_output(tmp_path, tiny_classifier):

@@ -113,7 +113,7 @@ class Source:
             if fmt == "parquet":
                 with self.fs.open(path, "rb") as fh:
                     return pq.ParquetFile(fh).schema_arrow
-            with self._open_csv(path, columns=None) as reader:
+            with self._open_csv(path, columns=None, bad_rows=[]) as reader:  # bad rows are judged when read
                 return reader.schema
         except InputError:
             raise
@@ -152,7 +152,7 @@ class Source:
     def _open_csv(self, path: str, columns: list[str] | None, text_column: str | None = None,
                   bad_rows: list[BadRow] | None = None):
         csv = self.spec.csv
-        fh = self.fs.open(path, "rb", compression="infer")
+        fh = _QuoteCounter(self.fs.open(path, "rb", compression="infer"), csv.quote_char)
         types: dict[str, pa.DataType] = {}
         if not csv.infer_types:
             header = pacsv.open_csv(self.fs.open(path, "rb", compression="infer"), read_options=pacsv.ReadOptions(
@@ -205,12 +205,14 @@ class Source:
                     bad: list[BadRow] | None = [] if keep_bad_rows else None
                     with self._open_csv(path, columns, text_column, bad) as reader:
                         for j, batch in enumerate(_rebatch(reader, self.spec.batch_rows)):
+                            reader.fh.check(path)
                             faults.hit("read")
                             found = tuple(bad or ())
                             if bad:
                                 bad.clear()
                             yield SourceBatch(i, path, j, batch, offset, found)
                             offset += batch.num_rows
+                        reader.fh.check(path)
                         if bad:  # bad rows after the last good one: an empty batch carries them
                             yield SourceBatch(i, path, j + 1 if offset else 0, batch.slice(0, 0) if offset
                                               else _empty_batch(reader.schema), offset, tuple(bad))
@@ -238,6 +240,35 @@ def _rebatch(reader: Any, rows: int) -> Iterator[pa.RecordBatch]:
             pending, count = rest.combine_chunks().to_batches(), rest.num_rows
     if count:
         yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+
+
+class _QuoteCounter:
+    """Counts quote characters as pyarrow reads: an odd count at the end means a quoted field never closed.
+
+    pyarrow then silently swallows every following row into that one field; we stop instead.
+    """
+
+    def __init__(self, fh: Any, quote: str) -> None:
+        self._fh = fh
+        self._quote = quote.encode()
+        self.quotes = 0
+        self.eof = False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(size)
+        self.quotes += data.count(self._quote)
+        if size is None or size < 0 or len(data) < size:
+            self.eof = True
+        return data
+
+    def check(self, path: str) -> None:
+        if self.eof and self.quotes % 2:
+            raise InputError(f"input {path}: a quoted field is never closed (odd number of "
+                             f"{self._quote.decode()!r} characters); the rows after it would merge into one value",
+                             hint="fix the quoting in the file, or set input.csv.quote_char")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fh, name)
 
 
 class _ClosingCsvReader:
