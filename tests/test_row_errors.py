@@ -55,8 +55,13 @@ def test_fail_names_file_and_row_and_keeps_committed_units(binary_input, tiny_cl
     assert "in.parquet, row 6: text is not valid UTF-8 (byte 3" in result.output
     out = binary_input / "out"
     assert (out / "part-00000-000000.parquet").exists() and not (out / "_SUCCESS").exists()  # rows 0-3 kept
-    result = run(job, "input.on_error=skip", "output.mode=overwrite")
-    assert result.exit_code == EXIT_ROWS_FAILED
+    # fix the file and resume: only its units are redone, and the output is complete
+    pq.write_table(pa.table({"id": list(range(10)), "text": [f"review number {i}" for i in range(10)]}),
+                   binary_input / "in.parquet")
+    result = run(job, "output.mode=resume")
+    assert result.exit_code == 0, result.output
+    out = pl.read_parquet(str(binary_input / "out" / "*.parquet"))
+    assert out["id"].to_list() == list(range(10)) and out["text"][6] == "review number 6"
 
 
 def test_skip_leaves_bad_rows_out_and_reports_them(binary_input, tiny_classifier):

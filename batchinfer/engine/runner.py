@@ -109,7 +109,8 @@ def plan_of(spec: JobSpec, source: Source, pipe: Pipeline) -> dict:
         files.append([path, info.get("size"), str(version)])
     model = spec.model.model_dump()
     return {
-        "input": _digest({"files": files, **spec.input.model_dump(exclude={"path", "storage_options"})}),
+        "files": [[path, _digest({"size": size, "version": version})] for path, size, version in files],
+        "input": _digest(spec.input.model_dump(exclude={"path", "storage_options"})),
         "model": _digest({**model, "content": pipe.ref.content_hash}),
         "batching": _digest(spec.batching.model_dump()),
         "output": _digest(spec.output.model_dump(include={"keep_columns", "columns", "compression",
@@ -129,7 +130,8 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
 
     state = sink.inspect()
     plan = plan_of(spec, source, pipe)
-    if spec.output.mode == "resume" and state.complete and sink.resume_conflict(state, plan) is None:
+    if (spec.output.mode == "resume" and state.complete and sink.resume_conflict(state, plan) is None
+            and not sink.changed_files(state, plan)):
         totals = state.summary or {}
         return RunResult(rows=int(totals.get("rows", 0)), seconds=time.perf_counter() - started,
                          output_path=spec.output.path, parts=len(state.parts), files=len(source.files),

@@ -155,11 +155,31 @@ class ParquetSink:
                 return
 
     def resume_conflict(self, state: OutputState, plan: dict) -> str | None:
-        """Why an existing output cannot be resumed by a job with `plan`, or None if it can."""
+        """Why an existing output cannot be resumed by a job with `plan`, or None if it can.
+
+        A changed file (same path, new contents) is no conflict: its units are redone (`changed_files`).
+        """
         if state.plan is None:
             return None
-        changed = [k for k in sorted(set(plan) | set(state.plan)) if plan.get(k) != state.plan.get(k)]
+        changed = [k for k in sorted((set(plan) | set(state.plan)) - {"files"}) if plan.get(k) != state.plan.get(k)]
+        if [f[0] for f in plan.get("files", [])] != [f[0] for f in state.plan.get("files", [])]:
+            changed.insert(0, "input files")
         return ", ".join(changed) or None
+
+    @staticmethod
+    def changed_files(state: OutputState, plan: dict) -> list[int]:
+        """Indices of input files whose contents changed since the output was started."""
+        old = (state.plan or {}).get("files", [])
+        return [i for i, (a, b) in enumerate(zip(old, plan.get("files", []))) if a != b]
+
+    def _forget_files(self, indices: list[int], plan: dict) -> None:
+        """Uncommit every unit of these files (manifest first, then parts), then record the new plan."""
+        prefixes = tuple(f"part-{i:05d}-" for i in indices)
+        for folder in (self._join(self.meta, "done"), self.root, self._join(self.root, DEAD)):
+            for name in self._ls(folder):
+                if name.startswith(prefixes):
+                    self.fs.rm(self._join(folder, name))
+        self._put(self._join(self.meta, "plan.json"), _dumps(plan))
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def open(self, plan: dict) -> dict[str, dict]:
@@ -184,7 +204,12 @@ class ParquetSink:
                     if conflict:
                         raise OutputError(
                             f"output {self.spec.path} was written by a different job (changed: {conflict})",
-                            hint="resume needs the same input, model and options; use 'overwrite' to start over")
+                            hint="resume needs the same input files, model and options; "
+                                 "use 'overwrite' to start over")
+                    changed = self.changed_files(state, plan)
+                    if changed:
+                        self._forget_files(changed, plan)
+                        state = self.inspect()
                 self.fs.makedirs(self._join(self.meta, "done"), exist_ok=True)
                 if state.plan is None:
                     self._put(self._join(self.meta, "plan.json"), _dumps(plan))
