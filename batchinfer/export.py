@@ -11,14 +11,12 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 from batchinfer.backends.base import ModelGraph
-from batchinfer.errors import ModelError
+from batchinfer.cache_folder import build_once, is_built
 
 log = logging.getLogger("batchinfer")
 
@@ -93,39 +91,19 @@ def export_onnx(graph: ModelGraph, cache_dir: Path, *, opset: int = OPSET) -> Pa
     """Return the path of the cached ONNX model, exporting it first if no complete export exists."""
     fp = fingerprint(graph, opset=opset)
     final = Path(cache_dir) / "onnx" / fp
-    if (final / COMPLETE).is_file() and (final / "model.onnx").is_file():
+    if is_built(final, COMPLETE):
         log.info("model: ONNX export loaded from cache %s", final)
         return final / "model.onnx"
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{fp}.tmp-", dir=final.parent))
-    except OSError as exc:
-        raise ModelError(f"cache folder {final.parent} is not writable: {exc}",
-                         hint="set BATCHINFER_CACHE or runtime.cache_dir to a writable folder") from None
     log.info("model: exporting %s to ONNX (opset %d) into %s", graph.ref.name, opset, final)
     started = time.perf_counter()
-    try:
+
+    def build(tmp: Path) -> None:
         _export(graph, tmp, opset)
         meta = {"model": graph.ref.name, "path": str(graph.ref.path), "fingerprint": fp,
                 "auto_class": graph.auto_class, "output": graph.output_name, "inputs": list(graph.input_names),
                 "opset": opset, "seconds": round(time.perf_counter() - started, 3)}
         (tmp / COMPLETE).write_text(json.dumps(meta, indent=2))
-        if final.exists():  # an incomplete leftover, or a concurrent export that already won
-            if (final / COMPLETE).is_file():
-                shutil.rmtree(tmp, ignore_errors=True)
-                return final / "model.onnx"
-            shutil.rmtree(final, ignore_errors=True)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not (final / COMPLETE).is_file():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)  # a concurrent export won the race; use it
-    except ModelError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    except Exception as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ModelError(f"exporting {graph.ref.name} to ONNX failed: {type(exc).__name__}: {exc}") from exc
+
+    build_once(final, COMPLETE, build, what=f"exporting {graph.ref.name} to ONNX")
     log.info("model: exported in %.1f s", time.perf_counter() - started)
     return final / "model.onnx"

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from batchinfer.cache_folder import build_once
 from batchinfer.errors import ModelError
 
 HERE = Path(__file__).resolve().parent
@@ -40,28 +39,12 @@ def assemble(name: str, cache_dir: Path, *, models_dir: Path = HERE) -> Path:
     base = resolve_model(head["base"])
     key = hashlib.sha256((hash_folder(folder) + base.content_hash).encode()).hexdigest()[:16]
     final = Path(cache_dir) / "models" / f"{name}-{key}"
-    if (final / COMPLETE).is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
+
+    def build(tmp: Path) -> None:
         _build(base.path, folder, head, tmp)
         (tmp / COMPLETE).write_text(json.dumps({"name": name, "base": head["base"], "key": key}, indent=2))
-        if final.exists():
-            shutil.rmtree(final, ignore_errors=True)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not (final / COMPLETE).is_file():
-                raise
-    except Exception as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, ModelError):
-            raise
-        raise ModelError(f"assembling sample model {name!r} failed: {type(exc).__name__}: {exc}") from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+
+    return build_once(final, COMPLETE, build, what=f"assembling sample model {name!r}")
 
 
 def _build(base: Path, folder: Path, head: dict, target: Path) -> None:
