@@ -15,7 +15,7 @@ import pyarrow as pa
 from batchinfer import faults
 from batchinfer.engine.progress import Progress
 from batchinfer.engine.rows import decode_texts, lossy_text
-from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, InputError, JobFileError, RowErrors
+from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, RowErrors
 from batchinfer.io import ParquetSink, Source, SourceBatch
 from batchinfer.io.sink import unit_name
 from batchinfer.job import JobSpec
