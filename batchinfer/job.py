@@ -21,7 +21,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TaskName = Literal["text-classification", "feature-extraction"]
-BackendName = Literal["ort", "torch"]
+BackendName = Literal["ort", "openvino", "ov", "torch"]
 Compression = Literal["zstd", "snappy", "gzip", "lz4", "brotli", "none"]
 
 
@@ -106,6 +106,8 @@ class ModelSpec(_Section):
 
     @model_validator(mode="after")
     def _options_fit_task(self) -> "ModelSpec":
+        if self.backend == "ov":
+            object.__setattr__(self, "backend", "openvino")
         if self.task != "text-classification":
             if self.top_k != 1 or self.function_to_apply != "default":
                 raise ValueError(f"top_k and function_to_apply apply to text-classification, not {self.task}")

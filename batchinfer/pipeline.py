@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,15 +91,47 @@ _LOCK = threading.Lock()
 
 
 def build_pipeline(model: ModelSpec, runtime: RuntimeSpec | None = None) -> Pipeline:
-    """Build (or fetch from the in-process cache) the Pipeline for a model section and runtime."""
+    """Build (or fetch from the in-process cache) the Pipeline for a model section and runtime.
+
+    The loaded model (tokenizer and backend session) is cached apart from the task options, so pipelines
+    that differ only in top_k, function_to_apply, normalize or max_length share one loaded model.
+    """
     runtime = runtime or RuntimeSpec()
-    key = (model.model_dump_json(), runtime.threads, runtime.cache_dir)
+    key = (model.model_dump_json(), runtime.threads, runtime.cache_dir, os.environ.get("BATCHINFER_CACHE"))
     with _LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
-        pipe = _build(model, runtime)
-        _CACHE[key] = pipe
-        return pipe
+        if key not in _CACHE:
+            _CACHE[key] = _build(model, runtime)
+        return _CACHE[key]
+
+
+@dataclass
+class _Loaded:
+    ref: ModelRef
+    config: dict
+    tokenizer: Any
+    backend: Backend
+
+
+_LOADED: dict[tuple, _Loaded] = {}
+
+
+def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
+    cache_dir = Path(runtime.cache_dir) if runtime.cache_dir else default_cache_dir()
+    key = (model.name, model.revision, model.backend, model.trust_remote_code, model.allow_unsafe_weights,
+           cls.auto_class, runtime.threads, str(cache_dir))
+    if key in _LOADED:
+        return _LOADED[key]
+    ref = resolve_model(model.name, model.revision, cache_dir=cache_dir)
+    config = read_config(ref)
+    cls.check_model(config, model.name)
+    tokenizer = _load_tokenizer(ref, model.trust_remote_code)
+    graph = ModelGraph(ref=ref, auto_class=cls.auto_class, output_name=cls.output_name,
+                       input_names=tuple(tokenizer.model_input_names),
+                       trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights)
+    backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir)
+    log.info("model: %s (%s) on %s", model.name, model.task, backend.description)
+    _LOADED[key] = _Loaded(ref, config, tokenizer, backend)
+    return _LOADED[key]
 
 
 def _load_tokenizer(ref: ModelRef, trust_remote_code: bool = False):
@@ -122,20 +155,11 @@ def _sentence_transformers_max_length(ref: ModelRef) -> int | None:
 
 def _build(model: ModelSpec, runtime: RuntimeSpec) -> Pipeline:
     cls = task_class(model.task)
-    cache_dir = Path(runtime.cache_dir) if runtime.cache_dir else default_cache_dir()
-    ref = resolve_model(model.name, model.revision, cache_dir=cache_dir)
-    config = read_config(ref)
-    cls.check_model(config, model.name)
-    tokenizer = _load_tokenizer(ref, model.trust_remote_code)
-    options: dict[str, Any] = {"max_length": model.max_length or _sentence_transformers_max_length(ref)}
+    loaded = _load(model, runtime, cls)
+    options: dict[str, Any] = {"max_length": model.max_length or _sentence_transformers_max_length(loaded.ref)}
     if model.task == "text-classification":
         options.update(top_k=model.top_k, function_to_apply=model.function_to_apply)
     elif model.task == "feature-extraction":
         options.update(normalize=model.normalize)
-    task = cls(config, tokenizer, **options)
-    graph = ModelGraph(ref=ref, auto_class=cls.auto_class, output_name=cls.output_name,
-                       input_names=tuple(tokenizer.model_input_names),
-                       trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights)
-    backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir)
-    log.info("model: %s (%s) on %s", model.name, model.task, backend.description)
-    return Pipeline(task=task, backend=backend, ref=ref)
+    task = cls(loaded.config, loaded.tokenizer, **options)
+    return Pipeline(task=task, backend=loaded.backend, ref=loaded.ref)

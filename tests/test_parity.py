@@ -17,7 +17,7 @@ def reference_classifier(tiny_classifier):
     return pipeline("text-classification", model=str(tiny_classifier), device="cpu")
 
 
-@pytest.mark.parametrize("backend", ["ort", "torch"])
+@pytest.mark.parametrize("backend", ["ort", "openvino", "torch"])
 @pytest.mark.parametrize("batch_size", [1, 3, 32])
 def test_text_classification_matches_transformers(tiny_classifier, reference_classifier, backend, batch_size):
     pipe = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", backend=backend))
@@ -28,7 +28,7 @@ def test_text_classification_matches_transformers(tiny_classifier, reference_cla
     assert len({w["label"] for w in want}) > 1, "the tiny model should not predict one label for everything"
 
 
-@pytest.mark.parametrize("backend", ["ort", "torch"])
+@pytest.mark.parametrize("backend", ["ort", "openvino", "torch"])
 def test_text_classification_top_k_matches_transformers(tiny_classifier, reference_classifier, backend):
     pipe = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", backend=backend, top_k=2))
     got = pipe.predict(TEXTS)
@@ -65,7 +65,7 @@ def torch_mean_pooling(model_path, texts, *, normalize: bool) -> np.ndarray:
     return emb.numpy()
 
 
-@pytest.mark.parametrize("backend", ["ort", "torch"])
+@pytest.mark.parametrize("backend", ["ort", "openvino", "torch"])
 @pytest.mark.parametrize("normalize", [False, True])
 def test_embeddings_match_torch_mean_pooling(tiny_encoder, backend, normalize):
     pipe = build_pipeline(ModelSpec(name=str(tiny_encoder), task="feature-extraction", backend=backend,

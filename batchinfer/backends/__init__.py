@@ -7,11 +7,17 @@ from pathlib import Path
 from batchinfer.backends.base import Backend, ModelGraph, default_threads
 from batchinfer.errors import ModelError
 
-BACKENDS = ("ort", "torch")
+BACKENDS = ("ort", "openvino", "torch")
+ALIASES = {"ov": "openvino", "onnxruntime": "ort", "pytorch": "torch"}
 
 
 def load_backend(name: str, graph: ModelGraph, *, threads: int = 0, cache_dir: Path) -> Backend:
     threads = threads or default_threads()
+    name = ALIASES.get(name, name)
+    if name == "openvino":
+        from batchinfer.backends.openvino import OpenVinoBackend
+
+        return OpenVinoBackend(graph, threads=threads, cache_dir=cache_dir)
     if name == "ort":
         from batchinfer.backends.ort import OrtBackend
 
@@ -23,4 +29,4 @@ def load_backend(name: str, graph: ModelGraph, *, threads: int = 0, cache_dir: P
     raise ModelError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Backend", "ModelGraph", "default_threads", "load_backend"]
+__all__ = ["ALIASES", "BACKENDS", "Backend", "ModelGraph", "default_threads", "load_backend"]

@@ -1,0 +1,66 @@
+"""OpenVINO backend: the cached ONNX export converted once to OpenVINO IR (cached), compiled for the CPU."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from batchinfer.backends.base import ModelGraph
+from batchinfer.cache_folder import build_once, is_built
+from batchinfer.errors import ModelError
+from batchinfer.export import export_onnx
+
+log = logging.getLogger("batchinfer")
+COMPLETE = "ir.json"
+
+
+def ir_path(graph: ModelGraph, cache_dir: Path) -> Path:
+    """The IR folder sits beside the ONNX export it was made from (same fingerprint, plus the OpenVINO version)."""
+    import openvino as ov
+
+    onnx_path = export_onnx(graph, cache_dir)
+    final = Path(cache_dir) / "openvino" / f"{onnx_path.parent.name}-ov{ov.__version__.split('-')[0]}"
+    if is_built(final, COMPLETE):
+        log.info("model: OpenVINO IR loaded from cache %s", final)
+        return final / "model.xml"
+
+    def build(tmp: Path) -> None:
+        model = ov.Core().read_model(str(onnx_path))
+        ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)
+        (tmp / COMPLETE).write_text(json.dumps({"onnx": str(onnx_path), "openvino": ov.__version__}, indent=2))
+
+    log.info("model: converting the ONNX export to OpenVINO IR into %s", final)
+    build_once(final, COMPLETE, build, what=f"converting {graph.ref.name} to OpenVINO IR")
+    return final / "model.xml"
+
+
+class OpenVinoBackend:
+    name = "openvino"
+
+    def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise ModelError("backend 'openvino' needs the openvino package",
+                             hint='pip install "batchinfer[openvino]"') from None
+        self.graph = graph
+        self.ir = ir_path(graph, cache_dir)
+        core = ov.Core()
+        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
+                  "INFERENCE_PRECISION_HINT": "f32"}
+        try:
+            self.compiled = core.compile_model(str(self.ir), "CPU", config)
+        except Exception as exc:
+            raise ModelError(f"OpenVINO cannot compile {self.ir}: {exc}") from None
+        self._inputs = [port.get_any_name() for port in self.compiled.inputs]
+        self._request = self.compiled.create_infer_request()
+        self.description = f"openvino {ov.__version__.split('-')[0]} (CPU, {threads} threads)"
+
+    def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {name: inputs[name].astype(np.int64, copy=False) for name in self._inputs}
+        result = self._request.infer(feed)
+        out = result[self.compiled.output(self.graph.output_name)]
+        return {self.graph.output_name: np.array(out, copy=True)}
