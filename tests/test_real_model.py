@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from batchinfer.job import ModelSpec
-from batchinfer.pipeline import build_pipeline
+from batchinfer.pipelines import build_pipeline
 from tests.conftest import TEXTS, minilm_path
 from tests.test_parity import torch_mean_pooling
 

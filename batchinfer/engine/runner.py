@@ -19,7 +19,7 @@ from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, RowErrors
 from batchinfer.io import ParquetSink, Source, SourceBatch
 from batchinfer.io.sink import unit_name
 from batchinfer.job import JobSpec
-from batchinfer.pipeline import Pipeline, build_pipeline
+from batchinfer.pipelines import Pipeline, build_pipeline
 
 log = logging.getLogger("batchinfer")
 

@@ -53,22 +53,28 @@ class Pipeline:
         values = _as_texts(texts)
         if not values:
             return self.task.empty_results()
+        parts: dict[str, list[np.ndarray]] = {}
+        order = []
+        for idx, inputs, outputs in self.forward_batches(values, batching, lengths=lengths):
+            order.append(idx)
+            for name, arr in self.task.postprocess(outputs, inputs).items():
+                parts.setdefault(name, []).append(arr)
+        order = np.concatenate(order)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        results = {name: np.concatenate(chunks)[inverse] for name, chunks in parts.items()}
+        return self.task.to_arrow(results)
+
+    def forward_batches(self, values: list[str], batching: BatchingSpec, *, lengths: np.ndarray | None = None):
+        """Yield (row indices, model inputs, model outputs) per model batch, in the batcher's order."""
         if lengths is None:
             lengths = self.task.token_lengths(values)
         lengths = np.minimum(lengths, self.task.max_length)
         plan = plan_batches(lengths, batch_size=batching.batch_size, max_tokens=batching.max_tokens,
                             sort_by_length=batching.sort_by_length)
-        parts: dict[str, list[np.ndarray]] = {}
         for idx in plan:
             inputs = self.task.preprocess([values[i] for i in idx])
-            outputs = self.backend.forward(inputs)
-            for name, arr in self.task.postprocess(outputs, inputs).items():
-                parts.setdefault(name, []).append(arr)
-        order = np.concatenate(plan)
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        results = {name: np.concatenate(chunks)[inverse] for name, chunks in parts.items()}
-        return self.task.to_arrow(results)
+            yield idx, inputs, self.backend.forward(inputs)
 
 
 def _as_texts(texts: Any) -> list[str]:

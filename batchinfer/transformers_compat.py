@@ -1,0 +1,173 @@
+"""`batchinfer.pipeline(...)`: the transformers pipeline call contract on top of our Pipeline.
+
+A single input gives what transformers gives for a single input, a list gives a list; `batch_size`, `top_k`,
+`truncation`, `function_to_apply` and `max_length` work as in transformers. The three phases
+`preprocess`, `_forward` and `postprocess` are exposed; `__call__` runs them batched and length-sorted
+through the same Pipeline, backends and export cache as the job runner.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+
+from batchinfer.backends import ALIASES
+from batchinfer.errors import ModelError
+from batchinfer.job import BatchingSpec, ModelSpec, RuntimeSpec
+from batchinfer.pipelines import Pipeline, build_pipeline
+from batchinfer.tasks.text_classification import sigmoid, softmax
+
+log = logging.getLogger("batchinfer")
+
+CALL_OPTIONS = {
+    "text-classification": {"batch_size", "top_k", "function_to_apply", "truncation", "max_length", "padding"},
+    "feature-extraction": {"batch_size", "truncation", "max_length", "padding", "tokenize_kwargs"},
+}
+_UNSET = object()
+
+
+def best_accelerator() -> str:
+    """OpenVINO, then ONNX Runtime, then PyTorch: the first one installed."""
+    for module, name in (("openvino", "openvino"), ("onnxruntime", "ort")):
+        if importlib.util.find_spec(module) is not None:
+            return name
+    return "torch"
+
+
+class InferencePipeline:
+    """What `batchinfer.pipeline(...)` returns: call it like a transformers pipeline."""
+
+    def __init__(self, task: str, model: str, accelerator: str, *, runtime: RuntimeSpec,
+                 defaults: dict[str, Any]) -> None:
+        if task not in CALL_OPTIONS:
+            raise ModelError(f"unknown task {task!r}; choose one of: {', '.join(CALL_OPTIONS)}")
+        self.task, self.model, self.accelerator = task, model, accelerator
+        self.runtime = runtime
+        self._check_options(defaults)
+        self.defaults = defaults
+        self._base = self._pipeline({})
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _check_options(self, options: dict[str, Any]) -> None:
+        unknown = sorted(set(options) - CALL_OPTIONS[self.task])
+        if unknown:
+            raise TypeError(f"{self.task} pipeline got unexpected keyword argument(s) {', '.join(unknown)}; "
+                            f"accepted: {', '.join(sorted(CALL_OPTIONS[self.task]))}")
+
+    def _pipeline(self, options: dict[str, Any]) -> Pipeline:
+        spec: dict[str, Any] = {"name": self.model, "task": self.task, "backend": self.accelerator}
+        if options.get("max_length"):
+            spec["max_length"] = options["max_length"]
+        if self.task == "text-classification":
+            top_k = options.get("top_k", _UNSET)
+            if top_k is not _UNSET:
+                spec["top_k"] = 1_000_000 if top_k is None else top_k  # None: every label
+            if options.get("function_to_apply") is not None:
+                function = options["function_to_apply"]
+                spec["function_to_apply"] = str(getattr(function, "value", function)).lower()
+        return build_pipeline(ModelSpec(**spec), self.runtime)
+
+    def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        self._check_options(kwargs)
+        return {**self.defaults, **kwargs}
+
+    # -- the three phases --------------------------------------------------------------------------
+    def preprocess(self, inputs: str, **kwargs: Any) -> dict[str, np.ndarray]:
+        """Tokenise one input into numpy model inputs."""
+        options = self._options(kwargs)
+        pipe = self._pipeline(options)
+        self._check_length(pipe, [inputs], options)
+        return pipe.task.preprocess([inputs])
+
+    def _forward(self, model_inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the backend: numpy arrays in, numpy arrays out."""
+        return self._base.backend.forward(model_inputs)
+
+    def postprocess(self, model_outputs: dict[str, np.ndarray], **kwargs: Any) -> Any:
+        """Model outputs of one input to what transformers returns for it."""
+        options = self._options(kwargs)
+        if self.task == "feature-extraction":
+            return [model_outputs["last_hidden_state"][0].tolist()]
+        return self._classify(model_outputs["logits"].astype(np.float32), self._pipeline(options), options)[0]
+
+    # -- calling -----------------------------------------------------------------------------------
+    def __call__(self, inputs: str | list[str], **kwargs: Any) -> Any:
+        options = self._options(kwargs)
+        single = isinstance(inputs, str)
+        texts = [inputs] if single else list(inputs)
+        if any(not isinstance(t, str) for t in texts):
+            raise TypeError("inputs must be a string or a list of strings")
+        pipe = self._pipeline(options)
+        self._check_length(pipe, texts, options)
+        batch_size = int(options.get("batch_size") or 1)
+        if self.task == "feature-extraction":
+            # transformers returns each input's token vectors padded to the longest input of its batch, so
+            # batches must be theirs: in input order. (For embeddings in bulk, use the job runner.)
+            batching = BatchingSpec(batch_size=batch_size, sort_by_length=False)
+        else:
+            batching = BatchingSpec(batch_size=max(batch_size, 32))  # results do not depend on the batches
+        results: list[Any] = [None] * len(texts)
+        for idx, inputs_, outputs in pipe.forward_batches(texts, batching):
+            if self.task == "feature-extraction":
+                hidden = outputs["last_hidden_state"]
+                for row, i in enumerate(idx):
+                    results[i] = [hidden[row].tolist()]
+            else:
+                for row, value in zip(idx, self._classify(outputs["logits"].astype(np.float32), pipe, options)):
+                    results[row] = value
+        if single and self.task == "text-classification" and "top_k" not in options:
+            return results  # transformers: one input without top_k gives a list holding one dict
+        return results[0] if single else results
+
+    def _check_length(self, pipe: Pipeline, texts: list[str], options: dict[str, Any]) -> None:
+        if options.get("truncation"):
+            return
+        lengths = pipe.token_lengths(texts)
+        too_long = np.flatnonzero(lengths > pipe.max_length)
+        if too_long.size:
+            i = int(too_long[0])
+            raise ValueError(f"input {i} has {int(lengths[i])} tokens, more than the model's maximum "
+                             f"{pipe.max_length}; pass truncation=True to cut it")
+
+    def _classify(self, logits: np.ndarray, pipe: Pipeline, options: dict[str, Any]) -> list[Any]:
+        task = pipe.task
+        scores = {"softmax": softmax, "sigmoid": sigmoid, "none": lambda x: x}[task.function](logits)
+        if "top_k" not in options:
+            best = scores.argmax(axis=-1)
+            return [{"label": task.labels[b], "score": float(scores[r, b])} for r, b in enumerate(best)]
+        order = np.argsort(-scores, axis=-1, kind="stable")[:, : task.top_k]
+        return [[{"label": task.labels[j], "score": float(scores[r, j])} for j in row] for r, row in enumerate(order)]
+
+    def __repr__(self) -> str:
+        return f"batchinfer.pipeline(task={self.task!r}, model={self.model!r}, accelerator={self.accelerator!r})"
+
+
+_CACHE: dict[str, InferencePipeline] = {}
+_LOCK = threading.Lock()
+
+
+def pipeline(task: str, model: str, *, accelerator: str | None = None, threads: int = 0,
+             cache_dir: str | None = None, **kwargs: Any) -> InferencePipeline:
+    """A transformers-style pipeline on an accelerated backend.
+
+    `accelerator`: "ort", "ov"/"openvino", "torch", or None for the best one installed (OpenVINO, then
+    ONNX Runtime, then PyTorch). Keyword arguments become call defaults (`top_k`, `truncation`, ...).
+    A second call with the same arguments returns the same object at once.
+    """
+    if accelerator == "ipex":
+        raise ModelError("accelerator 'ipex' is not available in this build",
+                         hint="use accelerator='ov' (OpenVINO), the maintained Intel path")
+    chosen = ALIASES.get(accelerator, accelerator) if accelerator else best_accelerator()
+    key = json.dumps([task, str(model), chosen, threads, cache_dir, kwargs], sort_keys=True, default=str)
+    if accelerator is None:
+        log.info("pipeline: accelerator %r chosen (best installed)", chosen)
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = InferencePipeline(task, str(model), chosen, runtime=RuntimeSpec(
+                threads=threads, cache_dir=cache_dir), defaults=kwargs)
+        return _CACHE[key]
