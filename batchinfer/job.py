@@ -21,7 +21,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TaskName = Literal["text-classification", "feature-extraction"]
-BackendName = Literal["ort", "openvino", "ov", "torch"]
+BackendName = Literal["ort", "openvino", "ov", "ipex", "torch"]
 Compression = Literal["zstd", "snappy", "gzip", "lz4", "brotli", "none"]
 
 
@@ -96,6 +96,7 @@ class ModelSpec(_Section):
     revision: str | None = None
     max_length: int | None = Field(None, gt=0, description="truncate inputs to this many tokens")
     truncation: bool = Field(True, description="false makes texts over max_length bad rows instead")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: ipex only, where the CPU has it")
     trust_remote_code: bool = Field(False, description="run Python code shipped with the model")
     allow_unsafe_weights: bool = Field(False, description="also load pickle (.bin) weights, not only safetensors")
     # text-classification
@@ -111,6 +112,8 @@ class ModelSpec(_Section):
         if self.task != "text-classification":
             if self.top_k != 1 or self.function_to_apply != "default":
                 raise ValueError(f"top_k and function_to_apply apply to text-classification, not {self.task}")
+        if self.precision != "fp32" and self.backend != "ipex":
+            raise ValueError("precision = 'bf16' is offered by the ipex backend only")
         if self.task != "feature-extraction" and self.normalize:
             raise ValueError(f"normalize applies to feature-extraction, not {self.task}")
         return self

@@ -123,7 +123,8 @@ _LOADED: dict[tuple, _Loaded] = {}
 
 def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
     cache_dir = Path(runtime.cache_dir) if runtime.cache_dir else default_cache_dir()
-    key = (model.name, model.revision, model.backend, model.trust_remote_code, model.allow_unsafe_weights,
+    key = (model.name, model.revision, model.backend, model.precision, model.trust_remote_code,
+           model.allow_unsafe_weights,
            cls.auto_class, runtime.threads, str(cache_dir))
     if key in _LOADED:
         return _LOADED[key]
@@ -134,7 +135,8 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
     graph = ModelGraph(ref=ref, auto_class=cls.auto_class, output_name=cls.output_name,
                        input_names=tuple(tokenizer.model_input_names),
                        trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights)
-    backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir)
+    backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir,
+                           precision=model.precision)
     log.info("model: %s (%s) on %s", model.name, model.task, backend.description)
     _LOADED[key] = _Loaded(ref, config, tokenizer, backend)
     return _LOADED[key]

@@ -159,9 +159,6 @@ def pipeline(task: str, model: str, *, accelerator: str | None = None, threads: 
     ONNX Runtime, then PyTorch). Keyword arguments become call defaults (`top_k`, `truncation`, ...).
     A second call with the same arguments returns the same object at once.
     """
-    if accelerator == "ipex":
-        raise ModelError("accelerator 'ipex' is not available in this build",
-                         hint="use accelerator='ov' (OpenVINO), the maintained Intel path")
     chosen = ALIASES.get(accelerator, accelerator) if accelerator else best_accelerator()
     key = json.dumps([task, str(model), chosen, threads, cache_dir, kwargs], sort_keys=True, default=str)
     if accelerator is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -93,3 +94,13 @@ def fresh_cache(tmp_path, monkeypatch) -> Path:
 def copy_model(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+def pytest_collection_modifyitems(config, items):
+    """IPEX tests run only in the IPEX environment (BATCHINFER_IPEX_TESTS=1), and only they run there."""
+    in_ipex_env = os.environ.get("BATCHINFER_IPEX_TESTS") == "1"
+    selected = [item for item in items if (item.get_closest_marker("ipex") is not None) == in_ipex_env]
+    deselected = [item for item in items if item not in selected]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected

@@ -71,7 +71,7 @@ def test_unknown_task_and_backend_list_allowed_values(tmp_path):
     msg = error_of(tmp_path, GOOD.replace('"text-classification"', '"summarization"') + "")
     assert "model.task" in msg and "'text-classification' or 'feature-extraction'" in msg
     msg = error_of(tmp_path, GOOD, ["model.backend=tensorrt"])
-    assert "model.backend" in msg and "'ort', 'openvino', 'ov' or 'torch'" in msg
+    assert "model.backend" in msg and "'ort', 'openvino', 'ov', 'ipex' or 'torch'" in msg
 
 
 def test_wrong_type_names_the_key(tmp_path):

@@ -7,17 +7,22 @@ from pathlib import Path
 from batchinfer.backends.base import Backend, ModelGraph, default_threads
 from batchinfer.errors import ModelError
 
-BACKENDS = ("ort", "openvino", "torch")
+BACKENDS = ("ort", "openvino", "ipex", "torch")
 ALIASES = {"ov": "openvino", "onnxruntime": "ort", "pytorch": "torch"}
 
 
-def load_backend(name: str, graph: ModelGraph, *, threads: int = 0, cache_dir: Path) -> Backend:
+def load_backend(name: str, graph: ModelGraph, *, threads: int = 0, cache_dir: Path,
+                 precision: str = "fp32") -> Backend:
     threads = threads or default_threads()
     name = ALIASES.get(name, name)
     if name == "openvino":
         from batchinfer.backends.openvino import OpenVinoBackend
 
         return OpenVinoBackend(graph, threads=threads, cache_dir=cache_dir)
+    if name == "ipex":
+        from batchinfer.backends.ipex import IpexBackend
+
+        return IpexBackend(graph, threads=threads, precision=precision)
     if name == "ort":
         from batchinfer.backends.ort import OrtBackend
 

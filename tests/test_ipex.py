@@ -1,0 +1,95 @@
+"""The IPEX backend. Tests marked `ipex` run in their own environment (torch 2.8 + IPEX 2.8 + transformers
+< 5.24), made by scripts/test-ipex.sh; the rest run in the main suite, where IPEX is not installed."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+import batchinfer
+from batchinfer.backends import ipex as ipex_backend
+from batchinfer.cli import main
+from batchinfer.errors import ModelError
+from batchinfer.job import ModelSpec
+from batchinfer.pipelines import build_pipeline
+from tests.conftest import TEXTS
+from tests.test_cli import job, make_frame
+
+
+@pytest.mark.parametrize("versions, message", [
+    ({"intel-extension-for-pytorch": None, "torch": (2, 13), "transformers": (5, 24)}, "not installed"),
+    ({"intel-extension-for-pytorch": (2, 8), "torch": (2, 13), "transformers": (5, 23)}, "needs torch 2.8.*"),
+    ({"intel-extension-for-pytorch": (2, 8), "torch": (2, 8), "transformers": (5, 24)}, "transformers 5.24"),
+])
+def test_version_checks_give_one_clear_error(monkeypatch, versions, message):
+    monkeypatch.setattr(ipex_backend, "_version", lambda package: versions[package])
+    with pytest.raises(ModelError, match=message) as info:
+        ipex_backend.check_ipex()
+    assert 'batchinfer[ipex]' in str(info.value) and "openvino" in str(info.value)
+
+
+def test_matching_versions_pass_the_check(monkeypatch):
+    versions = {"intel-extension-for-pytorch": (2, 8), "torch": (2, 8), "transformers": (5, 23)}
+    monkeypatch.setattr(ipex_backend, "_version", lambda package: versions[package])
+    ipex_backend.check_ipex()
+
+
+def test_job_without_ipex_installed_fails_fast_with_the_install_hint(tmp_path, tiny_classifier):
+    if ipex_backend._version("intel-extension-for-pytorch") is not None:
+        pytest.fail("the main test environment must not have IPEX; its tests run in scripts/test-ipex.sh")
+    make_frame(10).write_parquet(tmp_path / "in.parquet")
+    result = CliRunner().invoke(main, ["run", str(job(tmp_path, tiny_classifier, input_path="in.parquet")),
+                                       "--set", "model.backend=ipex"])
+    assert result.exit_code == ModelError.exit_code
+    assert "Intel Extension for PyTorch" in result.output and "batchinfer[ipex]" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_bf16_is_only_for_ipex():
+    with pytest.raises(ValueError, match="ipex backend only"):
+        ModelSpec(name="m", task="text-classification", backend="ort", precision="bf16")
+
+
+# -- in the IPEX environment -----------------------------------------------------------------------
+
+@pytest.mark.ipex
+def test_ipex_matches_transformers(tiny_classifier):
+    from transformers import pipeline
+
+    want = pipeline("text-classification", model=str(tiny_classifier), device="cpu")(TEXTS, truncation=True)
+    pipe = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", backend="ipex"))
+    got = pipe.predict(TEXTS)
+    assert "ipex 2.8" in pipe.backend.description
+    assert got["label"].to_pylist() == [w["label"] for w in want]
+    np.testing.assert_allclose(got["score"].to_numpy(), [w["score"] for w in want], atol=1e-4)
+    ours = batchinfer.pipeline("text-classification", model=str(tiny_classifier), accelerator="ipex")
+    assert [d["label"] for d in ours(TEXTS, truncation=True)] == [w["label"] for w in want]
+
+
+@pytest.mark.ipex
+def test_ipex_embeddings_match_torch(tiny_encoder):
+    from tests.test_parity import torch_mean_pooling
+
+    pipe = build_pipeline(ModelSpec(name=str(tiny_encoder), task="feature-extraction", backend="ipex"))
+    got = np.array(pipe.predict(TEXTS)["embedding"].to_pylist(), dtype=np.float32)
+    np.testing.assert_allclose(got, torch_mean_pooling(tiny_encoder, TEXTS, normalize=False), atol=1e-4)
+
+
+@pytest.mark.ipex
+def test_ipex_job_file_run_and_bf16_note(tmp_path, tiny_classifier, caplog):
+    make_frame(300).write_parquet(tmp_path / "in.parquet")
+    path = job(tmp_path, tiny_classifier, input_path="in.parquet")
+    caplog.set_level(logging.WARNING, logger="batchinfer")
+    result = CliRunner().invoke(main, ["run", str(path), "--set", "model.backend=ipex",
+                                       "--set", "model.precision=bf16"])
+    assert result.exit_code == 0, result.output
+    out = pl.read_parquet(str(tmp_path / "out" / "*.parquet"))
+    assert out.height == 300 and set(out["label"]) <= {"negative", "neutral", "positive"}
+    if not ipex_backend.cpu_has_bf16():
+        assert "bf16 is not available; running fp32" in result.output + caplog.text
+    assert json.loads((tmp_path / "out" / "_SUCCESS").read_text())["backend"] == "ipex"
