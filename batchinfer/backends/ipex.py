@@ -61,7 +61,7 @@ class IpexBackend(TorchBackend):
     def __init__(self, graph: ModelGraph, *, threads: int, precision: str = "fp32") -> None:
         check_ipex()
         warnings.warn("Intel discontinued Intel Extension for PyTorch after 2.8; backend 'openvino' is the "
-                      "maintained Intel path", DeprecationWarning, stacklevel=2)
+                      "maintained Intel path", FutureWarning, stacklevel=2)
         try:
             import intel_extension_for_pytorch as ipex
         except (ImportError, AttributeError, RuntimeError) as exc:  # a mismatch raises AttributeError
