@@ -10,6 +10,22 @@ fi
 python -m pip install -q --upgrade pip
 # torch==2.13.0 is the CPU wheel; an unpinned torch can pull a multi-GB CUDA build.
 python -m pip install -q "torch==2.13.0" -e ".[test]"
-python -m pytest "$@"
+REPORTS=$(mktemp -d)
+status=0
+python -m pytest --junitxml="$REPORTS/main.xml" "$@" || status=$?
 # The IPEX tests need torch 2.8 and their own environment (kept under ~/.cache, reused).
-bash scripts/test-ipex.sh "$@"
+bash scripts/test-ipex.sh --junitxml="$REPORTS/ipex.xml" "$@" || status=$?
+python - "$REPORTS"/*.xml <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+
+total = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+for path in sys.argv[1:]:
+    root = ET.parse(path).getroot()
+    for suite in (root.iter("testsuite")):
+        for key in total:
+            total[key] += int(suite.get(key, 0))
+passed = total["tests"] - total["failures"] - total["errors"] - total["skipped"]
+print(f"total: {passed} passed, {total['failures'] + total['errors']} failed, {total['skipped']} skipped")
+PY
+exit $status

@@ -15,6 +15,7 @@ import pyarrow as pa
 from batchinfer import faults
 from batchinfer.engine.progress import Progress
 from batchinfer.engine.rows import decode_texts, lossy_text
+from batchinfer.engine.stages import WriteBehind, read_ahead
 from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, RowErrors
 from batchinfer.io import ParquetSink, Source, SourceBatch
 from batchinfer.io.sink import unit_name
@@ -160,14 +161,18 @@ def _stream(spec, source, keep, predictions, sink, pipe, done, progress) -> dict
     seen_files: set[int] = set()
     rows_this_run = 0
     keep_bad = spec.input.on_error != "fail"
-    for sb in source.batches(read_columns, spec.input.column, keep_bad_rows=keep_bad):
-        seen_files.add(sb.file_index)
-        unit = unit_name(sb.file_index, sb.batch_index)
-        if unit not in done:
-            table, dead, stats = _process(spec, sb, keep, predictions, pipe)
-            sink.write(unit, table, dead=dead, stats=stats)
-            rows_this_run += sb.batch.num_rows
-        bar.update(sb.batch.num_rows)
+    writer = WriteBehind(sink.write)
+    try:
+        for sb in read_ahead(source.batches(read_columns, spec.input.column, keep_bad_rows=keep_bad)):
+            seen_files.add(sb.file_index)
+            unit = unit_name(sb.file_index, sb.batch_index)
+            if unit not in done:
+                table, dead, stats = _process(spec, sb, keep, predictions, pipe)
+                writer.submit(unit, table, dead=dead, stats=stats)
+                rows_this_run += sb.batch.num_rows
+            bar.update(sb.batch.num_rows)
+    finally:
+        writer.close()  # units predicted before an error are still committed
     for i in range(len(source.files)):  # an empty file still gets a part, so the schema is known
         unit = unit_name(i, 0)
         if i not in seen_files and unit not in done:
