@@ -219,3 +219,15 @@ def test_header_only_csv_yields_an_empty_part(tmp_path, tiny_classifier):
     result = invoke("run", str(job(tmp_path, tiny_classifier, input_path="empty.csv")))
     assert result.exit_code == 0, result.output
     assert read_output(tmp_path / "out").columns == ["row_id", "text", "label", "score"]
+
+
+def test_openvino_backend_in_a_job_file_matches_ort(tmp_path, tiny_classifier):
+    make_frame(400).write_parquet(tmp_path / "in.parquet")
+    path = job(tmp_path, tiny_classifier, input_path="in.parquet")
+    assert invoke("run", str(path), "--set", "output.path=ort").exit_code == 0
+    result = invoke("run", str(path), "--set", "output.path=ov", "--set", "model.backend=openvino")
+    assert result.exit_code == 0, result.output
+    ort, ov = read_output(tmp_path / "ort"), read_output(tmp_path / "ov")
+    assert ov["label"].to_list() == ort["label"].to_list()
+    np.testing.assert_allclose(ov["score"].to_numpy(), ort["score"].to_numpy(), atol=1e-4)
+    assert json.loads((tmp_path / "ov" / "_SUCCESS").read_text())["backend"] == "openvino"

@@ -83,3 +83,20 @@ def test_missing_model_folder_and_offline_hub_id(tmp_path, monkeypatch):
     with pytest.raises(ModelError) as info:
         resolve_model("no-such-org/no-such-model-xyz")
     assert "local folder" in str(info.value)
+
+
+def test_openvino_ir_is_converted_once_from_the_onnx_export(tiny_classifier, fresh_cache, monkeypatch):
+    import openvino as ov
+
+    from batchinfer.backends import openvino as ov_backend
+
+    graph = graph_for(tiny_classifier)
+    first = ov_backend.ir_path(graph, fresh_cache)
+    assert first.is_file() and first.with_suffix(".bin").is_file()
+    assert first.parent.name.startswith(export.fingerprint(graph))
+
+    def no_convert(*args, **kwargs):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(ov, "save_model", no_convert)
+    assert ov_backend.ir_path(graph, fresh_cache) == first
