@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -236,6 +237,36 @@ def parse_job(data: dict[str, Any], *, source: str = "job", base: Path | None = 
     return resolve_paths(spec, base or Path.cwd())
 
 
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def interpolate_env(value: Any, key: str) -> Any:
+    """Replace ${VAR} in storage option strings by the environment variable (secrets stay out of job files)."""
+    if isinstance(value, dict):
+        return {k: interpolate_env(v, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate_env(v, key) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise JobFileError(f"{key}: environment variable {name} is not set",
+                               hint=f"export {name}=... before running, or remove ${{{name}}} from the job")
+        return os.environ[name]
+
+    return _ENV_REF.sub(lookup, value)
+
+
+def _interpolate_storage_options(data: dict[str, Any]) -> dict[str, Any]:
+    for section in ("input", "output"):
+        options = data.get(section, {}).get("storage_options") if isinstance(data.get(section), dict) else None
+        if isinstance(options, dict):
+            data[section]["storage_options"] = interpolate_env(options, f"{section}.storage_options")
+    return data
+
+
 def load_job(path: str | os.PathLike[str], overrides: list[str] = ()) -> JobSpec:
     """Read, override, validate and resolve a TOML job file."""
     path = Path(path)
@@ -249,5 +280,5 @@ def load_job(path: str | os.PathLike[str], overrides: list[str] = ()) -> JobSpec
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise JobFileError(f"job file {path} is not valid TOML: {exc}") from None
-    data = apply_overrides(data, list(overrides))
+    data = _interpolate_storage_options(apply_overrides(data, list(overrides)))
     return parse_job(data, source=f"job file {path}", base=path.resolve().parent)

@@ -10,6 +10,13 @@ fi
 python -m pip install -q --upgrade pip
 # torch==2.13.0 is the CPU wheel; an unpinned torch can pull a multi-GB CUDA build.
 python -m pip install -q "torch==2.13.0" -e ".[test]"
+# Azurite (Azure Blob emulator, from npm) for the storage tests; moto's S3 server comes with the test extra.
+AZ_DIR=${BATCHINFER_AZURITE_DIR:-$HOME/.cache/batchinfer-ci/azurite}
+if [ ! -x "$AZ_DIR/node_modules/.bin/azurite-blob" ]; then
+    mkdir -p "$AZ_DIR"
+    (cd "$AZ_DIR" && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error "azurite@3")
+fi
+export BATCHINFER_AZURITE="$AZ_DIR/node_modules/.bin/azurite-blob"
 REPORTS=$(mktemp -d)
 status=0
 python -m pytest --junitxml="$REPORTS/main.xml" "$@" || status=$?

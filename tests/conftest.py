@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ("tests.storage_servers",)  # moto's S3 server and Azurite, started once per session
+
 LABELS = {0: "negative", 1: "neutral", 2: "positive"}
 MAX_POSITIONS = 64
 

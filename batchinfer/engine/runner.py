@@ -106,7 +106,8 @@ def plan_of(spec: JobSpec, source: Source, pipe: Pipeline) -> dict:
     files = []
     for path in source.files:
         info = source.fs.info(path)
-        version = info.get("mtime") or info.get("LastModified") or info.get("ETag") or info.get("last_modified")
+        version = (info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+                   or info.get("last_modified"))
         files.append([path, info.get("size"), str(version)])
     model = spec.model.model_dump()
     return {

@@ -1,8 +1,10 @@
 """One writer per output: a lock file created exclusively, with stale-lock detection and safe takeover.
 
 The lock records host, pid, process start time and a heartbeat. It is stale when its process is gone (same
-host) or its heartbeat is older than `STALE_AFTER` seconds (another host). A stale lock is renamed away
-before a new one is created exclusively, so of two runs taking over at once only one wins.
+host) or its heartbeat is older than `STALE_AFTER` seconds (another host). Locally a stale lock is renamed
+away before a new one is created exclusively, so of two runs taking over at once only one wins. On object
+stores the lock is created with a conditional write (`If-None-Match`, fsspec mode "xb"); a stale one is
+deleted only if it still holds the token that was judged stale.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ def _alive(pid: int, start: str | None) -> bool:
 
 
 class OutputLock:
+    """Local lock file (os-level exclusive create and atomic rename)."""
+
     def __init__(self, path: Path, *, label: str) -> None:
         self.path = Path(path)
         self.label = label
@@ -122,5 +126,76 @@ class OutputLock:
         if (self._holder() or {}).get("token") == self.owner["token"]:
             try:
                 self.path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+class ObjectStoreLock(OutputLock):
+    """The same protocol on an fsspec filesystem without rename: conditional create, token-checked delete."""
+
+    def __init__(self, fs, path: str, *, label: str) -> None:
+        super().__init__(Path(path), label=label)
+        self.fs, self.url = fs, path
+
+    def _write_new(self) -> bool:
+        try:
+            with self.fs.open(self.url, "xb") as fh:
+                fh.write(json.dumps({**self.owner, "heartbeat": time.time()}).encode())
+        except FileExistsError:
+            return False
+        return True
+
+    def _holder(self) -> dict | None:
+        try:
+            self.fs.invalidate_cache(self.url)
+            return json.loads(self.fs.cat_file(self.url))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {}
+
+    def _is_stale(self, holder: dict) -> bool:
+        beat = holder.get("heartbeat")
+        if holder.get("host") == self.owner["host"] and isinstance(holder.get("pid"), int):
+            return not _alive(holder["pid"], holder.get("start"))
+        return not isinstance(beat, (int, float)) or time.time() - beat > STALE_AFTER
+
+    def acquire(self) -> None:
+        for _ in range(5):
+            if self._write_new():
+                self._start_heartbeat()
+                return
+            holder = self._holder()
+            if holder is None:
+                continue
+            if not self._is_stale(holder):
+                raise LockedError(
+                    f"output {self.label} is being written by another run "
+                    f"(host {holder.get('host', '?')}, pid {holder.get('pid', '?')})",
+                    hint="wait for it to finish; a lock left by a killed run is taken over automatically")
+            if (self._holder() or {}).get("token") == holder.get("token"):
+                try:
+                    self.fs.rm_file(self.url)
+                except FileNotFoundError:
+                    pass
+        raise LockedError(f"output {self.label}: could not take the lock after several tries")
+
+    def _start_heartbeat(self) -> None:
+        def beat() -> None:
+            while not self._stop.wait(HEARTBEAT):
+                try:
+                    if (self._holder() or {}).get("token") == self.owner["token"]:
+                        self.fs.pipe_file(self.url, json.dumps({**self.owner, "heartbeat": time.time()}).encode())
+                except OSError:
+                    pass
+
+        self._thread = threading.Thread(target=beat, name="batchinfer-lock", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if (self._holder() or {}).get("token") == self.owner["token"]:
+            try:
+                self.fs.rm_file(self.url)
             except FileNotFoundError:
                 pass

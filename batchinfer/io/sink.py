@@ -32,7 +32,8 @@ from fsspec.implementations.local import LocalFileSystem
 
 from batchinfer import faults
 from batchinfer.errors import OutputError
-from batchinfer.io.lock import OutputLock
+from batchinfer.io.lock import ObjectStoreLock, OutputLock
+from batchinfer.io.retry import is_permission_error, is_storage_error, retrying
 from batchinfer.job import OutputSpec
 
 MARKER = "_SUCCESS"
@@ -69,6 +70,9 @@ class ParquetSink:
             raise OutputError(f"output {spec.path}: cannot open this location: {exc}") from None
         self.root = root.rstrip("/")
         self.meta = posixpath.join(self.root, META)
+        # Locally a file is written under a temporary name and renamed; on object stores a PUT is atomic by
+        # itself (the object appears whole or not at all), so parts go straight to their final names.
+        self.local = isinstance(self.fs, LocalFileSystem)
         self.target = self.root  # where this run writes: the root, or a staging folder for overwrite
         self._lock: OutputLock | None = None
         self._staged: list[str] = []
@@ -80,22 +84,26 @@ class ParquetSink:
         return posixpath.join(*parts)
 
     def _ls(self, path: str) -> list[str]:
+        self.fs.invalidate_cache(path)  # object store listings are cached; we need what is there now
         try:
-            return sorted(posixpath.basename(p.rstrip("/")) for p in self.fs.ls(path, detail=False))
+            found = retrying(lambda: self.fs.ls(path, detail=False), what=f"listing {self.spec.path}")
         except FileNotFoundError:
             return []
+        return sorted(posixpath.basename(p.rstrip("/")) for p in found if p.rstrip("/") != path.rstrip("/"))
 
     def _read_json(self, path: str) -> dict | None:
         try:
-            with self.fs.open(path, "rb") as fh:
-                return json.loads(fh.read())
+            return json.loads(retrying(lambda: self.fs.cat_file(path), what=f"reading {self.spec.path}"))
         except FileNotFoundError:
             return None
         except ValueError:
             return None  # cut short mid-write: treated as absent
 
     def _put(self, path: str, data: bytes) -> None:
-        """Write bytes under a temporary name, then rename into place."""
+        """Write bytes atomically: a temporary name and a rename locally, one PUT on object stores."""
+        if not self.local:
+            retrying(lambda: self.fs.pipe_file(path, data), what=f"writing {self.fs.unstrip_protocol(path)}")
+            return
         tmp = self._join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}")
         with self.fs.open(tmp, "wb") as fh:
             fh.write(data)
@@ -104,11 +112,15 @@ class ParquetSink:
     def _guard(self, what: str):
         return _OutputGuard(self.spec.path, what)
 
+    def _exists(self, path: str) -> bool:
+        self.fs.invalidate_cache(path)
+        return retrying(lambda: self.fs.exists(path), what=f"checking {self.spec.path}")
+
     # -- state -------------------------------------------------------------------------------------
     def inspect(self) -> OutputState:
         """Read what the output folder holds; changes nothing."""
         with self._guard("reading"):
-            if not self.fs.exists(self.root):
+            if not self._exists(self.root):
                 return OutputState()
             if not self.fs.isdir(self.root):
                 raise OutputError(f"output {self.spec.path} is a file, not a folder", hint="set output.path to a folder")
@@ -186,9 +198,11 @@ class ParquetSink:
         """Take the lock, finish or discard leftovers, and return the units already committed (resume)."""
         with self._guard("preparing"):
             self.fs.makedirs(self.meta, exist_ok=True)
-            if isinstance(self.fs, LocalFileSystem):
+            if self.local:
                 self._lock = OutputLock(Path(self.meta) / "lock", label=self.spec.path)
-                self._lock.acquire()
+            else:
+                self._lock = ObjectStoreLock(self.fs, self._join(self.meta, "lock"), label=self.spec.path)
+            self._lock.acquire()
             try:
                 self._recover_staging()
                 self._remove_temp_files()
@@ -249,8 +263,13 @@ class ParquetSink:
         self.units_written += 1
 
     def _write_parquet(self, path: str, table: pa.Table) -> None:
-        tmp = self._join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}")
         compression = None if self.spec.compression == "none" else self.spec.compression
+        if not self.local:  # encode in memory, then one atomic PUT (retried as a whole)
+            buffer = pa.BufferOutputStream()
+            pq.write_table(table, buffer, compression=compression, compression_level=self.spec.compression_level)
+            self._put(path, buffer.getvalue().to_pybytes())
+            return
+        tmp = self._join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}")
         try:
             with self.fs.open(tmp, "wb") as fh:
                 pq.write_table(table, fh, compression=compression, compression_level=self.spec.compression_level)
@@ -311,7 +330,7 @@ class ParquetSink:
     def _roll_forward(self, staging: str, files: list[str], summary: dict[str, Any]) -> None:
         """Replace the old output by a complete staged one. Idempotent: a crash here is finished next run."""
         keep = set(files)
-        if self.fs.exists(self._join(self.root, MARKER)):
+        if self._exists(self._join(self.root, MARKER)):
             self.fs.rm(self._join(self.root, MARKER))
         for name in self._ls(self.root):
             if name.startswith("part-") and name not in keep:
@@ -325,14 +344,14 @@ class ParquetSink:
         self.fs.makedirs(self._join(self.meta, "done"), exist_ok=True)
         for rel in files:
             src = self._join(staging, rel)
-            if not self.fs.exists(src):
+            if not self._exists(src):
                 continue  # moved before a crash
             dst = self._join(self.meta, rel) if rel.startswith("done/") else self._join(self.root, rel)
             if rel.startswith(DEAD):
                 self.fs.makedirs(self._join(self.root, DEAD), exist_ok=True)
             self.fs.mv(src, dst)
             faults.hit("swap")
-        if self.fs.exists(self._join(staging, "plan.json")):
+        if self._exists(self._join(staging, "plan.json")):
             self.fs.mv(self._join(staging, "plan.json"), self._join(self.meta, "plan.json"))
         self._finish(summary)
         self.fs.rm(staging, recursive=True)
@@ -348,7 +367,14 @@ class _OutputGuard:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and issubclass(exc_type, OSError):
+        if exc_type is not None and is_permission_error(exc):
+            raise OutputError(f"output {self.path}: access denied while {self.what}",
+                              hint="check the credentials and permissions for this location") from None
+        if exc_type is not None and issubclass(exc_type, FileNotFoundError) and "bucket" in str(exc).lower():
+            raise OutputError(f"output {self.path}: the bucket or container does not exist",
+                              hint="create it, or fix output.path") from None
+        if exc_type is not None and (issubclass(exc_type, OSError) or is_permission_error(exc)
+                                     or is_storage_error(exc)):
             raise OutputError(f"output {self.path}: {self.what} failed: {exc}",
                               hint="check free space and permissions; committed parts are kept and "
                                    "output.mode = 'resume' continues from them") from None

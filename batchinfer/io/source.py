@@ -7,6 +7,7 @@ Each batch carries its position (file index, batch index) so output parts can be
 from __future__ import annotations
 
 import posixpath
+from contextlib import contextmanager
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 
 from batchinfer import faults
 from batchinfer.errors import InputError
+from batchinfer.io.retry import is_permission_error, is_storage_error, retrying
 from batchinfer.job import InputSpec
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -84,31 +86,47 @@ class Source:
                 self.fs = fs
             elif type(fs) is not type(self.fs):
                 raise InputError(f"input {url}: all input paths must be on one filesystem")
-            if any(c in root for c in _GLOB_CHARS):
-                matches = sorted(p for p in fs.glob(root) if fs.isfile(p))
-                if not matches:
-                    raise InputError(f"input {url}: the pattern matches no files")
-            elif fs.isdir(root):
-                matches = sorted(p for p in fs.find(root) if _format_of(p, self.spec.format)
-                                 and not posixpath.basename(p).startswith((".", "_")))
-                if not matches:
-                    raise InputError(f"input folder {url} holds no Parquet or CSV files")
-            elif fs.isfile(root):
-                matches = [root]
-            else:
-                raise InputError(f"input {url} does not exist", hint="check input.path in the job file")
-            found.extend(matches)
+            with storage_errors(f"input {url}"):
+                found.extend(self._expand(fs, url, root))
         for path in found:
             fmt = _format_of(path, self.spec.format)
             if fmt is None:
-                raise InputError(f"input {path}: cannot tell the format from the name",
+                raise InputError(f"input {self.display(path)}: cannot tell the format from the name",
                                  hint="set input.format = 'parquet' or 'csv'")
             self.files.append(path)
             self.formats.append(fmt)
 
+    def _expand(self, fs, url: str, root: str) -> list[str]:
+        def call(fn, *args):
+            return retrying(lambda: fn(*args), what=f"listing {url}")
+
+        if any(c in root for c in _GLOB_CHARS):
+            matches = sorted(p for p in call(fs.glob, root) if call(fs.isfile, p))
+            if not matches:
+                raise InputError(f"input {url}: the pattern matches no files")
+            return matches
+        if call(fs.isdir, root):
+            matches = sorted(p for p in call(fs.find, root) if _format_of(p, self.spec.format)
+                             and not posixpath.basename(p).startswith((".", "_")))
+            if not matches:
+                raise InputError(f"input folder {url} holds no Parquet or CSV files")
+            return matches
+        if call(fs.isfile, root):
+            return [root]
+        raise InputError(f"input {url} does not exist", hint="check input.path in the job file")
+
+    def display(self, path: str) -> str:
+        """A path as the user would write it (with its protocol, for object stores)."""
+        return self.fs.unstrip_protocol(path) if self.fs is not None and "://" not in path \
+            and self.fs.protocol not in ("file", ("file", "local")) else path
+
     # -- checks ------------------------------------------------------------------------------------
     def schema_of(self, index: int) -> pa.Schema:
         path, fmt = self.files[index], self.formats[index]
+        with storage_errors(f"input {self.display(path)}"):
+            return retrying(lambda: self._schema(path, fmt), what=f"reading {self.display(path)}")
+
+    def _schema(self, path: str, fmt: str) -> pa.Schema:
         try:
             if fmt == "parquet":
                 with self.fs.open(path, "rb") as fh:
@@ -117,8 +135,8 @@ class Source:
                 return reader.schema
         except InputError:
             raise
-        except Exception as exc:
-            raise InputError(f"input {path} cannot be read as {fmt}: {exc}") from None
+        except (pa.ArrowException, ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"input {self.display(path)} cannot be read as {fmt}: {exc}") from None
 
     def check(self, column: str, keep: list[str] | None) -> pa.Schema:
         """Check every file has the text column (as strings) and the kept columns; return the first schema."""
@@ -217,9 +235,31 @@ class Source:
                             yield SourceBatch(i, path, j + 1 if offset else 0, batch.slice(0, 0) if offset
                                               else _empty_batch(reader.schema), offset, tuple(bad))
             except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, UnicodeDecodeError) as exc:
-                raise InputError(f"input {path} ({fmt}) cannot be read: {exc}",
+                if is_permission_error(exc) or is_storage_error(exc):
+                    with storage_errors(f"input {self.display(path)}"):
+                        raise
+                raise InputError(f"input {self.display(path)} ({fmt}) cannot be read: {exc}",
                                  hint="fix or remove the file; rows already written are kept "
                                       "(output.mode = 'resume' continues after the fix)") from None
+
+
+@contextmanager
+def storage_errors(what: str):
+    """Object store failures as InputErrors naming the URL (never the credentials)."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as exc:
+        if is_permission_error(exc):
+            raise InputError(f"{what}: access denied", hint="check the credentials and permissions for this "
+                             "location (storage_options or the environment)") from None
+        if isinstance(exc, FileNotFoundError) and any(w in str(exc).lower() for w in ("bucket", "container")):
+            raise InputError(f"{what}: the bucket or container does not exist", hint="check input.path") from None
+        if isinstance(exc, OSError) or is_storage_error(exc):
+            raise InputError(f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                             hint="transient errors were retried; check the location and the network") from None
+        raise
 
 
 def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:

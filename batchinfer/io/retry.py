@@ -1,0 +1,59 @@
+"""Retries for object stores: transient errors (connection resets, 5xx, throttling) are retried with
+exponential backoff; permanent ones (no such bucket, access denied) fail at once with a clear message."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger("batchinfer")
+
+_TRANSIENT_MARKERS = ("500", "502", "503", "504", "slowdown", "slow down", "throttl", "serverbusy", "server busy",
+                      "internalerror", "serviceunavailable", "reset by peer", "connection reset", "timed out",
+                      "timeout", "temporarily", "connection aborted", "broken pipe", "remotedisconnected",
+                      "server disconnected", "connection refused", "cannot connect")
+_PERMANENT_MARKERS = ("403", "accessdenied", "access denied", "authorizationfailure", "authenticationfailed",
+                      "failed to authenticate", "invalidaccesskeyid", "signaturedoesnotmatch", "forbidden")
+
+
+def is_permission_error(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return isinstance(exc, PermissionError) or any(m in text for m in _PERMANENT_MARKERS)
+
+
+_STORAGE_MODULES = ("azure", "botocore", "aiobotocore", "s3fs", "gcsfs", "google", "aiohttp", "adlfs")
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """An error raised by an object store client (not one of ours, not a bug in our code)."""
+    return type(exc).__module__.split(".")[0] in _STORAGE_MODULES
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)):
+        return False
+    if is_permission_error(exc):
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(m in text for m in _TRANSIENT_MARKERS)
+
+
+def retrying(call: Callable[[], T], *, what: str, attempts: int = 5, base_delay: float = 0.2) -> T:
+    """Run `call`, retrying transient errors up to `attempts` times with jittered exponential backoff."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt == attempts or not is_transient(exc):
+                raise
+            delay = base_delay * 2 ** (attempt - 1) * (0.5 + random.random())
+            log.warning("%s: transient error (%s: %s); retry %d of %d in %.1f s", what, type(exc).__name__,
+                        str(exc).splitlines()[0][:200] if str(exc) else "", attempt, attempts - 1, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
