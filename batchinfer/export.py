@@ -45,6 +45,7 @@ def fingerprint(graph: ModelGraph, *, opset: int = OPSET) -> str:
         "auto_class": graph.auto_class,
         "output": graph.output_name,
         "inputs": list(graph.input_names),
+        "image_shape": list(graph.image_shape) if graph.image_shape else None,
         "opset": opset,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -69,8 +70,12 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
         def forward(self, *args):
             return getattr(self.model(**dict(zip(names, args))), graph.output_name)
 
-    dummy = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
-    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    if graph.image_shape is not None:  # pixels: only the batch axis varies
+        dummy = tuple(torch.rand((2, *graph.image_shape)) for _ in names)
+        axes = {name: {0: "batch"} for name in names}
+    else:
+        dummy = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
+        axes = {name: {0: "batch", 1: "sequence"} for name in names}
     axes[graph.output_name] = {0: "batch", 1: "sequence"} if graph.output_name != "logits" else {0: "batch"}
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer and deprecation notes about torch internals, not user input

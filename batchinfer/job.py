@@ -21,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-TaskName = Literal["text-classification", "feature-extraction"]
+TaskName = Literal["text-classification", "feature-extraction", "image-classification"]
 BackendName = Literal["ort", "openvino", "ov", "ipex", "torch"]
 Compression = Literal["zstd", "snappy", "gzip", "lz4", "brotli", "none"]
 
@@ -74,7 +74,7 @@ class InputSpec(_Section):
     """Where rows come from. `path` is a file, a folder, a glob or a list of them, local or fsspec URL."""
 
     path: str | list[str]
-    column: str = Field(..., min_length=1, description="the text column fed to the model")
+    column: str = Field(..., min_length=1, description="the text or image column fed to the model")
     format: Literal["auto", "parquet", "csv"] = "auto"
     batch_rows: int = Field(8192, gt=0, description="rows per record batch read (and per output part)")
     csv: CsvOptions = CsvOptions()
@@ -110,9 +110,9 @@ class ModelSpec(_Section):
     def _options_fit_task(self) -> "ModelSpec":
         if self.backend == "ov":
             object.__setattr__(self, "backend", "openvino")
-        if self.task != "text-classification":
+        if not self.task.endswith("classification"):
             if self.top_k != 1 or self.function_to_apply != "default":
-                raise ValueError(f"top_k and function_to_apply apply to text-classification, not {self.task}")
+                raise ValueError(f"top_k and function_to_apply apply to classification tasks, not {self.task}")
         if self.precision != "fp32" and self.backend != "ipex":
             raise ValueError("precision = 'bf16' is offered by the ipex backend only")
         if self.task != "feature-extraction" and self.normalize:

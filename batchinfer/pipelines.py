@@ -50,7 +50,7 @@ class Pipeline:
         `lengths` (from `token_lengths`) saves counting tokens again when the caller already did.
         """
         batching = batching or BatchingSpec()
-        values = _as_texts(texts)
+        values = list(texts) if self.task.modality == "image" else _as_texts(texts)
         if not values:
             return self.task.empty_results()
         parts: dict[str, list[np.ndarray]] = {}
@@ -68,8 +68,9 @@ class Pipeline:
     def forward_batches(self, values: list[str], batching: BatchingSpec, *, lengths: np.ndarray | None = None):
         """Yield (row indices, model inputs, model outputs) per model batch, in the batcher's order."""
         if lengths is None:
-            lengths = self.task.token_lengths(values)
-        lengths = np.minimum(lengths, self.task.max_length)
+            lengths = self.task.sort_keys(values)
+        elif self.task.max_length:
+            lengths = np.minimum(lengths, self.task.max_length)
         plan = plan_batches(lengths, batch_size=batching.batch_size, max_tokens=batching.max_tokens,
                             sort_by_length=batching.sort_by_length)
         for idx in plan:
@@ -131,9 +132,14 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
     ref = resolve_model(model.name, model.revision, cache_dir=cache_dir)
     config = read_config(ref)
     cls.check_model(config, model.name)
-    tokenizer = _load_tokenizer(ref, model.trust_remote_code)
+    if cls.modality == "image":
+        tokenizer = _load_image_processor(ref, model.trust_remote_code)
+        input_names, image_shape = ("pixel_values",), _image_shape(tokenizer)
+    else:
+        tokenizer = _load_tokenizer(ref, model.trust_remote_code)
+        input_names, image_shape = tuple(tokenizer.model_input_names), None
     graph = ModelGraph(ref=ref, auto_class=cls.auto_class, output_name=cls.output_name,
-                       input_names=tuple(tokenizer.model_input_names),
+                       input_names=input_names, image_shape=image_shape,
                        trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights)
     backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir,
                            precision=model.precision)
@@ -152,6 +158,24 @@ def _load_tokenizer(ref: ModelRef, trust_remote_code: bool = False):
                          hint="the folder needs tokenizer files (tokenizer.json or vocab) next to config.json") from None
 
 
+def _load_image_processor(ref: ModelRef, trust_remote_code: bool = False):
+    from transformers import AutoImageProcessor
+
+    try:
+        return AutoImageProcessor.from_pretrained(str(ref.path), trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        raise ModelError(f"model folder {ref.path}: image processor cannot be loaded: {exc}",
+                         hint="the folder needs a preprocessor_config.json next to config.json") from None
+
+
+def _image_shape(processor) -> tuple[int, int, int]:
+    """(channels, height, width) the processor produces, read off one blank image."""
+    from PIL import Image
+
+    pixels = processor(images=[Image.new("RGB", (64, 64))], return_tensors="np")["pixel_values"]
+    return tuple(int(x) for x in pixels.shape[1:])
+
+
 def _sentence_transformers_max_length(ref: ModelRef) -> int | None:
     """A sentence-transformers folder states the length it was trained for; use it unless the job says otherwise."""
     try:
@@ -165,7 +189,7 @@ def _build(model: ModelSpec, runtime: RuntimeSpec) -> Pipeline:
     cls = task_class(model.task)
     loaded = _load(model, runtime, cls)
     options: dict[str, Any] = {"max_length": model.max_length or _sentence_transformers_max_length(loaded.ref)}
-    if model.task == "text-classification":
+    if model.task in ("text-classification", "image-classification"):
         options.update(top_k=model.top_k, function_to_apply=model.function_to_apply)
     elif model.task == "feature-extraction":
         options.update(normalize=model.normalize)

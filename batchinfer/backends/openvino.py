@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from batchinfer.backends.base import ModelGraph
+from batchinfer.backends.ort import _as_model_dtype
 from batchinfer.cache_folder import build_once, is_built
 from batchinfer.errors import ModelError
 from batchinfer.export import export_onnx
@@ -60,7 +61,7 @@ class OpenVinoBackend:
         self.description = f"openvino {ov.__version__.split('-')[0]} (CPU, {threads} threads)"
 
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = {name: inputs[name].astype(np.int64, copy=False) for name in self._inputs}
+        feed = {name: _as_model_dtype(inputs[name]) for name in self._inputs}
         result = self._request.infer(feed)
         out = result[self.compiled.output(self.graph.output_name)]
         return {self.graph.output_name: np.array(out, copy=True)}

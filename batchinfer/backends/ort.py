@@ -33,6 +33,13 @@ class OrtBackend:
         self.description = f"onnxruntime {ort.__version__} ({threads} threads)"
 
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = {name: inputs[name].astype(np.int64, copy=False) for name in self._inputs}
+        feed = {name: _as_model_dtype(inputs[name]) for name in self._inputs}
         (out,) = self.session.run([self.graph.output_name], feed)
         return {self.graph.output_name: out}
+
+
+def _as_model_dtype(array: np.ndarray) -> np.ndarray:
+    """Token ids and masks as int64, pixels as float32: what torch.onnx exported."""
+    if array.dtype.kind == "f":
+        return array.astype(np.float32, copy=False)
+    return array.astype(np.int64, copy=False)

@@ -58,3 +58,48 @@ def lossy_text(column: pa.Array) -> pa.Array:
         return pa.array([None if v is None else v.decode("utf-8", "replace") for v in column.to_pylist()],
                         type=pa.string())
     return pc.cast(column, pa.string())
+
+
+def decode_images(column: pa.Array | pa.ChunkedArray, *, base: str, fs) -> tuple[list, dict[int, str]]:
+    """Decode an image column into RGB PIL images, plus {row: error} for rows without a usable image.
+
+    A value is encoded bytes (binary), a Hugging Face datasets struct {bytes, path}, or a string path/URL
+    (relative paths are taken from the input file's folder, on the input's filesystem).
+    """
+    import io
+
+    import fsspec
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    images: list = []
+    errors: dict[int, str] = {}
+    for i, value in enumerate(column.to_pylist()):
+        data, where = None, None
+        if isinstance(value, dict):
+            data, where = value.get("bytes"), value.get("path")
+        elif isinstance(value, (bytes, bytearray)):
+            data = value
+        elif isinstance(value, str):
+            where = value
+        try:
+            if data is None and where:
+                if "://" in where:
+                    with fsspec.open(where, "rb") as fh:
+                        data = fh.read()
+                else:
+                    path = where if where.startswith("/") else f"{base}/{where}"
+                    with fs.open(path, "rb") as fh:
+                        data = fh.read()
+            if data is None:
+                raise ValueError("image is null")
+            with Image.open(io.BytesIO(data)) as image:
+                images.append(ImageOps.exif_transpose(image).convert("RGB"))  # as transformers' load_image
+        except FileNotFoundError:
+            errors[i] = f"image file not found: {where}"
+            images.append(None)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+            errors[i] = f"image cannot be decoded: {exc}" if data is not None else str(exc)
+            images.append(None)
+    return images, errors

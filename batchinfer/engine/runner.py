@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import posixpath
 import sys
 import time
 from dataclasses import dataclass, field
@@ -14,17 +15,19 @@ import pyarrow as pa
 
 from batchinfer import faults
 from batchinfer.engine.progress import Progress
-from batchinfer.engine.rows import decode_texts, lossy_text
+from batchinfer.engine.rows import decode_images, decode_texts, lossy_text
 from batchinfer.engine.stages import WriteBehind, read_ahead
 from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, RowErrors
 from batchinfer.io import ParquetSink, Source, SourceBatch
 from batchinfer.io.sink import unit_name
 from batchinfer.job import JobSpec
 from batchinfer.pipelines import Pipeline, build_pipeline
+from batchinfer.tasks import task_class
 
 log = logging.getLogger("batchinfer")
 
-PREDICTION_COLUMNS = {"text-classification": ("label", "score"), "feature-extraction": ("embedding",)}
+PREDICTION_COLUMNS = {"text-classification": ("label", "score"), "feature-extraction": ("embedding",),
+                      "image-classification": ("label", "score")}
 ERROR_COLUMNS = ("_error", "_source_file", "_source_row")
 
 
@@ -93,7 +96,7 @@ def kept_columns(spec: JobSpec, schema: pa.Schema, predictions: dict[str, str]) 
 def check_job(spec: JobSpec) -> tuple[Source, list[str], dict[str, str], ParquetSink]:
     """Every check that needs neither the model nor a write: input files and columns, names, output mode."""
     source = Source(spec.input)
-    schema = source.check(spec.input.column, spec.output.keep_columns)
+    schema = source.check(spec.input.column, spec.output.keep_columns, modality=task_class(spec.model.task).modality)
     predictions = prediction_names(spec)
     keep = kept_columns(spec, schema, predictions)
     sink = ParquetSink(spec.output)
@@ -154,6 +157,19 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
                      timings={"setup": round(ready - started, 3), "total": round(seconds, 3)}, **result)
 
 
+@dataclass
+class Prepared:
+    """One unit made ready for the model in the reader thread: decoded, checked, tokens counted."""
+
+    sb: SourceBatch
+    values: list  # the good rows' texts or images
+    good: np.ndarray  # bool per row
+    errors: dict[int, str]
+    lengths: np.ndarray | None = None
+    truncated: int = 0
+    decoded: pa.Array | None = None  # the text column as strings, where it was read as bytes
+
+
 def _stream(spec, source, keep, predictions, sink, pipe, done, progress) -> dict:
     if progress is None:
         progress = spec.runtime.progress == "always" or (spec.runtime.progress == "auto" and sys.stderr.isatty())
@@ -162,14 +178,20 @@ def _stream(spec, source, keep, predictions, sink, pipe, done, progress) -> dict
     seen_files: set[int] = set()
     rows_this_run = 0
     keep_bad = spec.input.on_error != "fail"
+
+    def prepared():  # runs in the reader thread: reading, decoding and tokenising overlap inference
+        bytes_column = spec.input.column if pipe.task.modality == "text" else None  # CSV text read as bytes
+        for sb in source.batches(read_columns, bytes_column, keep_bad_rows=keep_bad):
+            done_already = unit_name(sb.file_index, sb.batch_index) in done
+            yield sb, None if done_already else _prepare(spec, sb, pipe, source)
+
     writer = WriteBehind(sink.write)
     try:
-        for sb in read_ahead(source.batches(read_columns, spec.input.column, keep_bad_rows=keep_bad)):
+        for sb, prep in read_ahead(prepared()):
             seen_files.add(sb.file_index)
-            unit = unit_name(sb.file_index, sb.batch_index)
-            if unit not in done:
-                table, dead, stats = _process(spec, sb, keep, predictions, pipe)
-                writer.submit(unit, table, dead=dead, stats=stats)
+            if prep is not None:
+                table, dead, stats = _infer(spec, prep, keep, predictions, pipe)
+                writer.submit(unit_name(sb.file_index, sb.batch_index), table, dead=dead, stats=stats)
                 rows_this_run += sb.batch.num_rows
             bar.update(sb.batch.num_rows)
     finally:
@@ -179,15 +201,19 @@ def _stream(spec, source, keep, predictions, sink, pipe, done, progress) -> dict
         if i not in seen_files and unit not in done:
             schema = source.schema_of(i)
             empty = pa.RecordBatch.from_pylist([], schema=pa.schema([schema.field(c) for c in read_columns]))
-            table, dead, stats = _process(spec, SourceBatch(i, source.files[i], 0, empty), keep, predictions, pipe)
+            sb = SourceBatch(i, source.files[i], 0, empty)
+            table, _, stats = _infer(spec, _prepare(spec, sb, pipe, source), keep, predictions, pipe)
             sink.write(unit, table, dead=None, stats=stats)
     bar.close()
     return {"rows_this_run": rows_this_run}
 
 
-def _process(spec: JobSpec, sb: SourceBatch, keep: list[str], names: dict[str, str], pipe: Pipeline):
-    """Predict one unit: returns the output table, the dead-letter table (or None) and the unit's counts."""
+def _prepare(spec: JobSpec, sb: SourceBatch, pipe: Pipeline, source: Source) -> Prepared:
     column = sb.batch.column(spec.input.column)
+    if pipe.task.modality == "image":
+        images, errors = decode_images(column, base=posixpath.dirname(sb.file), fs=source.fs)
+        good = np.array([i not in errors for i in range(len(images))], dtype=bool)
+        return Prepared(sb, [im for im, ok in zip(images, good) if ok], good, errors)
     texts, errors = decode_texts(column, null_text=spec.input.null_text)
     good = np.ones(len(texts), dtype=bool)
     for row in errors:
@@ -204,30 +230,36 @@ def _process(spec: JobSpec, sb: SourceBatch, keep: list[str], names: dict[str, s
         good[good_idx[too_long]] = False
         good_values = [v for v, long in zip(good_values, too_long) if not long]
         lengths, too_long = lengths[~too_long], too_long[~too_long]
+    return Prepared(sb, good_values, good, errors, lengths=lengths,
+                    truncated=int(too_long.sum()) if spec.model.truncation else 0,
+                    decoded=texts if column.type != texts.type else None)
+
+
+def _infer(spec: JobSpec, prep: Prepared, keep: list[str], names: dict[str, str], pipe: Pipeline):
+    """Predict one unit: returns the output table, the dead-letter table (or None) and the unit's counts."""
+    sb, errors, good = prep.sb, prep.errors, prep.good
     if errors and spec.input.on_error == "fail":
         row = min(errors)
         raise RowErrors(f"input {sb.file}, row {sb.row_offset + row}: {errors[row]}",
                         hint="fix the row, or set input.on_error = 'skip' or 'dead-letter'; "
                              "rows already written are kept")
-    if sb.bad_rows and spec.input.on_error == "fail":  # not reached: the reader raises first
-        raise RowErrors(f"input {sb.file}: {sb.bad_rows[0].error}")
     faults.hit("infer")
-    preds = pipe.predict(good_values, spec.batching, lengths=lengths)
+    preds = pipe.predict(prep.values, spec.batching, lengths=prep.lengths)
     batch = sb.batch
-    if spec.input.column in keep and column.type != texts.type:  # decoded CSV text replaces the raw bytes
-        batch = batch.set_column(batch.schema.get_field_index(spec.input.column), spec.input.column, texts)
+    if spec.input.column in keep and prep.decoded is not None:  # decoded CSV text replaces the raw bytes
+        batch = batch.set_column(batch.schema.get_field_index(spec.input.column), spec.input.column, prep.decoded)
     good_rows = batch.filter(pa.array(good)) if not good.all() else batch
     table = pa.Table.from_arrays([good_rows.column(c) for c in keep] + [preds[c] for c in names],
                                  names=[*keep, *names.values()])
     dead = None
     failed = len(errors) + len(sb.bad_rows)
     if spec.input.on_error == "dead-letter" and failed:
-        dead = _dead_letter(sb, keep, errors, spec.input.column)
-    stats = {"failed": failed, "truncated": int(too_long.sum()) if spec.model.truncation else 0}
-    return table, dead, stats
+        text_column = spec.input.column if pipe.task.modality == "text" else None
+        dead = _dead_letter(sb, keep, errors, text_column)
+    return table, dead, {"failed": failed, "truncated": prep.truncated}
 
 
-def _dead_letter(sb: SourceBatch, keep: list[str], errors: dict[int, str], text_column: str) -> pa.Table:
+def _dead_letter(sb: SourceBatch, keep: list[str], errors: dict[int, str], text_column: str | None) -> pa.Table:
     rows = sorted(errors)
     taken = sb.batch.take(pa.array(rows, type=pa.int64()))
     columns = {c: lossy_text(taken.column(c)) if c == text_column else taken.column(c) for c in keep}

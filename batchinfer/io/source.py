@@ -57,6 +57,13 @@ def _format_of(path: str, requested: str) -> str | None:
     return None
 
 
+def _is_image_type(t: pa.DataType) -> bool:
+    if pa.types.is_struct(t):
+        return any(t.field(i).name in ("bytes", "path") for i in range(t.num_fields))
+    return (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_string(t)
+            or pa.types.is_large_string(t) or pa.types.is_null(t))
+
+
 def _is_text_type(t: pa.DataType) -> bool:
     if pa.types.is_dictionary(t):
         t = t.value_type
@@ -138,17 +145,19 @@ class Source:
         except (pa.ArrowException, ValueError, UnicodeDecodeError) as exc:
             raise InputError(f"input {self.display(path)} cannot be read as {fmt}: {exc}") from None
 
-    def check(self, column: str, keep: list[str] | None) -> pa.Schema:
-        """Check every file has the text column (as strings) and the kept columns; return the first schema."""
+    def check(self, column: str, keep: list[str] | None, *, modality: str = "text") -> pa.Schema:
+        """Check every file has the input column (of a fitting type) and the kept columns; return the first schema."""
         first: pa.Schema | None = None
         for i, path in enumerate(self.files):
             schema = self.schema_of(i)
             if column not in schema.names:
                 raise InputError(f"input {path} has no column {column!r}; its columns are: {', '.join(schema.names)}",
                                  hint="set input.column to one of them")
-            if not _is_text_type(schema.field(column).type):
+            fits = _is_text_type if modality == "text" else _is_image_type
+            if not fits(schema.field(column).type):
                 raise InputError(f"input {path}: column {column!r} has type {schema.field(column).type}, "
-                                 "not text", hint="input.column must name a string column")
+                                 f"not {modality}", hint="input.column must name a string column" if modality ==
+                                 "text" else "an image column holds bytes, {bytes, path} structs, or paths")
             missing = [c for c in keep or [] if c not in schema.names]
             if missing:
                 raise InputError(f"input {path} has no column(s) {', '.join(map(repr, missing))} named in "

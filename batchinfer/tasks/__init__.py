@@ -5,9 +5,10 @@ from __future__ import annotations
 from batchinfer.errors import ModelError
 from batchinfer.tasks.base import Task
 from batchinfer.tasks.feature_extraction import FeatureExtraction
+from batchinfer.tasks.image_classification import ImageClassification
 from batchinfer.tasks.text_classification import TextClassification
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (TextClassification, FeatureExtraction)}
+TASKS: dict[str, type[Task]] = {t.name: t for t in (TextClassification, FeatureExtraction, ImageClassification)}
 
 
 def task_class(name: str) -> type[Task]:

@@ -1,7 +1,7 @@
-"""What a task does: turn texts into model inputs, and model outputs into Arrow columns.
+"""What a task does: turn inputs (texts, images) into model inputs, and model outputs into Arrow columns.
 
-A task knows nothing of storage or runtimes. `preprocess` is a whole-list tokenizer call, `postprocess` is
-vectorised numpy on one model batch, `to_arrow` turns the concatenated numpy results into Arrow arrays.
+A task knows nothing of storage or runtimes. `preprocess` is a whole-batch tokenizer or image-processor call,
+`postprocess` is vectorised numpy on one model batch, `to_arrow` turns the concatenated results into Arrow.
 """
 
 from __future__ import annotations
@@ -17,18 +17,23 @@ from batchinfer.errors import ModelError
 
 class Task(ABC):
     name: ClassVar[str]
+    modality: ClassVar[str] = "text"  # "text" or "image": which column types and which preprocessor
     auto_class: ClassVar[str]  # the transformers Auto class that loads a model for this task
     output_name: ClassVar[str]  # the model output the task reads
 
-    def __init__(self, config: dict[str, Any], tokenizer: Any, *, max_length: int | None = None) -> None:
+    def __init__(self, config: dict[str, Any], processor: Any, *, max_length: int | None = None) -> None:
         self.config = config
-        self.tokenizer = tokenizer
+        self.tokenizer = processor
         self.max_length = self._max_length(max_length)
 
     # -- checks ------------------------------------------------------------------------------------
     @classmethod
     def check_model(cls, config: dict[str, Any], model_name: str) -> None:
         """Raise ModelError if the model's config says it was built for something else."""
+
+    def sort_keys(self, values: list[Any]) -> np.ndarray:
+        """What the batcher sorts a window by (token counts for text), capped at max_length."""
+        return np.minimum(self.token_lengths(values), self.max_length)
 
     def _max_length(self, requested: int | None) -> int:
         limits = [self.config.get("max_position_embeddings"), getattr(self.tokenizer, "model_max_length", None)]
@@ -83,3 +88,24 @@ class Task(ABC):
 
     def empty_results(self) -> dict[str, pa.Array]:
         return {f.name: pa.array([], type=f.type) for f in self.output_schema()}
+
+
+class ImageTask(Task):
+    """A task over images: the model's image processor turns decoded PIL images into pixel values."""
+
+    modality = "image"
+
+    def __init__(self, config: dict[str, Any], processor: Any, **_: Any) -> None:
+        self.config = config
+        self.processor = processor
+        self.max_length = None
+
+    def sort_keys(self, values: list[Any]) -> np.ndarray:
+        return np.zeros(len(values), dtype=np.int64)  # every image becomes the same shape: keep input order
+
+    def token_lengths(self, values: list[Any]) -> np.ndarray:
+        return np.zeros(len(values), dtype=np.int64)
+
+    def preprocess(self, images: list[Any]) -> dict[str, np.ndarray]:
+        out = self.processor(images=images, return_tensors="np")
+        return {"pixel_values": np.asarray(out["pixel_values"], dtype=np.float32)}

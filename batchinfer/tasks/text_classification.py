@@ -20,14 +20,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-class TextClassification(Task):
-    name = "text-classification"
-    auto_class = "AutoModelForSequenceClassification"
-    output_name = "logits"
+class Classification:
+    """Shared by text and image classification: scores, top-k labels from id2label, label/score columns."""
 
-    def __init__(self, config: dict[str, Any], tokenizer: Any, *, max_length: int | None = None,
-                 top_k: int = 1, function_to_apply: str = "default") -> None:
-        super().__init__(config, tokenizer, max_length=max_length)
+    head_suffix: str = "ForSequenceClassification"
+
+    def _setup_labels(self, config: dict[str, Any], top_k: int, function_to_apply: str) -> None:
         id2label = config.get("id2label") or {}
         self.num_labels = len(id2label) or int(config.get("num_labels", 2))
         self.labels = [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(self.num_labels)]
@@ -35,7 +33,7 @@ class TextClassification(Task):
         self.function = self._function(function_to_apply)
 
     def _function(self, requested: str) -> str:
-        """The same default as transformers' TextClassificationPipeline."""
+        """The same default as transformers' classification pipelines."""
         if requested != "default":
             return requested
         problem = self.config.get("problem_type")
@@ -48,16 +46,19 @@ class TextClassification(Task):
     @classmethod
     def check_model(cls, config: dict[str, Any], model_name: str) -> None:
         archs = config.get("architectures") or []
-        if archs and not any(a.endswith(("ForSequenceClassification",)) for a in archs):
+        if archs and not any(a.endswith(cls.head_suffix) for a in archs):
             raise ModelError(
                 f"model {model_name} is a {', '.join(archs)}, which has no classification head "
-                "for text-classification",
-                hint="use a *ForSequenceClassification model, or task = 'feature-extraction' for embeddings",
+                f"for {cls.name}",
+                hint=f"use a *{cls.head_suffix} model, or task = 'feature-extraction' for embeddings",
             )
 
+    def scores(self, logits: np.ndarray) -> np.ndarray:
+        return {"softmax": softmax, "sigmoid": sigmoid, "none": lambda x: x}[self.function](
+            logits.astype(np.float32, copy=False))
+
     def postprocess(self, outputs, inputs):
-        logits = outputs["logits"].astype(np.float32, copy=False)
-        scores = {"softmax": softmax, "sigmoid": sigmoid, "none": lambda x: x}[self.function](logits)
+        scores = self.scores(outputs["logits"])
         if self.top_k == 1:
             ids = scores.argmax(axis=-1)
             return {"label": ids, "score": np.take_along_axis(scores, ids[:, None], axis=-1)[:, 0]}
@@ -80,3 +81,14 @@ class TextClassification(Task):
             "label": pa.ListArray.from_arrays(offsets, names.take(pa.array(ids.reshape(-1)))),
             "score": pa.ListArray.from_arrays(offsets, pa.array(scores.reshape(-1))),
         }
+
+
+class TextClassification(Classification, Task):
+    name = "text-classification"
+    auto_class = "AutoModelForSequenceClassification"
+    output_name = "logits"
+
+    def __init__(self, config: dict[str, Any], tokenizer: Any, *, max_length: int | None = None,
+                 top_k: int = 1, function_to_apply: str = "default") -> None:
+        Task.__init__(self, config, tokenizer, max_length=max_length)
+        self._setup_labels(config, top_k, function_to_apply)
