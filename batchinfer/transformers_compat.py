@@ -20,15 +20,34 @@ from batchinfer.backends import ALIASES
 from batchinfer.errors import ModelError
 from batchinfer.job import BatchingSpec, ModelSpec, RuntimeSpec
 from batchinfer.pipelines import Pipeline, build_pipeline
-from batchinfer.tasks.text_classification import sigmoid, softmax
 
 log = logging.getLogger("batchinfer")
 
 CALL_OPTIONS = {
     "text-classification": {"batch_size", "top_k", "function_to_apply", "truncation", "max_length", "padding"},
     "feature-extraction": {"batch_size", "truncation", "max_length", "padding", "tokenize_kwargs"},
+    "image-classification": {"batch_size", "top_k", "function_to_apply", "timeout"},
 }
 _UNSET = object()
+
+
+def _load_image(value: Any):
+    """A PIL image, a path, a URL or bytes, as transformers' load_image makes it: EXIF-rotated RGB."""
+    import io
+
+    import fsspec
+    from PIL import Image, ImageOps
+
+    if isinstance(value, Image.Image):
+        image = value
+    elif isinstance(value, (bytes, bytearray)):
+        image = Image.open(io.BytesIO(value))
+    elif isinstance(value, str):
+        with fsspec.open(value, "rb") as fh:
+            image = Image.open(io.BytesIO(fh.read()))
+    else:
+        raise TypeError(f"an image input must be a PIL image, a path, a URL or bytes, not {type(value).__name__}")
+    return ImageOps.exif_transpose(image).convert("RGB")
 
 
 def best_accelerator() -> str:
@@ -63,8 +82,8 @@ class InferencePipeline:
         spec: dict[str, Any] = {"name": self.model, "task": self.task, "backend": self.accelerator}
         if options.get("max_length"):
             spec["max_length"] = options["max_length"]
-        if self.task == "text-classification":
-            top_k = options.get("top_k", _UNSET)
+        if self.task.endswith("classification"):
+            top_k = options.get("top_k", _UNSET if self.task == "text-classification" else 5)
             if top_k is not _UNSET:
                 spec["top_k"] = 1_000_000 if top_k is None else top_k  # None: every label
             if options.get("function_to_apply") is not None:
@@ -77,10 +96,12 @@ class InferencePipeline:
         return {**self.defaults, **kwargs}
 
     # -- the three phases --------------------------------------------------------------------------
-    def preprocess(self, inputs: str, **kwargs: Any) -> dict[str, np.ndarray]:
-        """Tokenise one input into numpy model inputs."""
+    def preprocess(self, inputs: Any, **kwargs: Any) -> dict[str, np.ndarray]:
+        """Tokenise (or process, for an image) one input into numpy model inputs."""
         options = self._options(kwargs)
         pipe = self._pipeline(options)
+        if pipe.task.modality == "image":
+            return pipe.task.preprocess([_load_image(inputs)])
         self._check_length(pipe, [inputs], options)
         return pipe.task.preprocess([inputs])
 
@@ -93,17 +114,25 @@ class InferencePipeline:
         options = self._options(kwargs)
         if self.task == "feature-extraction":
             return [model_outputs["last_hidden_state"][0].tolist()]
+        if self.task == "image-classification":
+            options.setdefault("top_k", 5)
         return self._classify(model_outputs["logits"].astype(np.float32), self._pipeline(options), options)[0]
 
     # -- calling -----------------------------------------------------------------------------------
-    def __call__(self, inputs: str | list[str], **kwargs: Any) -> Any:
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
         options = self._options(kwargs)
-        single = isinstance(inputs, str)
-        texts = [inputs] if single else list(inputs)
-        if any(not isinstance(t, str) for t in texts):
-            raise TypeError("inputs must be a string or a list of strings")
+        if self.task == "image-classification":
+            options.setdefault("top_k", 5)  # transformers' default for images
+            single = not isinstance(inputs, (list, tuple))
+            texts = [_load_image(x) for x in ([inputs] if single else inputs)]
+        else:
+            single = isinstance(inputs, str)
+            texts = [inputs] if single else list(inputs)
+            if any(not isinstance(t, str) for t in texts):
+                raise TypeError("inputs must be a string or a list of strings")
         pipe = self._pipeline(options)
-        self._check_length(pipe, texts, options)
+        if pipe.task.modality == "text":
+            self._check_length(pipe, texts, options)
         batch_size = int(options.get("batch_size") or 1)
         if self.task == "feature-extraction":
             # transformers returns each input's token vectors padded to the longest input of its batch, so
@@ -136,7 +165,7 @@ class InferencePipeline:
 
     def _classify(self, logits: np.ndarray, pipe: Pipeline, options: dict[str, Any]) -> list[Any]:
         task = pipe.task
-        scores = {"softmax": softmax, "sigmoid": sigmoid, "none": lambda x: x}[task.function](logits)
+        scores = task.scores(logits)
         if "top_k" not in options:
             best = scores.argmax(axis=-1)
             return [{"label": task.labels[b], "score": float(scores[r, b])} for r, b in enumerate(best)]

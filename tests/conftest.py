@@ -106,3 +106,57 @@ def pytest_collection_modifyitems(config, items):
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
+
+
+IMAGE_LABELS = {0: "cat", 1: "dog", 2: "bird", 3: "fish"}
+
+
+def _image_model(path: Path, kind: str) -> Path:
+    import torch
+    from transformers import (ConvNextConfig, ConvNextForImageClassification, ConvNextImageProcessor, ViTConfig,
+                              ViTForImageClassification, ViTImageProcessor)
+
+    torch.manual_seed(3)
+    labels = {"id2label": IMAGE_LABELS, "label2id": {v: k for k, v in IMAGE_LABELS.items()}}
+    if kind == "vit":
+        config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=37, initializer_range=0.2, **labels)
+        model = ViTForImageClassification(config)
+        processor = ViTImageProcessor(size={"height": 32, "width": 32})
+    else:
+        config = ConvNextConfig(num_channels=3, num_stages=2, hidden_sizes=[8, 16], depths=[1, 1], image_size=32,
+                                initializer_range=0.2, **labels)
+        model = ConvNextForImageClassification(config)
+        processor = ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=0.875)
+    model.eval().save_pretrained(str(path))
+    processor.save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tmp_path_factory) -> Path:
+    return _image_model(tmp_path_factory.mktemp("tiny-vit"), "vit")
+
+
+@pytest.fixture(scope="session")
+def tiny_convnext(tmp_path_factory) -> Path:
+    return _image_model(tmp_path_factory.mktemp("tiny-convnext"), "convnext")
+
+
+def make_images(n: int, seed: int = 0) -> list[bytes]:
+    """n small PNG/JPEG images of random shapes and colours (sizes and modes vary)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        w, h = int(rng.integers(20, 60)), int(rng.integers(20, 60))
+        pixels = rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8)
+        image = Image.fromarray(pixels).convert("L" if i % 5 == 4 else "RGB")
+        buf = io.BytesIO()
+        image.save(buf, format="PNG" if i % 2 else "JPEG")
+        out.append(buf.getvalue())
+    return out

@@ -93,3 +93,19 @@ def test_ipex_job_file_run_and_bf16_note(tmp_path, tiny_classifier, caplog):
     if not ipex_backend.cpu_has_bf16():
         assert "bf16 is not available; running fp32" in result.output + caplog.text
     assert json.loads((tmp_path / "out" / "_SUCCESS").read_text())["backend"] == "ipex"
+
+
+@pytest.mark.ipex
+def test_ipex_image_classification_matches_transformers(tiny_vit):
+    import io
+
+    from PIL import Image
+    from transformers import pipeline
+
+    from tests.conftest import make_images
+
+    images = [Image.open(io.BytesIO(b)).convert("RGB") for b in make_images(6)]
+    want = pipeline("image-classification", model=str(tiny_vit), device="cpu")(images, top_k=1)
+    got = build_pipeline(ModelSpec(name=str(tiny_vit), task="image-classification", backend="ipex")).predict(images)
+    assert got["label"].to_pylist() == [w[0]["label"] for w in want]
+    np.testing.assert_allclose(got["score"].to_numpy(), [w[0]["score"] for w in want], atol=1e-4)

@@ -47,3 +47,14 @@ def test_assembled_folder_is_a_standard_transformers_model(models_dir, tmp_path)
 def test_unknown_sample_model_lists_the_known_ones(models_dir, tmp_path):
     with pytest.raises(ModelError, match="available: toy"):
         assemble("nope", tmp_path / "cache", models_dir=models_dir)
+
+
+def test_a_sample_model_without_base_is_copied_as_it_is(tmp_path, tiny_vit):
+    import shutil
+
+    folder = tmp_path / "models" / "whole"
+    shutil.copytree(tiny_vit, folder)
+    (folder / "head.json").write_text(json.dumps({"base": None, "architecture": "ViTForImageClassification"}))
+    path = assemble("whole", tmp_path / "cache", models_dir=tmp_path / "models")
+    assert sorted(p.name for p in path.iterdir()) == sorted(
+        [p.name for p in tiny_vit.iterdir()] + ["assembled.json"])

@@ -211,7 +211,7 @@ class Source:
             fh.close()
             raise
 
-    def batches(self, columns: list[str], text_column: str, *, keep_bad_rows: bool = False
+    def batches(self, columns: list[str], text_column: str | None, *, keep_bad_rows: bool = False
                 ) -> Iterator[SourceBatch]:
         """Yield record batches of `columns` from every file in order.
 

@@ -36,12 +36,17 @@ def assemble(name: str, cache_dir: Path, *, models_dir: Path = HERE) -> Path:
     from batchinfer.model_ref import hash_folder, resolve_model
 
     folder, head = _head(name, models_dir)
-    base = resolve_model(head["base"])
-    key = hashlib.sha256((hash_folder(folder) + base.content_hash).encode()).hexdigest()[:16]
+    base = resolve_model(head["base"]) if head.get("base") else None  # no base: the folder is the whole model
+    key = hashlib.sha256((hash_folder(folder) + (base.content_hash if base else "")).encode()).hexdigest()[:16]
     final = Path(cache_dir) / "models" / f"{name}-{key}"
 
     def build(tmp: Path) -> None:
-        _build(base.path, folder, head, tmp)
+        if base is None:
+            for item in folder.iterdir():
+                if item.is_file() and item.name != "head.json":
+                    shutil.copy2(item, tmp / item.name)
+        else:
+            _build(base.path, folder, head, tmp)
         (tmp / COMPLETE).write_text(json.dumps({"name": name, "base": head["base"], "key": key}, indent=2))
 
     return build_once(final, COMPLETE, build, what=f"assembling sample model {name!r}")
