@@ -1,0 +1,116 @@
+"""Image-classification throughput: transformers' pipeline against batchinfer's backends, end to end.
+
+    python bench/images.py [--repeat-data 10] [--repeats 3]
+
+Data: ../shared/data/cifar10_sample (200 32x32 JPEGs) repeated; model: a ViT-Tiny-shaped classifier
+(224x224, patch 16, hidden 192, 12 layers, 5.5M parameters) with random weights, built locally (no hub).
+Rows: 1. transformers.pipeline("image-classification") on PyTorch, batch 32, fed the decoded images
+(what most users write); 2-4. batchinfer on torch, ort and openvino, Parquet in, Parquet out, through the CLI
+code path; 5. the limit: the ORT session alone over pre-processed batches (no decoding, no I/O).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+DATA = HERE.parent.parent / "shared" / "data" / "cifar10_sample" / "cifar10_sample.parquet"
+ROWS = ["transformers pipeline (torch)", "batchinfer torch", "batchinfer ort", "batchinfer openvino",
+        "limit: ort forward only"]
+
+
+def build_model(path: Path) -> Path:
+    if (path / "config.json").exists():
+        return path
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(0)
+    labels = {i: name for i, name in enumerate(
+        ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"])}
+    config = ViTConfig(image_size=224, patch_size=16, hidden_size=192, num_hidden_layers=12, num_attention_heads=3,
+                       intermediate_size=768, id2label=labels, label2id={v: k for k, v in labels.items()})
+    ViTForImageClassification(config).eval().save_pretrained(str(path))
+    ViTImageProcessor(size={"height": 224, "width": 224}).save_pretrained(str(path))
+    return path
+
+
+def build_data(path: Path, repeat: int) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(DATA, columns=["image", "label"])
+    big = pa.concat_tables([table] * repeat)
+    big = big.append_column("id", pa.array(range(big.num_rows)))
+    pq.write_table(big, path)
+    return path
+
+
+def child(row: str, data: Path, model: Path) -> dict:
+    import polars as pl
+    from PIL import Image
+
+    frame = pl.read_parquet(data)
+    if row.startswith("transformers"):
+        from transformers import pipeline
+
+        pipe = pipeline("image-classification", model=str(model), device="cpu")
+        started = time.perf_counter()
+        images = [Image.open(io.BytesIO(v["bytes"])).convert("RGB") for v in frame["image"].to_list()]
+        out = pipe(images, batch_size=32, top_k=1)
+        return {"rows": len(images), "seconds": time.perf_counter() - started, "labels": [o[0]["label"] for o in out]}
+    from batchinfer.job import parse_job
+    from batchinfer.pipelines import build_pipeline
+
+    backend = row.split()[-1] if row.startswith("batchinfer") else "ort"
+    spec = parse_job({"input": {"path": str(data), "column": "image", "batch_rows": 1024},
+                      "model": {"name": str(model), "task": "image-classification", "backend": backend},
+                      "output": {"path": tempfile.mkdtemp() + "/out", "keep_columns": ["id"]}})
+    pipe = build_pipeline(spec.model, spec.runtime)  # load (and export) before the clock starts
+    if row.startswith("limit"):
+        images = [Image.open(io.BytesIO(v["bytes"])).convert("RGB") for v in frame["image"].to_list()]
+        batches = [pipe.task.preprocess(images[i:i + 32]) for i in range(0, len(images), 32)]
+        started = time.perf_counter()
+        for batch in batches:
+            pipe.backend.forward(batch)
+        return {"rows": len(images), "seconds": time.perf_counter() - started}
+    from batchinfer.engine.runner import run_job
+
+    started = time.perf_counter()
+    run_job(spec, pipeline=pipe, progress=False)
+    seconds = time.perf_counter() - started
+    labels = pl.read_parquet(spec.output.path + "/*.parquet")["label"].to_list()
+    return {"rows": len(labels), "seconds": seconds, "labels": labels}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--row")
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--repeat-data", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.row:
+        print(json.dumps(child(args.row, args.data, args.model)))
+        return
+    from harness import machine, table
+
+    work = HERE.parent / "output" / "bench-images"
+    work.mkdir(parents=True, exist_ok=True)
+    model = build_model(work / "vit-tiny-random")
+    data = build_data(work / f"cifar-x{args.repeat_data}.parquet", args.repeat_data)
+    print(f"# image-classification, {200 * args.repeat_data} CIFAR-10 images, ViT-Tiny shape; {machine()}")
+    print(table(Path(__file__), ROWS, ["--data", str(data), "--model", str(model)], repeats=args.repeats,
+                reference=ROWS[0]))
+
+
+if __name__ == "__main__":
+    main()
