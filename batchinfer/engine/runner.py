@@ -9,6 +9,7 @@ import posixpath
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -93,9 +94,9 @@ def kept_columns(spec: JobSpec, schema: pa.Schema, predictions: dict[str, str]) 
     return keep
 
 
-def check_job(spec: JobSpec) -> tuple[Source, list[str], dict[str, str], ParquetSink]:
+def check_job(spec: JobSpec, source=None) -> tuple[Source, list[str], dict[str, str], ParquetSink]:
     """Every check that needs neither the model nor a write: input files and columns, names, output mode."""
-    source = Source(spec.input)
+    source = source or Source(spec.input)
     schema = source.check(spec.input.column, spec.output.keep_columns, modality=task_class(spec.model.task).modality)
     predictions = prediction_names(spec)
     keep = kept_columns(spec, schema, predictions)
@@ -107,12 +108,14 @@ def check_job(spec: JobSpec) -> tuple[Source, list[str], dict[str, str], Parquet
 def plan_of(spec: JobSpec, source: Source, pipe: Pipeline) -> dict:
     """What makes an output what it is; a resume must match it exactly."""
     files = []
-    for path in source.files:
+    for path in source.files if not hasattr(source, "fingerprint") else []:
         info = source.fs.info(path)
         version = (info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
                    or info.get("last_modified"))
         files.append([path, info.get("size"), str(version)])
     model = spec.model.model_dump()
+    if hasattr(source, "fingerprint"):  # a frame: no file versions to compare
+        files = [[source.files[0], None, source.fingerprint()]]
     return {
         "files": [[path, _digest({"size": size, "version": version})] for path, size, version in files],
         "input": _digest(spec.input.model_dump(exclude={"path", "storage_options"})),
@@ -127,9 +130,11 @@ def _digest(data: dict) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool | None = None) -> RunResult:
+def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool | None = None,
+            source=None) -> RunResult:
+    """Run a job; `source` replaces the files of `spec.input` (the polars API passes a frame)."""
     started = time.perf_counter()
-    source, keep, predictions, sink = check_job(spec)  # 1. fail early, before the model and before writing
+    source, keep, predictions, sink = check_job(spec, source)  # 1. fail early, before the model and writing
     pipe = pipeline or build_pipeline(spec.model, spec.runtime)
     ready = time.perf_counter()
 
@@ -273,3 +278,20 @@ def _dead_letter(sb: SourceBatch, keep: list[str], errors: dict[int, str], text_
                           "_source_row": pa.array([b.line for b in sb.bad_rows], pa.int64())})
         table = pa.concat_tables([table, bad.cast(table.schema)])
     return table
+
+
+def run(job: str | Path | JobSpec | dict, overrides: list[str] = (), *, progress: bool = False) -> RunResult:
+    """Run a job from Python (a job file path, a JobSpec, or a dict shaped like a job file).
+
+    Returns the RunResult (rows, failed, truncated, timings, output path; `exit_code` as the CLI would exit);
+    raises a BatchinferError subclass, with the CLI's message, when the job cannot run.
+    """
+    from batchinfer.job import apply_overrides, load_job, parse_job
+
+    if isinstance(job, (str, Path)):
+        spec = load_job(job, list(overrides))
+    elif isinstance(job, JobSpec):
+        spec = parse_job(apply_overrides(job.model_dump(), list(overrides)), source="job")
+    else:
+        spec = parse_job(apply_overrides(dict(job), list(overrides)), source="job")
+    return run_job(spec, progress=progress)
