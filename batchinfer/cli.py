@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -16,25 +18,14 @@ _set_option = click.option("--set", "overrides", multiple=True, metavar="SECTION
                            help="Override a job file value, e.g. --set model.backend=torch (repeatable).")
 
 
-def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("batchinfer: %(message)s"))
-    logger = logging.getLogger("batchinfer")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level)
-    logger.propagate = False
-    if verbose < 2:  # transformers is chatty about things users can't act on
-        logging.getLogger("transformers").setLevel(logging.ERROR)
-        try:
-            from transformers.utils import logging as hf_logging
+def _setup_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
+    from batchinfer import logs
 
-            hf_logging.disable_progress_bar()
-        except ImportError:  # pragma: no cover
-            pass
+    logs.setup(verbose=verbose, quiet=quiet, fmt=fmt)
 
 
-def _fail(exc: BatchinferError, spec: JobSpec | None = None) -> None:
+def _fail(exc: BatchinferError, spec: JobSpec | None = None, *, log_format: str = "text",
+          summary_json: str | None = None) -> None:
     secrets = secret_values(spec) if spec is not None else []
 
     def scrub(text: str) -> str:
@@ -42,10 +33,26 @@ def _fail(exc: BatchinferError, spec: JobSpec | None = None) -> None:
             text = text.replace(secret, "***")
         return text
 
-    click.echo(f"batchinfer: {exc.kind}: {scrub(exc.message)}", err=True)
-    if exc.hint:
-        click.echo(f"  hint: {scrub(exc.hint)}", err=True)
+    if summary_json:
+        _write_json(summary_json, {"status": "failed", "exit_code": exc.exit_code, "error": exc.kind,
+                                   "message": scrub(exc.message)})
+    if log_format == "json":
+        click.echo(json.dumps({"level": "error", "logger": "batchinfer", "event": "failed", "error": exc.kind,
+                               "exit_code": exc.exit_code, "message": scrub(exc.message),
+                               "hint": scrub(exc.hint or "")}), err=True)
+    else:
+        click.echo(f"batchinfer: {exc.kind}: {scrub(exc.message)}", err=True)
+        if exc.hint:
+            click.echo(f"  hint: {scrub(exc.hint)}", err=True)
     sys.exit(exc.exit_code)
+
+
+def _write_json(path: str, data: dict) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(target)
 
 
 def _load(job_file: str, overrides: tuple[str, ...]) -> JobSpec:
@@ -68,23 +75,49 @@ def main() -> None:
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for library logs too).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings, errors and the summary line.")
 @click.option("--progress/--no-progress", default=None, help="Force the progress bar on or off.")
-def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, progress: bool | None) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per log line on stderr, and the summary as JSON on stdout.")
+@click.option("--summary-json", metavar="PATH", help="Write the run summary (or the failure) as JSON to PATH.")
+@click.option("--if-complete", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+              help="skip: if this job already completed its output, do nothing and exit 0.")
+@click.option("--wait-for-lock", type=float, default=0, metavar="SECONDS",
+              help="If another run holds the output's lock, wait up to SECONDS for it instead of exiting 7.")
+def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, progress: bool | None,
+        log_format: str, summary_json: str | None, if_complete: str, wait_for_lock: float) -> None:
     """Run JOB_FILE: read the input, predict, write the output folder."""
-    _setup_logging(verbose, quiet)
-    spec = _load(job_file, overrides)
-    from batchinfer.engine.runner import run_job
-
+    _setup_logging(verbose, quiet, log_format)
+    failing = {"log_format": log_format, "summary_json": summary_json}
     try:
-        result = run_job(spec, progress=progress)
+        spec = load_job(job_file, list(overrides))
     except BatchinferError as exc:
-        _fail(exc, spec)
-    except KeyboardInterrupt:
-        click.echo("batchinfer: interrupted; completed parts are kept", err=True)
-        sys.exit(130)
-    except Exception:
-        logging.getLogger("batchinfer").exception("internal error (a bug: please report it with this trace)")
-        sys.exit(EXIT_INTERNAL)
-    click.echo(result.summary_line())
+        _fail(exc, **failing)
+    from batchinfer import logs
+    from batchinfer.engine.runner import run_job
+    from batchinfer.errors import LockedError
+
+    logs.SCRUB.secrets = secret_values(spec)
+    deadline = time.monotonic() + wait_for_lock
+    while True:
+        try:
+            result = run_job(spec, progress=False if log_format == "json" else progress, if_complete=if_complete)
+            break
+        except LockedError as exc:
+            if time.monotonic() >= deadline:
+                _fail(exc, spec, **failing)
+            logging.getLogger("batchinfer").info("output is locked by another run; waiting")
+            time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+        except BatchinferError as exc:
+            _fail(exc, spec, **failing)
+        except KeyboardInterrupt:
+            click.echo("batchinfer: interrupted; committed units are kept", err=True)
+            sys.exit(130)
+        except Exception:
+            logging.getLogger("batchinfer").exception("internal error (a bug: please report it with this trace)")
+            sys.exit(EXIT_INTERNAL)
+    summary = result.to_dict()
+    if summary_json:
+        _write_json(summary_json, summary)
+    click.echo(json.dumps({"event": "summary", **summary}) if log_format == "json" else result.summary_line())
     sys.exit(result.exit_code)
 
 
@@ -109,6 +142,68 @@ def validate(job_file: str, overrides: tuple[str, ...]) -> None:
         _fail(exc, spec)
     click.echo(f"batchinfer: {job_file} is valid: {len(source.files)} input file(s), "
                f"task {spec.model.task} on {spec.model.backend}, output {spec.output.path}")
+
+
+def _cache_dir(value: str | None) -> Path:
+    from batchinfer.export import default_cache_dir
+
+    return Path(value).expanduser() if value else default_cache_dir()
+
+
+_cache_option = click.option("--cache-dir", metavar="DIR", help="Default: $BATCHINFER_CACHE or ~/.cache/batchinfer.")
+
+
+@main.command()
+@click.argument("model")
+@click.option("--task", required=True, type=click.Choice(["text-classification", "feature-extraction",
+                                                         "image-classification"]))
+@click.option("--backend", default="ort", show_default=True, type=click.Choice(["ort", "openvino", "ov", "torch"]))
+@_cache_option
+def export(model: str, task: str, backend: str, cache_dir: str | None) -> None:
+    """Warm the cache: export MODEL (and convert it for the backend) ahead of a scheduled run."""
+    _setup_logging(0, False)
+    from batchinfer.job import ModelSpec, RuntimeSpec
+    from batchinfer.pipelines import build_pipeline
+
+    try:
+        pipe = build_pipeline(ModelSpec(name=model, task=task, backend=backend),
+                              RuntimeSpec(cache_dir=str(_cache_dir(cache_dir))))
+    except BatchinferError as exc:
+        _fail(exc)
+    where = getattr(pipe.backend, "ir", None) or getattr(pipe.backend, "onnx_path", None) or pipe.ref.path
+    click.echo(f"batchinfer: {model} ready for {task} on {backend}: {where}")
+
+
+@main.group()
+def cache() -> None:
+    """Inspect or clear the export cache."""
+
+
+@cache.command("list")
+@_cache_option
+def cache_list(cache_dir: str | None) -> None:
+    """List cached ONNX exports, OpenVINO IR and assembled sample models."""
+    from batchinfer.cache_admin import entries
+
+    folder = _cache_dir(cache_dir)
+    found = entries(folder)
+    for entry in found:
+        click.echo(entry.line())
+    click.echo(f"batchinfer: {len(found)} entr{'y' if len(found) == 1 else 'ies'} in {folder}, "
+               f"{sum(e.size for e in found) / 1e6:.1f} MB")
+
+
+@cache.command("clear")
+@_cache_option
+@click.option("--yes", is_flag=True, help="Do not ask.")
+def cache_clear(cache_dir: str | None, yes: bool) -> None:
+    """Remove everything in the export cache (it is rebuilt on the next run)."""
+    from batchinfer.cache_admin import clear
+
+    folder = _cache_dir(cache_dir)
+    if not yes:
+        click.confirm(f"Remove every cached export in {folder}?", abort=True)
+    click.echo(f"batchinfer: removed {clear(folder) / 1e6:.1f} MB from {folder}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,9 @@ if [ ! -x "$AZ_DIR/node_modules/.bin/azurite-blob" ]; then
     (cd "$AZ_DIR" && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error "azurite@3")
 fi
 export BATCHINFER_AZURITE="$AZ_DIR/node_modules/.bin/azurite-blob"
+# Apache Airflow, in its own environment, for the DAG tests (tests/test_scheduling.py).
+BATCHINFER_AIRFLOW_VENV=$(bash scripts/airflow-env.sh)
+export BATCHINFER_AIRFLOW_VENV
 REPORTS=$(mktemp -d)
 status=0
 python -m pytest --junitxml="$REPORTS/main.xml" "$@" || status=$?

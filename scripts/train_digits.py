@@ -112,7 +112,21 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     fwd[:, 0, 2], fwd[:, 1, 2], fwd[:, 2, 2] = tx, ty, 1
     theta = torch.linalg.inv(fwd)[:, :2]
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # Elastic distortion: a smooth random displacement field (up to about 1.5 px) on top.
+    coarse = (torch.rand(b, 2, 4, 4, generator=gen) * 2 - 1) * (1.5 * 2 / CANVAS)
+    grid = grid + F.interpolate(coarse, size=(CANVAS, CANVAS), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    # Random erasing: blank a small rectangle in half of the images, so the model does not hang on
+    # one detail (e.g. the crossbar that most sklearn 7s have and most MNIST 7s lack).
+    h, w = torch.randint(3, 9, (2, b), generator=gen)
+    top, left = torch.randint(4, 20, (2, b), generator=gen)
+    rows = torch.arange(CANVAS).view(1, CANVAS, 1)
+    cols = torch.arange(CANVAS).view(1, 1, CANVAS)
+    box = ((rows >= top.view(b, 1, 1)) & (rows < (top + h).view(b, 1, 1))
+           & (cols >= left.view(b, 1, 1)) & (cols < (left + w).view(b, 1, 1)))
+    erase = (torch.rand(b, generator=gen) < 0.5).view(b, 1, 1) & box
+    x = x.masked_fill(erase.unsqueeze(1), 0.0)
 
     # Contrast: MNIST strokes are mostly saturated with a thin soft edge. Half the batch gets a
     # soft threshold (sigmoid around a random level), the rest a random gain and gamma.

@@ -41,11 +41,26 @@ class RunResult:
     files: int
     backend: str
     rows_this_run: int = 0
+    rows_in: int = 0  # rows this run read (failed ones included)
     failed: int = 0  # rows skipped or dead-lettered
     truncated: int = 0
     skipped_units: int = 0  # units already committed by an earlier run
     already_complete: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    model_fingerprint: str = ""
+    dead_letter: str | None = None  # where dead-lettered rows are, if any
+
+    def to_dict(self) -> dict:
+        """The run summary written by --summary-json (and the fields of a JSON log's summary line)."""
+        from batchinfer.versions import versions
+
+        return {"status": "already complete" if self.already_complete else ("rows failed" if self.failed else "ok"),
+                "exit_code": self.exit_code, "output": self.output_path, "rows_in": self.rows_in,
+                "rows_out": self.rows, "rows_this_run": self.rows_this_run, "failed": self.failed,
+                "dead_letter": self.dead_letter, "truncated": self.truncated, "files": self.files,
+                "units": self.parts, "units_already_done": self.skipped_units, "backend": self.backend,
+                "model_fingerprint": self.model_fingerprint, "seconds": round(self.seconds, 3),
+                "rows_per_second": round(self.rows_per_second, 2), "timings": self.timings, "versions": versions()}
 
     @property
     def rows_per_second(self) -> float:
@@ -94,14 +109,15 @@ def kept_columns(spec: JobSpec, schema: pa.Schema, predictions: dict[str, str]) 
     return keep
 
 
-def check_job(spec: JobSpec, source=None) -> tuple[Source, list[str], dict[str, str], ParquetSink]:
+def check_job(spec: JobSpec, source=None, *, allow_complete: bool = False
+              ) -> tuple[Source, list[str], dict[str, str], ParquetSink]:
     """Every check that needs neither the model nor a write: input files and columns, names, output mode."""
     source = source or Source(spec.input)
     schema = source.check(spec.input.column, spec.output.keep_columns, modality=task_class(spec.model.task).modality)
     predictions = prediction_names(spec)
     keep = kept_columns(spec, schema, predictions)
     sink = ParquetSink(spec.output)
-    sink.check()
+    sink.check(allow_complete=allow_complete)
     return source, keep, predictions, sink
 
 
@@ -131,34 +147,43 @@ def _digest(data: dict) -> str:
 
 
 def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool | None = None,
-            source=None) -> RunResult:
-    """Run a job; `source` replaces the files of `spec.input` (the polars API passes a frame)."""
+            source=None, if_complete: str = "error") -> RunResult:
+    """Run a job; `source` replaces the files of `spec.input` (the polars API passes a frame).
+
+    `if_complete = "skip"`: an output already completed by this same job is left as it is (exit 0), whatever
+    the output mode: what a scheduler's retry of a finished task wants.
+    """
     started = time.perf_counter()
-    source, keep, predictions, sink = check_job(spec, source)  # 1. fail early, before the model and writing
+    # 1. fail early, before the model and before writing
+    source, keep, predictions, sink = check_job(spec, source, allow_complete=if_complete == "skip")
     pipe = pipeline or build_pipeline(spec.model, spec.runtime)
     ready = time.perf_counter()
 
     state = sink.inspect()
     plan = plan_of(spec, source, pipe)
-    if (spec.output.mode == "resume" and state.complete and sink.resume_conflict(state, plan) is None
-            and not sink.changed_files(state, plan)):
+    fingerprint = f"{pipe.ref.content_hash[:16]}:{plan['model']}"
+    if ((spec.output.mode == "resume" or if_complete == "skip") and state.complete
+            and sink.resume_conflict(state, plan) is None and not sink.changed_files(state, plan)):
         totals = state.summary or {}
         return RunResult(rows=int(totals.get("rows", 0)), seconds=time.perf_counter() - started,
                          output_path=spec.output.path, parts=len(state.parts), files=len(source.files),
-                         backend=spec.model.backend, already_complete=True)
+                         backend=spec.model.backend, already_complete=True, model_fingerprint=fingerprint)
 
     done = sink.open(plan)  # 2. lock, recover, and learn what an earlier run already committed
     try:
         result = _stream(spec, source, keep, predictions, sink, pipe, done, progress)
         totals = sink.commit({"model": spec.model.name, "task": spec.model.task, "backend": spec.model.backend,
-                              "files": len(source.files)})
+                              "files": len(source.files), "model_fingerprint": fingerprint})
     finally:
         sink.close()
     seconds = time.perf_counter() - started
     result.update(rows=totals["rows"], failed=totals["failed"], truncated=totals["truncated"],
                   parts=totals["units"])
+    dead = f"{spec.output.path.rstrip('/')}/_dead_letter" if totals["failed"] and \
+        spec.input.on_error == "dead-letter" else None
     return RunResult(seconds=seconds, output_path=spec.output.path, files=len(source.files),
-                     backend=spec.model.backend, skipped_units=len(done),
+                     backend=spec.model.backend, skipped_units=len(done), model_fingerprint=fingerprint,
+                     dead_letter=dead,
                      timings={"setup": round(ready - started, 3), "total": round(seconds, 3)}, **result)
 
 
@@ -181,7 +206,7 @@ def _stream(spec, source, keep, predictions, sink, pipe, done, progress) -> dict
     bar = Progress(source.total_rows(), enabled=progress)
     read_columns = list(dict.fromkeys([*keep, spec.input.column]))
     seen_files: set[int] = set()
-    rows_this_run = 0
+    rows_this_run = rows_in = 0
     keep_bad = spec.input.on_error != "fail"
 
     def prepared():  # runs in the reader thread: reading, decoding and tokenising overlap inference
@@ -197,7 +222,8 @@ def _stream(spec, source, keep, predictions, sink, pipe, done, progress) -> dict
             if prep is not None:
                 table, dead, stats = _infer(spec, prep, keep, predictions, pipe)
                 writer.submit(unit_name(sb.file_index, sb.batch_index), table, dead=dead, stats=stats)
-                rows_this_run += sb.batch.num_rows
+                rows_this_run += table.num_rows
+                rows_in += sb.batch.num_rows + len(sb.bad_rows)
             bar.update(sb.batch.num_rows)
     finally:
         writer.close()  # units predicted before an error are still committed
@@ -210,7 +236,7 @@ def _stream(spec, source, keep, predictions, sink, pipe, done, progress) -> dict
             table, _, stats = _infer(spec, _prepare(spec, sb, pipe, source), keep, predictions, pipe)
             sink.write(unit, table, dead=None, stats=stats)
     bar.close()
-    return {"rows_this_run": rows_this_run}
+    return {"rows_this_run": rows_this_run, "rows_in": rows_in}
 
 
 def _prepare(spec: JobSpec, sb: SourceBatch, pipe: Pipeline, source: Source) -> Prepared:
@@ -280,7 +306,8 @@ def _dead_letter(sb: SourceBatch, keep: list[str], errors: dict[int, str], text_
     return table
 
 
-def run(job: str | Path | JobSpec | dict, overrides: list[str] = (), *, progress: bool = False) -> RunResult:
+def run(job: str | Path | JobSpec | dict, overrides: list[str] = (), *, progress: bool = False,
+        if_complete: str = "error") -> RunResult:
     """Run a job from Python (a job file path, a JobSpec, or a dict shaped like a job file).
 
     Returns the RunResult (rows, failed, truncated, timings, output path; `exit_code` as the CLI would exit);
@@ -294,4 +321,4 @@ def run(job: str | Path | JobSpec | dict, overrides: list[str] = (), *, progress
         spec = parse_job(apply_overrides(job.model_dump(), list(overrides)), source="job")
     else:
         spec = parse_job(apply_overrides(dict(job), list(overrides)), source="job")
-    return run_job(spec, progress=progress)
+    return run_job(spec, progress=progress, if_complete=if_complete)

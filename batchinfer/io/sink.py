@@ -137,11 +137,14 @@ class ParquetSink:
                 done=done, plan=self._read_json(self._join(self.meta, "plan.json")),
                 summary=self._read_json(self._join(self.root, MARKER)) if MARKER in names else None)
 
-    def check(self) -> OutputState:
-        """Raise if output.mode forbids writing here. Changes nothing (safe before any inference)."""
+    def check(self, *, allow_complete: bool = False) -> OutputState:
+        """Raise if output.mode forbids writing here. Changes nothing (safe before any inference).
+
+        `allow_complete`: a complete output is no error yet (the caller may find it is this job's and skip).
+        """
         self._check_parent()
         state = self.inspect()
-        if self.spec.mode == "error" and not state.empty:
+        if self.spec.mode == "error" and not state.empty and not (allow_complete and state.complete):
             if state.complete:
                 raise OutputError(
                     f"output {self.spec.path} already holds a complete run",

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Run a batchinfer job from cron: resumable, idempotent, never two at once on the same output.
+#
+#   batchinfer-cron.sh JOB.toml [LOG_DIR]
+#
+# - output.mode=resume: a run killed last night is finished, not redone; --if-complete skip makes a rerun of
+#   a finished job a no-op (exit 0).
+# - The output's lock stops overlapping runs. By default a second run exits at once and cleanly (exit 0, a
+#   line in the log); BATCHINFER_WAIT_FOR_LOCK=SECONDS makes it wait for the first one instead.
+# - Logs are JSON lines in LOG_DIR/NAME.log; the last run's summary is LOG_DIR/NAME.summary.json.
+# Exit codes are batchinfer's (README), except 7 (locked), which is a clean exit here.
+set -uo pipefail
+job=${1:?usage: batchinfer-cron.sh JOB.toml [LOG_DIR]}
+log_dir=${2:-${BATCHINFER_LOG_DIR:-$HOME/.local/state/batchinfer}}
+name=$(basename "$job" .toml)
+mkdir -p "$log_dir"
+batchinfer run "$job" --set output.mode=resume --if-complete skip \
+    --wait-for-lock "${BATCHINFER_WAIT_FOR_LOCK:-0}" \
+    --log-format json --summary-json "$log_dir/$name.summary.json" \
+    >>"$log_dir/$name.log" 2>&1
+code=$?
+if [ "$code" -eq 7 ]; then
+    printf '{"event": "skipped", "reason": "another run holds the output lock", "job": "%s"}\n' "$job" \
+        >>"$log_dir/$name.log"
+    exit 0
+fi
+exit "$code"
