@@ -44,6 +44,7 @@ def fingerprint(graph: ModelGraph, *, opset: int = OPSET) -> str:
         "revision": graph.ref.revision,
         "auto_class": graph.auto_class,
         "output": graph.output_name,
+        "sequence_output": graph.sequence_output,
         "inputs": list(graph.input_names),
         "image_shape": list(graph.image_shape) if graph.image_shape else None,
         "opset": opset,
@@ -76,7 +77,7 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
     else:
         dummy = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
         axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    axes[graph.output_name] = {0: "batch", 1: "sequence"} if graph.output_name != "logits" else {0: "batch"}
+    axes[graph.output_name] = {0: "batch", 1: "sequence"} if graph.sequence_output else {0: "batch"}
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer and deprecation notes about torch internals, not user input
         torch.onnx.export(

@@ -21,7 +21,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-TaskName = Literal["text-classification", "feature-extraction", "image-classification"]
+TaskName = Literal["text-classification", "feature-extraction", "image-classification", "token-classification",
+                   "zero-shot-classification"]
 BackendName = Literal["ort", "openvino", "ov", "ipex", "torch"]
 Compression = Literal["zstd", "snappy", "gzip", "lz4", "brotli", "none"]
 
@@ -105,6 +106,13 @@ class ModelSpec(_Section):
     function_to_apply: Literal["default", "softmax", "sigmoid", "none"] = "default"
     # feature-extraction
     normalize: bool = False
+    # token-classification
+    aggregation_strategy: Literal["none", "simple", "first", "average", "max"] = "simple"
+    ignore_labels: list[str] = ["O"]
+    # zero-shot-classification
+    candidate_labels: list[str] = []
+    hypothesis_template: str = "This example is {}."
+    multi_label: bool = False
 
     @model_validator(mode="after")
     def _options_fit_task(self) -> "ModelSpec":
@@ -117,6 +125,13 @@ class ModelSpec(_Section):
             raise ValueError("precision = 'bf16' is offered by the ipex backend only")
         if self.task != "feature-extraction" and self.normalize:
             raise ValueError(f"normalize applies to feature-extraction, not {self.task}")
+        if self.task == "zero-shot-classification":
+            if not self.candidate_labels:
+                raise ValueError("zero-shot-classification needs candidate_labels, e.g. ['sports', 'politics']")
+            if self.hypothesis_template.format("X") == self.hypothesis_template:
+                raise ValueError("hypothesis_template needs a {} where the label goes")
+        elif self.candidate_labels or self.multi_label:
+            raise ValueError(f"candidate_labels and multi_label apply to zero-shot-classification, not {self.task}")
         return self
 
 

@@ -71,8 +71,9 @@ class Pipeline:
             lengths = self.task.sort_keys(values)
         elif self.task.max_length:
             lengths = np.minimum(lengths, self.task.max_length)
-        plan = plan_batches(lengths, batch_size=batching.batch_size, max_tokens=batching.max_tokens,
-                            sort_by_length=batching.sort_by_length)
+        pairs = self.task.pairs_per_row  # zero-shot: each row brings one input per label, all in one batch
+        plan = plan_batches(lengths * pairs, batch_size=max(1, batching.batch_size // pairs),
+                            max_tokens=batching.max_tokens, sort_by_length=batching.sort_by_length)
         for idx in plan:
             inputs = self.task.preprocess([values[i] for i in idx])
             yield idx, inputs, self.backend.forward(inputs)
@@ -139,7 +140,7 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
         tokenizer = _load_tokenizer(ref, model.trust_remote_code)
         input_names, image_shape = tuple(tokenizer.model_input_names), None
     graph = ModelGraph(ref=ref, auto_class=cls.auto_class, output_name=cls.output_name,
-                       input_names=input_names, image_shape=image_shape,
+                       input_names=input_names, image_shape=image_shape, sequence_output=cls.sequence_output,
                        trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights)
     backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir,
                            precision=model.precision)
@@ -191,6 +192,11 @@ def _build(model: ModelSpec, runtime: RuntimeSpec) -> Pipeline:
     options: dict[str, Any] = {"max_length": model.max_length or _sentence_transformers_max_length(loaded.ref)}
     if model.task in ("text-classification", "image-classification"):
         options.update(top_k=model.top_k, function_to_apply=model.function_to_apply)
+    elif model.task == "token-classification":
+        options.update(aggregation_strategy=model.aggregation_strategy, ignore_labels=model.ignore_labels)
+    elif model.task == "zero-shot-classification":
+        options.update(candidate_labels=model.candidate_labels, hypothesis_template=model.hypothesis_template,
+                       multi_label=model.multi_label)
     elif model.task == "feature-extraction":
         options.update(normalize=model.normalize)
     task = cls(loaded.config, loaded.tokenizer, **options)

@@ -27,6 +27,8 @@ CALL_OPTIONS = {
     "text-classification": {"batch_size", "top_k", "function_to_apply", "truncation", "max_length", "padding"},
     "feature-extraction": {"batch_size", "truncation", "max_length", "padding", "tokenize_kwargs"},
     "image-classification": {"batch_size", "top_k", "function_to_apply", "timeout"},
+    "token-classification": {"batch_size", "aggregation_strategy", "ignore_labels"},
+    "zero-shot-classification": {"batch_size", "candidate_labels", "hypothesis_template", "multi_label"},
 }
 _UNSET = object()
 
@@ -69,7 +71,8 @@ class InferencePipeline:
         self.runtime = runtime
         self._check_options(defaults)
         self.defaults = defaults
-        self._base = self._pipeline({})
+        # the loaded model the phases share (zero-shot labels only shape the inputs, not the model)
+        self._base = self._pipeline({"candidate_labels": ["label"]} if task == "zero-shot-classification" else {})
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _check_options(self, options: dict[str, Any]) -> None:
@@ -89,6 +92,19 @@ class InferencePipeline:
             if options.get("function_to_apply") is not None:
                 function = options["function_to_apply"]
                 spec["function_to_apply"] = str(getattr(function, "value", function)).lower()
+        if self.task == "token-classification":
+            strategy = options.get("aggregation_strategy") or "none"  # transformers' default
+            spec["aggregation_strategy"] = str(getattr(strategy, "value", strategy)).lower()
+            if options.get("ignore_labels") is not None:
+                spec["ignore_labels"] = list(options["ignore_labels"])
+        if self.task == "zero-shot-classification":
+            labels = options.get("candidate_labels") or []
+            if isinstance(labels, str):  # transformers also takes "a, b, c"
+                labels = [label.strip() for label in labels.split(",") if label.strip()]
+            spec["candidate_labels"] = list(labels)
+            if options.get("hypothesis_template"):
+                spec["hypothesis_template"] = options["hypothesis_template"]
+            spec["multi_label"] = bool(options.get("multi_label", False))
         return build_pipeline(ModelSpec(**spec), self.runtime)
 
     def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +147,8 @@ class InferencePipeline:
             if any(not isinstance(t, str) for t in texts):
                 raise TypeError("inputs must be a string or a list of strings")
         pipe = self._pipeline(options)
+        if self.task in ("token-classification", "zero-shot-classification"):
+            return self._via_predict(pipe, texts, options, single)
         if pipe.task.modality == "text":
             self._check_length(pipe, texts, options)
         batch_size = int(options.get("batch_size") or 1)
@@ -151,6 +169,16 @@ class InferencePipeline:
                     results[row] = value
         if single and self.task == "text-classification" and "top_k" not in options:
             return results  # transformers: one input without top_k gives a list holding one dict
+        return results[0] if single else results
+
+    def _via_predict(self, pipe: Pipeline, texts: list[str], options: dict[str, Any], single: bool) -> Any:
+        """Tasks whose per-input answer is exactly what the job runner's columns hold."""
+        columns = pipe.predict(texts, BatchingSpec(batch_size=max(int(options.get("batch_size") or 1), 32)))
+        if self.task == "token-classification":
+            results = columns["entities"].to_pylist()
+        else:
+            results = [{"sequence": text, "labels": labels, "scores": scores} for text, labels, scores in
+                       zip(texts, columns["labels"].to_pylist(), columns["scores"].to_pylist())]
         return results[0] if single else results
 
     def _check_length(self, pipe: Pipeline, texts: list[str], options: dict[str, Any]) -> None:

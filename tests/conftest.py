@@ -160,3 +160,37 @@ def make_images(n: int, seed: int = 0) -> list[bytes]:
         image.save(buf, format="PNG" if i % 2 else "JPEG")
         out.append(buf.getvalue())
     return out
+
+
+NER_LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
+NLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
+
+
+@pytest.fixture(scope="session")
+def tiny_ner(tmp_path_factory) -> Path:
+    """BertForTokenClassification with BIO labels; weights wide enough that entities appear."""
+    import torch
+    from transformers import BertForTokenClassification
+
+    path = tmp_path_factory.mktemp("tiny-ner")
+    torch.manual_seed(5)
+    config = _bert_config(num_labels=5, id2label=NER_LABELS, label2id={v: k for k, v in NER_LABELS.items()},
+                          initializer_range=0.3)
+    BertForTokenClassification(config).eval().save_pretrained(str(path))
+    _tiny_tokenizer(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_nli(tmp_path_factory) -> Path:
+    """An NLI-shaped BertForSequenceClassification (entailment / neutral / contradiction)."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    path = tmp_path_factory.mktemp("tiny-nli")
+    torch.manual_seed(6)
+    config = _bert_config(num_labels=3, id2label=NLI_LABELS, label2id={v: k for k, v in NLI_LABELS.items()},
+                          initializer_range=0.2)
+    BertForSequenceClassification(config).eval().save_pretrained(str(path))
+    _tiny_tokenizer(path)
+    return path

@@ -69,7 +69,7 @@ def test_unknown_section(tmp_path):
 
 def test_unknown_task_and_backend_list_allowed_values(tmp_path):
     msg = error_of(tmp_path, GOOD.replace('"text-classification"', '"summarization"') + "")
-    assert "model.task" in msg and "'text-classification' or 'feature-extraction'" in msg
+    assert "model.task" in msg and "'text-classification', 'feature-extraction', 'image-classification'" in msg
     msg = error_of(tmp_path, GOOD, ["model.backend=tensorrt"])
     assert "model.backend" in msg and "'ort', 'openvino', 'ov', 'ipex' or 'torch'" in msg
 

@@ -19,7 +19,8 @@ class ModelGraph:
     auto_class: str  # e.g. "AutoModelForSequenceClassification"
     output_name: str  # e.g. "logits" or "last_hidden_state"
     input_names: tuple[str, ...]  # the tokenizer's model inputs, e.g. ("input_ids", "attention_mask")
-    image_shape: tuple[int, int, int] | None = None  # (channels, height, width) for image models, else None
+    image_shape: tuple[int, int, int] | None = None
+    sequence_output: bool = False  # the output has a sequence axis (hidden states, per-token logits)  # (channels, height, width) for image models, else None
     trust_remote_code: bool = False
     allow_unsafe_weights: bool = False
 

@@ -28,7 +28,8 @@ from batchinfer.tasks import task_class
 log = logging.getLogger("batchinfer")
 
 PREDICTION_COLUMNS = {"text-classification": ("label", "score"), "feature-extraction": ("embedding",),
-                      "image-classification": ("label", "score")}
+                      "image-classification": ("label", "score"), "token-classification": ("entities",),
+                      "zero-shot-classification": ("labels", "scores")}
 ERROR_COLUMNS = ("_error", "_source_file", "_source_row")
 
 

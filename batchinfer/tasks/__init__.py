@@ -7,8 +7,11 @@ from batchinfer.tasks.base import Task
 from batchinfer.tasks.feature_extraction import FeatureExtraction
 from batchinfer.tasks.image_classification import ImageClassification
 from batchinfer.tasks.text_classification import TextClassification
+from batchinfer.tasks.token_classification import TokenClassification
+from batchinfer.tasks.zero_shot import ZeroShotClassification
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (TextClassification, FeatureExtraction, ImageClassification)}
+TASKS: dict[str, type[Task]] = {t.name: t for t in (TextClassification, FeatureExtraction, ImageClassification,
+                                                    TokenClassification, ZeroShotClassification)}
 
 
 def task_class(name: str) -> type[Task]:

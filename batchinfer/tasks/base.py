@@ -20,6 +20,8 @@ class Task(ABC):
     modality: ClassVar[str] = "text"  # "text" or "image": which column types and which preprocessor
     auto_class: ClassVar[str]  # the transformers Auto class that loads a model for this task
     output_name: ClassVar[str]  # the model output the task reads
+    sequence_output: ClassVar[bool] = False  # does the output keep the sequence axis (per-token logits)?
+    pairs_per_row: int = 1  # model inputs each row becomes (zero-shot: one per candidate label)
 
     def __init__(self, config: dict[str, Any], processor: Any, *, max_length: int | None = None) -> None:
         self.config = config

@@ -20,6 +20,7 @@ class FeatureExtraction(Task):
     name = "feature-extraction"
     auto_class = "AutoModel"
     output_name = "last_hidden_state"
+    sequence_output = True
 
     def __init__(self, config: dict[str, Any], tokenizer: Any, *, max_length: int | None = None,
                  normalize: bool = False) -> None:

@@ -1,0 +1,95 @@
+"""zero-shot-classification with NLI models: each text against every candidate label's hypothesis.
+
+All labels of a row go into the same model batch (the batcher counts rows, each row brings its pairs).
+Scores follow transformers' ZeroShotClassificationPipeline: a softmax of the entailment logits across labels,
+or, with `multi_label`, entailment against contradiction for each label on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from batchinfer.errors import ModelError
+from batchinfer.tasks.base import Task
+
+
+class ZeroShotClassification(Task):
+    name = "zero-shot-classification"
+    auto_class = "AutoModelForSequenceClassification"
+    output_name = "logits"
+
+    def __init__(self, config: dict[str, Any], tokenizer: Any, *, max_length: int | None = None,
+                 candidate_labels: list[str] | None = None, hypothesis_template: str = "This example is {}.",
+                 multi_label: bool = False, **_: Any) -> None:
+        super().__init__(config, tokenizer, max_length=max_length)
+        if not candidate_labels:
+            raise ModelError("zero-shot-classification needs candidate_labels")
+        self.labels = list(candidate_labels)
+        self.hypotheses = [hypothesis_template.format(label) for label in self.labels]
+        self.multi_label = multi_label or len(self.labels) == 1
+        self.entailment = self.entailment_id(config)
+        if self.entailment < 0:
+            raise ModelError("zero-shot-classification needs an NLI model: its label2id has no 'entailment' label",
+                             hint="use a model fine-tuned on MNLI/XNLI (labels entailment/neutral/contradiction)")
+        self.contradiction = -1 if self.entailment == 0 else 0
+
+    @property
+    def pairs_per_row(self) -> int:
+        return len(self.labels)
+
+    @staticmethod
+    def entailment_id(config: dict[str, Any]) -> int:
+        for label, index in (config.get("label2id") or {}).items():
+            if str(label).lower().startswith("entail"):
+                return int(index)
+        return -1
+
+    @classmethod
+    def check_model(cls, config: dict[str, Any], model_name: str) -> None:
+        archs = config.get("architectures") or []
+        if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
+            raise ModelError(f"model {model_name} is a {', '.join(archs)}, not an NLI classifier",
+                             hint="use a *ForSequenceClassification model trained on NLI")
+        if cls.entailment_id(config) < 0:
+            raise ModelError(f"model {model_name} has no 'entailment' label: it is not an NLI model",
+                             hint="use a model fine-tuned on MNLI/XNLI (labels entailment/neutral/contradiction)")
+
+    def preprocess(self, texts: list[str]) -> dict[str, np.ndarray]:
+        firsts = [t for t in texts for _ in self.hypotheses]
+        seconds = self.hypotheses * len(texts)
+        try:
+            enc = self.tokenizer(firsts, seconds, padding=True, truncation="only_first", max_length=self.max_length,
+                                 return_tensors="np")
+        except Exception as exc:  # as transformers: a hypothesis too long to truncate the text for
+            if "too short" not in str(exc):
+                raise
+            enc = self.tokenizer(firsts, seconds, padding=True, truncation=False, return_tensors="np")
+        return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+
+    def postprocess(self, outputs, inputs):
+        logits = outputs["logits"].astype(np.float32, copy=False)
+        logits = logits.reshape(-1, len(self.labels), logits.shape[-1])
+        if self.multi_label:
+            pair = logits[..., [self.contradiction, self.entailment]]
+            e = np.exp(pair)
+            scores = (e / e.sum(-1, keepdims=True))[..., 1]
+        else:
+            e = np.exp(logits[..., self.entailment])
+            scores = e / e.sum(-1, keepdims=True)
+        order = np.stack([np.argsort(row)[::-1] for row in scores]) if len(scores) else \
+            np.zeros((0, len(self.labels)), dtype=np.int64)
+        return {"labels": order, "scores": np.take_along_axis(scores, order, axis=1)}
+
+    def output_schema(self) -> pa.Schema:
+        return pa.schema([("labels", pa.list_(pa.string())), ("scores", pa.list_(pa.float32()))])
+
+    def to_arrow(self, results):
+        n = len(self.labels)
+        ids, scores = results["labels"], results["scores"].astype(np.float32)
+        offsets = pa.array(np.arange(0, ids.size + 1, n, dtype=np.int32))
+        names = pa.array(self.labels, type=pa.string())
+        return {"labels": pa.ListArray.from_arrays(offsets, names.take(pa.array(ids.reshape(-1)))),
+                "scores": pa.ListArray.from_arrays(offsets, pa.array(scores.reshape(-1)))}
