@@ -109,3 +109,21 @@ def test_ipex_image_classification_matches_transformers(tiny_vit):
     got = build_pipeline(ModelSpec(name=str(tiny_vit), task="image-classification", backend="ipex")).predict(images)
     assert got["label"].to_pylist() == [w[0]["label"] for w in want]
     np.testing.assert_allclose(got["score"].to_numpy(), [w[0]["score"] for w in want], atol=1e-4)
+
+
+@pytest.mark.ipex
+def test_ipex_token_classification_and_zero_shot(tiny_ner, tiny_nli):
+    from transformers import pipeline
+
+    from tests.test_text_tasks import LABELS, SENTENCES, same_entities
+
+    want = pipeline("token-classification", model=str(tiny_ner), device="cpu", aggregation_strategy="simple")(SENTENCES)
+    got = build_pipeline(ModelSpec(name=str(tiny_ner), task="token-classification", backend="ipex")).predict(SENTENCES)
+    for g, w in zip(got["entities"].to_pylist(), want):
+        same_entities(g, w)
+    sentences = [s for s in SENTENCES if s]
+    want = pipeline("zero-shot-classification", model=str(tiny_nli), device="cpu")(sentences, candidate_labels=LABELS)
+    got = build_pipeline(ModelSpec(name=str(tiny_nli), task="zero-shot-classification", backend="ipex",
+                                   candidate_labels=LABELS)).predict(sentences)
+    assert got["labels"].to_pylist() == [w["labels"] for w in want]
+    np.testing.assert_allclose(np.array(got["scores"].to_pylist()), [w["scores"] for w in want], atol=1e-4)
