@@ -146,13 +146,15 @@ def test_a_held_lock_stops_a_second_writer(workdir, tmp_path):
 def test_two_runs_at_once_one_writes_the_other_exits_cleanly(workdir, tmp_path):
     out = tmp_path / "out"
     cmd = [EXE, "run", str(workdir / "job.toml"), "--set", f"output.path={out}", "-q"]
-    slow = {**os.environ, "BATCHINFER_TEST_SLOW_UNIT_S": "0.5"}
-    first = subprocess.Popen(cmd, env=slow, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    release = tmp_path / "release"
+    held = {**os.environ, "BATCHINFER_TEST_HOLD_UNTIL": str(release)}  # the first run waits for the test
+    first = subprocess.Popen(cmd, env=held, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = out / "_batchinfer" / "lock"
     deadline = time.time() + 120
     while not lock.exists() and time.time() < deadline:
         time.sleep(0.1)
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    release.touch()
     first_out, first_err = first.communicate(timeout=300)
     assert first.returncode == 0, first_err
     assert second.returncode == LockedError.exit_code, second.stderr

@@ -83,17 +83,24 @@ def test_export_warms_the_cache_and_cache_list_clear(tmp_path, tiny_encoder):
 def test_cron_wrapper_two_runs_at_once(tmp_path, tiny_classifier, wait):
     make_frame(400).write_parquet(tmp_path / "in.parquet")
     path = job(tmp_path, tiny_classifier, input_path="in.parquet")
-    path.write_text(path.read_text().replace("batch_rows = 1000", "batch_rows = 50"))  # 8 units, 1 s each
+    path.write_text(path.read_text().replace("batch_rows = 1000", "batch_rows = 50"))
     wrapper = ROOT / "examples" / "cron" / "batchinfer-cron.sh"
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "BATCHINFER_TEST_SLOW_UNIT_S": "1.0",
-           "BATCHINFER_WAIT_FOR_LOCK": wait}
-    first = subprocess.Popen(["bash", str(wrapper), str(path), str(tmp_path / "logs")], env=env)
+    release = tmp_path / "release"
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "BATCHINFER_WAIT_FOR_LOCK": wait}
+    held = {**env, "BATCHINFER_TEST_HOLD_UNTIL": str(release)}  # the first run holds the lock until released
+    first = subprocess.Popen(["bash", str(wrapper), str(path), str(tmp_path / "logs")], env=held)
     lock = tmp_path / "out" / "_batchinfer" / "lock"
     deadline = time.time() + 120
     while not lock.exists() and time.time() < deadline:
         time.sleep(0.05)
-    second = subprocess.run(["bash", str(wrapper), str(path), str(tmp_path / "logs")], env=env, timeout=300)
-    assert first.wait(timeout=300) == 0 and second.returncode == 0
+    second = subprocess.Popen(["bash", str(wrapper), str(path), str(tmp_path / "logs")], env=env)
+    log = tmp_path / "logs" / "job.log"
+    deadline = time.time() + 120
+    while time.time() < deadline and second.poll() is None and not (
+            log.exists() and "waiting" in log.read_text()):
+        time.sleep(0.05)
+    release.touch()
+    assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0
     log = (tmp_path / "logs" / "job.log").read_text()
     if wait == "0":  # the second exits at once, cleanly, and says why
         assert '"event": "skipped"' in log
