@@ -1,8 +1,7 @@
 """Named fault points for crash tests: `BATCHINFER_FAULT=point:N` SIGKILLs the process at the Nth hit of `point`.
 
-`BATCHINFER_TEST_SLOW_UNIT_S=S` sleeps S seconds before each unit's inference, and
-`BATCHINFER_TEST_HOLD_UNTIL=PATH` waits there until PATH exists (for lock tests: a run that holds the lock
-exactly as long as the test needs).
+`BATCHINFER_TEST_HOLD_UNTIL=PATH` waits before each unit's inference until PATH exists (for lock tests: a
+run that holds the lock exactly as long as the test needs).
 Unset (always, outside tests) each call costs a comparison or two.
 """
 
@@ -16,15 +15,13 @@ _POINT, _, _COUNT = _SPEC.partition(":")
 _hits: dict[str, int] = {}
 
 
-_SLOW = float(os.environ.get("BATCHINFER_TEST_SLOW_UNIT_S", "0") or 0)
 _HOLD = os.environ.get("BATCHINFER_TEST_HOLD_UNTIL", "")
 
 
 def hit(point: str) -> None:
-    if point == "infer" and (_SLOW or _HOLD):  # tests of overlapping runs need a run that lasts a while
+    if point == "infer" and _HOLD:  # tests of overlapping runs need a run that lasts a while
         import time
 
-        time.sleep(_SLOW)
         deadline = time.monotonic() + 300
         while _HOLD and not os.path.exists(_HOLD) and time.monotonic() < deadline:
             time.sleep(0.05)
