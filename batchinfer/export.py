@@ -113,3 +113,36 @@ def export_onnx(graph: ModelGraph, cache_dir: Path, *, opset: int = OPSET) -> Pa
     build_once(final, COMPLETE, build, what=f"exporting {graph.ref.name} to ONNX")
     log.info("model: exported in %.1f s", time.perf_counter() - started)
     return final / "model.onnx"
+
+
+QUANT_COMPLETE = "quantized.json"
+
+
+def quantize_onnx(graph: ModelGraph, cache_dir: Path, *, method: str = "dynamic-int8") -> Path:
+    """The model's ONNX export with dynamic int8 weights (per channel), cached as its own artifact."""
+    import onnxruntime
+
+    source = export_onnx(graph, cache_dir)
+    final = source.parent.parent / f"{source.parent.name}-{method}-ort{onnxruntime.__version__}"
+    if is_built(final, QUANT_COMPLETE):
+        return final / "model.onnx"
+
+    def build(tmp: Path) -> None:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # onnxruntime.quantization advises on the root logger
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quantize_dynamic(str(source), str(tmp / "model.onnx"), weight_type=QuantType.QInt8,
+                                 per_channel=True)
+        finally:
+            root.setLevel(level)
+        (tmp / QUANT_COMPLETE).write_text(json.dumps({"model": graph.ref.name, "from": str(source),
+                                                      "method": method}, indent=2))
+
+    log.info("model: quantizing the ONNX export (%s) into %s", method, final)
+    build_once(final, QUANT_COMPLETE, build, what=f"quantizing {graph.ref.name}")
+    return final / "model.onnx"

@@ -99,6 +99,9 @@ class ModelSpec(_Section):
     max_length: int | None = Field(None, gt=0, description="truncate inputs to this many tokens")
     truncation: bool = Field(True, description="false makes texts over max_length bad rows instead")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: ipex only, where the CPU has it")
+    quantize: Literal["none", "dynamic-int8"] = Field(
+        "none", description="ort only: int8 weights, used only if its answers agree with fp32 (checked)")
+    min_agreement: float = Field(0.99, ge=0, le=1, description="int8 gate: least mean cosine to fp32 outputs")
     trust_remote_code: bool = Field(False, description="run Python code shipped with the model")
     allow_unsafe_weights: bool = Field(False, description="also load pickle (.bin) weights, not only safetensors")
     # text-classification
@@ -121,6 +124,8 @@ class ModelSpec(_Section):
         if not self.task.endswith("classification"):
             if self.top_k != 1 or self.function_to_apply != "default":
                 raise ValueError(f"top_k and function_to_apply apply to classification tasks, not {self.task}")
+        if self.quantize != "none" and self.backend != "ort":
+            raise ValueError("quantize = 'dynamic-int8' is offered by the ort backend only")
         if self.precision != "fp32" and self.backend != "ipex":
             raise ValueError("precision = 'bf16' is offered by the ipex backend only")
         if self.task != "feature-extraction" and self.normalize:

@@ -125,7 +125,8 @@ _LOADED: dict[tuple, _Loaded] = {}
 
 def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
     cache_dir = Path(runtime.cache_dir) if runtime.cache_dir else default_cache_dir()
-    key = (model.name, model.revision, model.backend, model.precision, model.trust_remote_code,
+    key = (model.name, model.revision, model.backend, model.precision, model.quantize, model.min_agreement,
+           model.trust_remote_code,
            model.allow_unsafe_weights,
            cls.auto_class, runtime.threads, str(cache_dir))
     if key in _LOADED:
@@ -143,7 +144,9 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
                        input_names=input_names, image_shape=image_shape, sequence_output=cls.sequence_output,
                        trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights)
     backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir,
-                           precision=model.precision)
+                           precision=model.precision, quantize=model.quantize)
+    if model.quantize != "none":
+        _check_agreement(cls, config, tokenizer, graph, backend, runtime, cache_dir, model.min_agreement)
     log.info("model: %s (%s) on %s", model.name, model.task, backend.description)
     _LOADED[key] = _Loaded(ref, config, tokenizer, backend)
     return _LOADED[key]
@@ -157,6 +160,49 @@ def _load_tokenizer(ref: ModelRef, trust_remote_code: bool = False):
     except Exception as exc:
         raise ModelError(f"model folder {ref.path}: tokenizer cannot be loaded: {exc}",
                          hint="the folder needs tokenizer files (tokenizer.json or vocab) next to config.json") from None
+
+
+PROBE_TEXTS = [
+    "I loved every minute of it.", "A dull, lifeless waste of time.", "The meeting moved to Thursday at 10am.",
+    "Stock markets fell sharply after the announcement.", "a cat sits on the mat", "ok",
+    "The battery lasts two days and the screen is bright, but the speakers are tinny.",
+    "Marie Curie was born in Warsaw and worked in Paris.", "Is this the right way to the station?",
+    "Prices rose 3% in October, the fastest pace this year.", "Never again. Cold food, rude staff.",
+    "The quick brown fox jumps over the lazy dog near the riverbank at dawn.",
+]
+
+
+def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir, minimum: float) -> None:
+    """Quantized outputs must agree with fp32 (mean cosine over probe inputs) or the run stops."""
+    from batchinfer.backends.ort import OrtBackend
+
+    verdict = Path(backend.onnx_path).parent / "agreement.json"
+    if verdict.is_file():
+        agreement = json.loads(verdict.read_text())["mean_cosine"]
+    else:
+        task = cls(config, processor) if cls.name != "zero-shot-classification" else cls(
+            config, processor, candidate_labels=["positive", "negative"])
+        inputs = task.preprocess(PROBE_TEXTS) if task.modality == "text" else None
+        if inputs is None:
+            raise ModelError("quantize = 'dynamic-int8' is offered for text models only")
+        reference = OrtBackend(graph, threads=runtime.threads or 1, cache_dir=cache_dir)
+        a, b = reference.forward(inputs)[graph.output_name], backend.forward(inputs)[graph.output_name]
+        if cls.name == "feature-extraction":  # compare what the user gets: the pooled embeddings
+            a = task.postprocess({graph.output_name: a}, inputs)["embedding"]
+            b = task.postprocess({graph.output_name: b}, inputs)["embedding"]
+        elif graph.sequence_output:  # compare real tokens only: padding positions carry no answer
+            mask = inputs["attention_mask"][..., None].astype(a.dtype)
+            a, b = a * mask, b * mask
+        a, b = a.reshape(len(a), -1), b.reshape(len(a), -1)
+        cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+        agreement = float(cos.mean())
+        verdict.write_text(json.dumps({"mean_cosine": agreement, "min_cosine": float(cos.min()),
+                                       "probe_texts": len(PROBE_TEXTS)}, indent=2))
+    log.info("model: int8 agreement with fp32: mean cosine %.4f", agreement)
+    if agreement < minimum:
+        raise ModelError(f"int8 changes this model's outputs too much: mean cosine to fp32 is {agreement:.4f}, "
+                         f"below model.min_agreement = {minimum}",
+                         hint="use quantize = 'none' (on CPUs without VNNI int8 is rarely faster anyway)")
 
 
 def _load_image_processor(ref: ModelRef, trust_remote_code: bool = False):

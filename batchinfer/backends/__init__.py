@@ -12,7 +12,7 @@ ALIASES = {"ov": "openvino", "onnxruntime": "ort", "pytorch": "torch"}
 
 
 def load_backend(name: str, graph: ModelGraph, *, threads: int = 0, cache_dir: Path,
-                 precision: str = "fp32") -> Backend:
+                 precision: str = "fp32", quantize: str = "none") -> Backend:
     threads = threads or default_threads()
     name = ALIASES.get(name, name)
     if name == "openvino":
@@ -26,7 +26,7 @@ def load_backend(name: str, graph: ModelGraph, *, threads: int = 0, cache_dir: P
     if name == "ort":
         from batchinfer.backends.ort import OrtBackend
 
-        return OrtBackend(graph, threads=threads, cache_dir=cache_dir)
+        return OrtBackend(graph, threads=threads, cache_dir=cache_dir, quantize=quantize)
     if name == "torch":
         from batchinfer.backends.pytorch import TorchBackend
 

@@ -8,17 +8,18 @@ import numpy as np
 
 from batchinfer.backends.base import ModelGraph
 from batchinfer.errors import ModelError
-from batchinfer.export import export_onnx
+from batchinfer.export import export_onnx, quantize_onnx
 
 
 class OrtBackend:
     name = "ort"
 
-    def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path) -> None:
+    def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path, quantize: str = "none") -> None:
         import onnxruntime as ort
 
         self.graph = graph
-        self.onnx_path = export_onnx(graph, cache_dir)
+        self.quantize = quantize
+        self.onnx_path = export_onnx(graph, cache_dir) if quantize == "none" else quantize_onnx(graph, cache_dir)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -30,7 +31,8 @@ class OrtBackend:
         except Exception as exc:
             raise ModelError(f"ONNX Runtime cannot load {self.onnx_path}: {exc}") from None
         self._inputs = [i.name for i in self.session.get_inputs()]
-        self.description = f"onnxruntime {ort.__version__} ({threads} threads)"
+        precision = "" if quantize == "none" else f", {quantize}"
+        self.description = f"onnxruntime {ort.__version__} ({threads} threads{precision})"
 
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {name: _as_model_dtype(inputs[name]) for name in self._inputs}
