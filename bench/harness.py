@@ -37,12 +37,16 @@ def table(script: Path, rows: list[str], args: list[str], *, repeats: int, refer
     for _ in range(repeats):  # interleaved, so drift in the machine's speed hits every row alike
         for row in rows:
             results[row].append(run_child(script, row, args))
-            print(f"  {row}: {results[row][-1]['rows'] / results[row][-1]['seconds']:.1f} rows/s", file=sys.stderr)
+            last = results[row][-1]
+            print(f"  {row}: {last['rows'] / last['seconds']:.1f} rows/s", file=sys.stderr)
     ref_labels = results[reference][0].get("labels")
     lines = [f"| row | rows/s (median of {repeats}) | ratio to first row | peak RSS MB | agreement with {reference} |",
              "|---|---|---|---|---|"]
     first = None
     for row in rows:
+        if any("refused" in r for r in results[row]):
+            lines.append(f"| {row} | refused: {results[row][0]['refused'][:90]} | | | |")
+            continue
         rate = statistics.median(r["rows"] / r["seconds"] for r in results[row])
         first = first or rate
         rss = statistics.median(r["peak_rss_mb"] for r in results[row])
