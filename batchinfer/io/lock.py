@@ -80,11 +80,31 @@ class OutputLock:
                 return True
         return time.time() - beat > STALE_AFTER
 
-    def acquire(self) -> None:
+    def _prepare(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"output {self.label} is not writable: {exc}") from None
+
+    def _take_over(self, holder: dict) -> None:
+        """Remove a stale lock: renamed aside first, so of several racing runs only one removes it."""
+        aside = self.path.with_name(f"{self.path.name}.stale-{uuid.uuid4().hex[:8]}")
+        try:
+            os.replace(self.path, aside)
+            os.unlink(aside)
+        except FileNotFoundError:
+            pass
+
+    def _write_heartbeat(self) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{self.owner['token']}")
+        tmp.write_text(json.dumps({**self.owner, "heartbeat": time.time()}))
+        os.replace(tmp, self.path)
+
+    def _remove(self) -> None:
+        self.path.unlink()
+
+    def acquire(self) -> None:
+        self._prepare()
         for _ in range(5):
             if self._write_new():
                 self._start_heartbeat()
@@ -97,24 +117,18 @@ class OutputLock:
                     f"output {self.label} is being written by another run "
                     f"(host {holder.get('host', '?')}, pid {holder.get('pid', '?')})",
                     hint="wait for it to finish; a lock left by a killed run is taken over automatically")
-            aside = self.path.with_name(f"{self.path.name}.stale-{uuid.uuid4().hex[:8]}")
-            try:
-                os.replace(self.path, aside)  # only one of several racing runs moves this lock
-                os.unlink(aside)
-            except FileNotFoundError:
-                pass
+            self._take_over(holder)
         raise LockedError(f"output {self.label}: could not take the lock after several tries")
+
+    def _mine(self) -> bool:
+        return (self._holder() or {}).get("token") == self.owner["token"]
 
     def _start_heartbeat(self) -> None:
         def beat() -> None:
             while not self._stop.wait(HEARTBEAT):
                 try:
-                    tmp = self.path.with_name(f".{self.path.name}.{self.owner['token']}")
-                    tmp.write_text(json.dumps({**self.owner, "heartbeat": time.time()}))
-                    if (self._holder() or {}).get("token") == self.owner["token"]:
-                        os.replace(tmp, self.path)
-                    else:
-                        tmp.unlink()
+                    if self._mine():
+                        self._write_heartbeat()
                 except OSError:
                     pass
 
@@ -123,9 +137,9 @@ class OutputLock:
 
     def release(self) -> None:
         self._stop.set()
-        if (self._holder() or {}).get("token") == self.owner["token"]:
+        if self._mine():
             try:
-                self.path.unlink()
+                self._remove()
             except FileNotFoundError:
                 pass
 
@@ -160,42 +174,19 @@ class ObjectStoreLock(OutputLock):
             return not _alive(holder["pid"], holder.get("start"))
         return not isinstance(beat, (int, float)) or time.time() - beat > STALE_AFTER
 
-    def acquire(self) -> None:
-        for _ in range(5):
-            if self._write_new():
-                self._start_heartbeat()
-                return
-            holder = self._holder()
-            if holder is None:
-                continue
-            if not self._is_stale(holder):
-                raise LockedError(
-                    f"output {self.label} is being written by another run "
-                    f"(host {holder.get('host', '?')}, pid {holder.get('pid', '?')})",
-                    hint="wait for it to finish; a lock left by a killed run is taken over automatically")
-            if (self._holder() or {}).get("token") == holder.get("token"):
-                try:
-                    self.fs.rm_file(self.url)
-                except FileNotFoundError:
-                    pass
-        raise LockedError(f"output {self.label}: could not take the lock after several tries")
+    def _prepare(self) -> None:
+        pass  # object stores have no folders to make
 
-    def _start_heartbeat(self) -> None:
-        def beat() -> None:
-            while not self._stop.wait(HEARTBEAT):
-                try:
-                    if (self._holder() or {}).get("token") == self.owner["token"]:
-                        self.fs.pipe_file(self.url, json.dumps({**self.owner, "heartbeat": time.time()}).encode())
-                except OSError:
-                    pass
-
-        self._thread = threading.Thread(target=beat, name="batchinfer-lock", daemon=True)
-        self._thread.start()
-
-    def release(self) -> None:
-        self._stop.set()
-        if (self._holder() or {}).get("token") == self.owner["token"]:
+    def _take_over(self, holder: dict) -> None:
+        """Delete the stale lock only if it still holds the token that was judged stale."""
+        if (self._holder() or {}).get("token") == holder.get("token"):
             try:
                 self.fs.rm_file(self.url)
             except FileNotFoundError:
                 pass
+
+    def _write_heartbeat(self) -> None:
+        self.fs.pipe_file(self.url, json.dumps({**self.owner, "heartbeat": time.time()}).encode())
+
+    def _remove(self) -> None:
+        self.fs.rm_file(self.url)
