@@ -128,3 +128,15 @@ def test_a_text_column_is_not_an_image_column(tmp_path, tiny_vit):
     pl.DataFrame({"id": [1], "image": [1.5]}).write_parquet(tmp_path / "in.parquet")
     result = CliRunner().invoke(main, ["run", image_job(tmp_path, tiny_vit, "in.parquet")])
     assert result.exit_code == InputError.exit_code and "not image" in result.output
+
+
+def test_image_urls_through_fsspec(tmp_path, tiny_vit, pil_images):
+    (tmp_path / "elsewhere").mkdir()
+    for i, data in enumerate(IMAGES[:4]):
+        (tmp_path / "elsewhere" / f"{i}.png").write_bytes(data)
+    urls = [f"file://{tmp_path / 'elsewhere' / f'{i}.png'}" for i in range(4)]
+    pl.DataFrame({"id": range(4), "image": urls}).write_parquet(tmp_path / "in.parquet")
+    result = CliRunner().invoke(main, ["run", image_job(tmp_path, tiny_vit, "in.parquet")])
+    assert result.exit_code == 0, result.output
+    want = build_pipeline(ModelSpec(name=str(tiny_vit), task="image-classification")).predict(pil_images[:4])
+    assert pl.read_parquet(str(tmp_path / "out" / "*.parquet"))["label"].to_list() == want["label"].to_pylist()
