@@ -101,7 +101,8 @@ class ModelSpec(_Section):
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: ipex only, where the CPU has it")
     quantize: Literal["none", "dynamic-int8"] = Field(
         "none", description="ort only: int8 weights, used only if its answers agree with fp32 (checked)")
-    min_agreement: float = Field(0.99, ge=0, le=1, description="int8 gate: least mean cosine to fp32 outputs")
+    min_agreement: float = Field(0.99, ge=0, le=1, description="int8 gate on the job's first rows: least share "
+                                 "of labels equal to fp32 (embeddings: mean cosine)")
     trust_remote_code: bool = Field(False, description="run Python code shipped with the model")
     allow_unsafe_weights: bool = Field(False, description="also load pickle (.bin) weights, not only safetensors")
     # text-classification

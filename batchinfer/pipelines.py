@@ -146,7 +146,7 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
     backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir,
                            precision=model.precision, quantize=model.quantize)
     if model.quantize != "none":
-        _check_agreement(cls, config, tokenizer, graph, backend, runtime, cache_dir, model.min_agreement)
+        _check_agreement(cls, config, tokenizer, graph, backend, runtime, cache_dir, PROBE_MIN_COSINE)
     log.info("model: %s (%s) on %s", model.name, model.task, backend.description)
     _LOADED[key] = _Loaded(ref, config, tokenizer, backend)
     return _LOADED[key]
@@ -162,6 +162,7 @@ def _load_tokenizer(ref: ModelRef, trust_remote_code: bool = False):
                          hint="the folder needs tokenizer files (tokenizer.json or vocab) next to config.json") from None
 
 
+PROBE_MIN_COSINE = 0.99  # a sanity check of the quantized artifact; the job's own rows are checked too (runner)
 PROBE_TEXTS = [
     "I loved every minute of it.", "A dull, lifeless waste of time.", "The meeting moved to Thursday at 10am.",
     "Stock markets fell sharply after the announcement.", "a cat sits on the mat", "ok",
@@ -200,8 +201,8 @@ def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir,
                                        "probe_texts": len(PROBE_TEXTS)}, indent=2))
     log.info("model: int8 agreement with fp32: mean cosine %.4f", agreement)
     if agreement < minimum:
-        raise ModelError(f"int8 changes this model's outputs too much: mean cosine to fp32 is {agreement:.4f}, "
-                         f"below model.min_agreement = {minimum}",
+        raise ModelError(f"int8 changes this model's outputs too much: mean cosine to fp32 is {agreement:.4f} "
+                         f"on probe sentences, below {minimum}",
                          hint="use quantize = 'none' (on CPUs without VNNI int8 is rarely faster anyway)")
 
 

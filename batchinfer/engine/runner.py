@@ -18,7 +18,7 @@ from batchinfer import faults
 from batchinfer.engine.progress import Progress
 from batchinfer.engine.rows import decode_images, decode_texts, lossy_text
 from batchinfer.engine.stages import WriteBehind, read_ahead
-from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, RowErrors
+from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, ModelError, RowErrors
 from batchinfer.io import ParquetSink, Source, SourceBatch
 from batchinfer.io.sink import unit_name
 from batchinfer.job import JobSpec
@@ -122,6 +122,40 @@ def check_job(spec: JobSpec, source=None, *, allow_complete: bool = False
     return source, keep, predictions, sink
 
 
+INT8_SAMPLE_ROWS = 512
+
+
+def check_quantized_on_data(spec: JobSpec, source, pipe: Pipeline) -> float:
+    """Compare the quantized model with fp32 on the job's own first rows; stop before writing if they differ.
+
+    Classification: the share of equal labels; embeddings: the mean cosine. Must reach model.min_agreement.
+    """
+    first = next(iter(source.batches([spec.input.column], spec.input.column)), None)
+    if first is None:
+        return 1.0
+    texts, _ = decode_texts(first.batch.column(spec.input.column), null_text="empty")
+    sample = [t for t in texts.to_pylist() if t][:INT8_SAMPLE_ROWS]
+    if not sample:
+        return 1.0
+    reference = build_pipeline(spec.model.model_copy(update={"quantize": "none"}), spec.runtime)
+    got, want = pipe.predict(sample, spec.batching), reference.predict(sample, spec.batching)
+    if "embedding" in got:
+        a, b = (np.asarray(x.to_pylist(), dtype=np.float32) for x in (got["embedding"], want["embedding"]))
+        agreement = float(((a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1),
+                                                         1e-12)).mean())
+        what = "mean embedding cosine"
+    else:
+        key = next(iter(got))  # label, labels or entities: the answer itself
+        agreement = float(np.mean([g == w for g, w in zip(got[key].to_pylist(), want[key].to_pylist())]))
+        what = f"share of equal {key}"
+    log.info("model: int8 vs fp32 on the first %d rows of the input: %s %.4f", len(sample), what, agreement)
+    if agreement < spec.model.min_agreement:
+        raise ModelError(f"int8 changes this model's answers on your data: {what} {agreement:.4f} over the "
+                         f"first {len(sample)} rows, below model.min_agreement = {spec.model.min_agreement}",
+                         hint="use quantize = 'none', or lower model.min_agreement if that is acceptable")
+    return agreement
+
+
 def plan_of(spec: JobSpec, source: Source, pipe: Pipeline) -> dict:
     """What makes an output what it is; a resume must match it exactly."""
     files = []
@@ -158,6 +192,8 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
     # 1. fail early, before the model and before writing
     source, keep, predictions, sink = check_job(spec, source, allow_complete=if_complete == "skip")
     pipe = pipeline or build_pipeline(spec.model, spec.runtime)
+    if spec.model.quantize != "none":
+        check_quantized_on_data(spec, source, pipe)
     ready = time.perf_counter()
 
     state = sink.inspect()
