@@ -21,8 +21,8 @@ def run_child(script: Path, row: str, args: list[str]) -> dict:
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(script), "--row", row, *args], stdout=subprocess.PIPE,
                             text=True)
+    out = proc.stdout.read()  # before waiting: a large result would fill the pipe and block the child
     _, status, usage = os.wait4(proc.pid, 0)
-    out = proc.stdout.read()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"row {row} failed with exit code {proc.returncode}")
