@@ -106,7 +106,10 @@ def child(row: str, model_key: str, data: Path) -> dict:
     except Exception as exc:  # the int8 agreement gate may refuse a model
         return {"rows": 0, "seconds": 1, "refused": str(exc).splitlines()[0]}
     started = time.perf_counter()
-    run_job(spec, pipeline=pipe, progress=False)
+    try:
+        run_job(spec, pipeline=pipe, progress=False)
+    except Exception as exc:  # the int8 gate on the job's own rows may refuse
+        return {"rows": 0, "seconds": 1, "refused": str(exc).splitlines()[0]}
     seconds = time.perf_counter() - started
     import polars as pl
 
