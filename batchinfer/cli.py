@@ -26,12 +26,12 @@ def _setup_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
 
 def _fail(exc: BatchinferError, spec: JobSpec | None = None, *, log_format: str = "text",
           summary_json: str | None = None) -> None:
+    from batchinfer.logs import scrub as scrub_secrets
+
     secrets = secret_values(spec) if spec is not None else []
 
     def scrub(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub_secrets(text, secrets)
 
     if summary_json:
         _write_json(summary_json, {"status": "failed", "exit_code": exc.exit_code, "error": exc.kind,

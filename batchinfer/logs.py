@@ -11,6 +11,13 @@ from typing import Literal
 LogFormat = Literal["text", "json"]
 
 
+def scrub(text: str, secrets: list[str]) -> str:
+    """The text with every secret value replaced by ***."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
 class ScrubSecrets(logging.Filter):
     """Replace every secret value (from the job's storage options) in a record's message by ***."""
 
@@ -20,10 +27,7 @@ class ScrubSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, ()
+            record.msg, record.args = scrub(record.getMessage(), self.secrets), ()
         return True
 
 

@@ -192,13 +192,14 @@ class InferencePipeline:
                              f"{pipe.max_length}; pass truncation=True to cut it")
 
     def _classify(self, logits: np.ndarray, pipe: Pipeline, options: dict[str, Any]) -> list[Any]:
+        """The task's own postprocess, as transformers' dicts: one per input without top_k, else a list."""
         task = pipe.task
-        scores = task.scores(logits)
-        if "top_k" not in options:
-            best = scores.argmax(axis=-1)
-            return [{"label": task.labels[b], "score": float(scores[r, b])} for r, b in enumerate(best)]
-        order = np.argsort(-scores, axis=-1, kind="stable")[:, : task.top_k]
-        return [[{"label": task.labels[j], "score": float(scores[r, j])} for j in row] for r, row in enumerate(order)]
+        out = task.postprocess({"logits": logits}, {})
+        ids, scores = out["label"], out["score"]
+        if ids.ndim == 1:  # top_k 1: one label per row
+            ids, scores = ids[:, None], scores[:, None]
+        rows = [[{"label": task.labels[j], "score": float(v)} for j, v in zip(i, s)] for i, s in zip(ids, scores)]
+        return [row[0] for row in rows] if "top_k" not in options else rows
 
     def __repr__(self) -> str:
         return f"batchinfer.pipeline(task={self.task!r}, model={self.model!r}, accelerator={self.accelerator!r})"

@@ -158,17 +158,9 @@ def check_quantized_on_data(spec: JobSpec, source, pipe: Pipeline) -> float:
 
 def plan_of(spec: JobSpec, source: Source, pipe: Pipeline) -> dict:
     """What makes an output what it is; a resume must match it exactly."""
-    files = []
-    for path in source.files if not hasattr(source, "fingerprint") else []:
-        info = source.fs.info(path)
-        version = (info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
-                   or info.get("last_modified"))
-        files.append([path, info.get("size"), str(version)])
     model = spec.model.model_dump()
-    if hasattr(source, "fingerprint"):  # a frame: no file versions to compare
-        files = [[source.files[0], None, source.fingerprint()]]
     return {
-        "files": [[path, _digest({"size": size, "version": version})] for path, size, version in files],
+        "files": [[path, _digest({"size": size, "version": version})] for path, size, version in source.versions()],
         "input": _digest(spec.input.model_dump(exclude={"path", "storage_options"})),
         "model": _digest({**model, "content": pipe.ref.content_hash}),
         "batching": _digest(spec.batching.model_dump()),

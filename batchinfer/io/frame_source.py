@@ -47,8 +47,9 @@ class FrameSource:
     def total_rows(self) -> int | None:
         return None if self.lazy else self.frame.height
 
-    def fingerprint(self) -> str:
-        return hashlib.sha256(str(self._schema).encode()).hexdigest()[:16]
+    def versions(self) -> list[tuple[str, int | None, str]]:
+        """A frame has no file versions; its schema stands in (as Source.versions does for files)."""
+        return [(self.files[0], None, hashlib.sha256(str(self._schema).encode()).hexdigest()[:16])]
 
     def batches(self, columns: list[str], text_column: str | None, *, keep_bad_rows: bool = False
                 ) -> Iterator[SourceBatch]:

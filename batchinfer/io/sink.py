@@ -293,19 +293,22 @@ class ParquetSink:
                 staged = self._staged_files(self.target)
                 self._put(self._join(self.target, "COMPLETE"), _dumps({"files": staged, "summary": summary}))
                 faults.hit("staged-complete")
-                self._roll_forward(self.target, staged, summary)
+                totals = self._roll_forward(self.target, staged, summary)
                 self.target = self.root
             else:
-                self._finish(summary)
-        return self.totals()
+                totals = self._finish(summary)
+        return totals
 
     def totals(self) -> dict[str, int]:
         done = self.inspect().done.values()
         return {key: sum(int(d.get(key, 0)) for d in done) for key in ("rows", "failed", "truncated")} | {
             "units": len(done)}
 
-    def _finish(self, summary: dict[str, Any]) -> None:
-        self._put(self._join(self.root, MARKER), _dumps({**self.totals(), **summary}))
+    def _finish(self, summary: dict[str, Any]) -> dict[str, int]:
+        """Write _SUCCESS with the totals over every manifest entry; return those totals."""
+        totals = self.totals()
+        self._put(self._join(self.root, MARKER), _dumps({**totals, **summary}))
+        return totals
 
     def close(self) -> None:
         if self._lock is not None:
@@ -330,7 +333,7 @@ class ParquetSink:
             else:
                 self._roll_forward(staging, complete["files"], complete["summary"])
 
-    def _roll_forward(self, staging: str, files: list[str], summary: dict[str, Any]) -> None:
+    def _roll_forward(self, staging: str, files: list[str], summary: dict[str, Any]) -> dict[str, int]:
         """Replace the old output by a complete staged one. Idempotent: a crash here is finished next run."""
         keep = set(files)
         if self._exists(self._join(self.root, MARKER)):
@@ -356,8 +359,9 @@ class ParquetSink:
             faults.hit("swap")
         if self._exists(self._join(staging, "plan.json")):
             self.fs.mv(self._join(staging, "plan.json"), self._join(self.meta, "plan.json"))
-        self._finish(summary)
+        totals = self._finish(summary)
         self.fs.rm(staging, recursive=True)
+        return totals
 
 
 class _OutputGuard:

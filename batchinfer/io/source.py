@@ -165,6 +165,16 @@ class Source:
             first = first or schema
         return first
 
+    def versions(self) -> list[tuple[str, int | None, str]]:
+        """(path, size, version) of every file: what tells a resume whether a file changed since."""
+        found = []
+        for path in self.files:
+            info = self.fs.info(path)
+            version = (info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+                       or info.get("last_modified"))
+            found.append((path, info.get("size"), str(version)))
+        return found
+
     def total_rows(self) -> int | None:
         """Rows in all files when every file is Parquet (read from the footers), else None."""
         if any(f != "parquet" for f in self.formats):
