@@ -25,6 +25,7 @@ from batchinfer.export import default_cache_dir
 from batchinfer.job import BatchingSpec, ModelSpec, RuntimeSpec
 from batchinfer.model_ref import ModelRef, read_config, resolve_model
 from batchinfer.tasks import Task, task_class
+from batchinfer.tasks.base import Encoded
 
 log = logging.getLogger("batchinfer")
 
@@ -43,11 +44,15 @@ class Pipeline:
         """Tokens per text before truncation; more than `max_length` means the text will be truncated."""
         return self.task.token_lengths(texts)
 
+    def encode(self, values: list[Any]) -> Encoded:
+        """Tokenize once, up front (token counts, and the ids where the task allows): see `Task.encode`."""
+        return self.task.encode(values)
+
     def predict(self, texts: pa.Array | pa.ChunkedArray | list[str | None],
-                batching: BatchingSpec | None = None, *, lengths: np.ndarray | None = None) -> dict[str, pa.Array]:
+                batching: BatchingSpec | None = None, *, encoded: Encoded | None = None) -> dict[str, pa.Array]:
         """Predict one column of texts; nulls are treated as empty strings. Returns canonical column names.
 
-        `lengths` (from `token_lengths`) saves counting tokens again when the caller already did.
+        `encoded` (from `encode`) saves tokenizing again when the caller already did.
         """
         batching = batching or BatchingSpec()
         values = list(texts) if self.task.modality == "image" else _as_texts(texts)
@@ -55,7 +60,7 @@ class Pipeline:
             return self.task.empty_results()
         parts: dict[str, list[np.ndarray]] = {}
         order = []
-        for idx, inputs, outputs in self.forward_batches(values, batching, lengths=lengths):
+        for idx, inputs, outputs in self.forward_batches(values, batching, encoded=encoded):
             order.append(idx)
             for name, arr in self.task.postprocess(outputs, inputs).items():
                 parts.setdefault(name, []).append(arr)
@@ -65,17 +70,17 @@ class Pipeline:
         results = {name: np.concatenate(chunks)[inverse] for name, chunks in parts.items()}
         return self.task.to_arrow(results)
 
-    def forward_batches(self, values: list[str], batching: BatchingSpec, *, lengths: np.ndarray | None = None):
+    def forward_batches(self, values: list[Any], batching: BatchingSpec, *, encoded: Encoded | None = None):
         """Yield (row indices, model inputs, model outputs) per model batch, in the batcher's order."""
-        if lengths is None:
-            lengths = self.task.sort_keys(values)
-        elif self.task.max_length:
-            lengths = np.minimum(lengths, self.task.max_length)
+        encoded = encoded if encoded is not None else self.task.encode(values)
         pairs = self.task.pairs_per_row  # zero-shot: each row brings one input per label, all in one batch
-        plan = plan_batches(lengths * pairs, batch_size=max(1, batching.batch_size // pairs),
+        plan = plan_batches(encoded.kept * pairs, batch_size=max(1, batching.batch_size // pairs),
                             max_tokens=batching.max_tokens, sort_by_length=batching.sort_by_length)
         for idx in plan:
-            inputs = self.task.preprocess([values[i] for i in idx])
+            if encoded.ids is not None:
+                inputs = self.task.pad(encoded, idx)
+            else:
+                inputs = self.task.preprocess([values[i] for i in idx])
             yield idx, inputs, self.backend.forward(inputs)
 
 

@@ -24,6 +24,7 @@ from batchinfer.io.sink import unit_name
 from batchinfer.job import JobSpec
 from batchinfer.pipelines import Pipeline, build_pipeline
 from batchinfer.tasks import task_class
+from batchinfer.tasks.base import Encoded
 
 log = logging.getLogger("batchinfer")
 
@@ -218,13 +219,13 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
 
 @dataclass
 class Prepared:
-    """One unit made ready for the model in the reader thread: decoded, checked, tokens counted."""
+    """One unit made ready for the model in the reader thread: decoded, checked, tokenized."""
 
     sb: SourceBatch
     values: list  # the good rows' texts or images
     good: np.ndarray  # bool per row
     errors: dict[int, str]
-    lengths: np.ndarray | None = None
+    encoded: Encoded | None = None  # text tokenized once: counts, and the ids where the task allows
     truncated: int = 0
     decoded: pa.Array | None = None  # the text column as strings, where it was read as bytes
 
@@ -280,17 +281,17 @@ def _prepare(spec: JobSpec, sb: SourceBatch, pipe: Pipeline, source: Source) -> 
         good[row] = False
     values = [t if t is not None else "" for t in texts.to_pylist()]
     good_values = [v for v, ok in zip(values, good) if ok]
-    lengths = pipe.token_lengths(good_values) if good_values else np.zeros(0, dtype=np.int64)
-    too_long = lengths > pipe.max_length
+    encoded = pipe.encode(good_values)
+    too_long = encoded.lengths > pipe.max_length
     if not spec.model.truncation and too_long.any():
         good_idx = np.flatnonzero(good)
         for pos in np.flatnonzero(too_long):
-            errors[int(good_idx[pos])] = (f"text has {int(lengths[pos])} tokens, more than max_length "
+            errors[int(good_idx[pos])] = (f"text has {int(encoded.lengths[pos])} tokens, more than max_length "
                                           f"{pipe.max_length} (model.truncation = false)")
         good[good_idx[too_long]] = False
         good_values = [v for v, long in zip(good_values, too_long) if not long]
-        lengths, too_long = lengths[~too_long], too_long[~too_long]
-    return Prepared(sb, good_values, good, errors, lengths=lengths,
+        encoded, too_long = encoded.subset(np.flatnonzero(~too_long)), too_long[~too_long]
+    return Prepared(sb, good_values, good, errors, encoded=encoded,
                     truncated=int(too_long.sum()) if spec.model.truncation else 0,
                     decoded=texts if column.type != texts.type else None)
 
@@ -304,7 +305,7 @@ def _infer(spec: JobSpec, prep: Prepared, keep: list[str], names: dict[str, str]
                         hint="fix the row, or set input.on_error = 'skip' or 'dead-letter'; "
                              "rows already written are kept")
     faults.hit("infer")
-    preds = pipe.predict(prep.values, spec.batching, lengths=prep.lengths)
+    preds = pipe.predict(prep.values, spec.batching, encoded=prep.encoded)
     batch = sb.batch
     if spec.input.column in keep and prep.decoded is not None:  # decoded CSV text replaces the raw bytes
         batch = batch.set_column(batch.schema.get_field_index(spec.input.column), spec.input.column, prep.decoded)

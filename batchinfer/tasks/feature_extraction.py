@@ -21,6 +21,7 @@ class FeatureExtraction(Task):
     auto_class = "AutoModel"
     output_name = "last_hidden_state"
     sequence_output = True
+    encodes_once = True
 
     def __init__(self, config: dict[str, Any], tokenizer: Any, *, max_length: int | None = None,
                  normalize: bool = False) -> None:

@@ -86,6 +86,7 @@ class Classification:
 class TextClassification(Classification, Task):
     name = "text-classification"
     auto_class = "AutoModelForSequenceClassification"
+    encodes_once = True
     output_name = "logits"
 
     def __init__(self, config: dict[str, Any], tokenizer: Any, *, max_length: int | None = None,
