@@ -82,11 +82,20 @@ def main() -> None:
               help="skip: if this job already completed its output, do nothing and exit 0.")
 @click.option("--wait-for-lock", type=float, default=0, metavar="SECONDS",
               help="If another run holds the output's lock, wait up to SECONDS for it instead of exiting 7.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+              help="Where to run: this machine, or Ray Data (sets runtime.executor).")
+@click.option("--ray-address", metavar="ADDRESS", default=None,
+              help="A running Ray cluster, e.g. ray://head:10001 (sets runtime.ray_address; implies --executor ray).")
 def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, progress: bool | None,
-        log_format: str, summary_json: str | None, if_complete: str, wait_for_lock: float) -> None:
+        log_format: str, summary_json: str | None, if_complete: str, wait_for_lock: float,
+        executor: str | None, ray_address: str | None) -> None:
     """Run JOB_FILE: read the input, predict, write the output folder."""
     _setup_logging(verbose, quiet, log_format)
     failing = {"log_format": log_format, "summary_json": summary_json}
+    if ray_address:
+        overrides += (f"runtime.ray_address={ray_address}", f"runtime.executor={executor or 'ray'}")
+    elif executor:
+        overrides += (f"runtime.executor={executor}",)
     try:
         spec = load_job(job_file, list(overrides))
     except BatchinferError as exc:

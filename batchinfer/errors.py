@@ -61,6 +61,13 @@ class RowErrors(BatchinferError):
     kind = "row error"
 
 
+class ClusterError(BatchinferError):
+    """The Ray cluster failed the job: a worker kept dying, or the cluster cannot be reached."""
+
+    exit_code = 10
+    kind = "cluster error"
+
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug: a traceback is printed, please report it
 EXIT_USAGE = 2  # click's own code for a bad command line
@@ -77,4 +84,5 @@ EXIT_CODES: dict[str, int] = {
     "locked": LockedError.exit_code,
     "rows failed": EXIT_ROWS_FAILED,
     "row error": RowErrors.exit_code,
+    "cluster": ClusterError.exit_code,
 }

@@ -1,5 +1,7 @@
 """Named fault points for crash tests: `BATCHINFER_FAULT=point:N` SIGKILLs the process at the Nth hit of `point`.
 
+`BATCHINFER_FAULT_ONCE=PATH` fires it in one process only, across processes: the first to reach it creates PATH
+and dies; the others (a restarted Ray worker) go on.
 `BATCHINFER_TEST_HOLD_UNTIL=PATH` waits before each unit's inference until PATH exists (for lock tests: a
 run that holds the lock exactly as long as the test needs).
 Unset (always, outside tests) each call costs a comparison or two.
@@ -15,6 +17,7 @@ _POINT, _, _COUNT = _SPEC.partition(":")
 _hits: dict[str, int] = {}
 
 
+_ONCE = os.environ.get("BATCHINFER_FAULT_ONCE", "")
 _HOLD = os.environ.get("BATCHINFER_TEST_HOLD_UNTIL", "")
 
 
@@ -29,4 +32,9 @@ def hit(point: str) -> None:
         return
     _hits[point] = _hits.get(point, 0) + 1
     if _hits[point] == int(_COUNT or 1):
+        if _ONCE:
+            try:
+                os.close(os.open(_ONCE, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
         os.kill(os.getpid(), signal.SIGKILL)

@@ -158,9 +158,16 @@ class OutputSpec(_Section):
 
 
 class RuntimeSpec(_Section):
-    threads: int = Field(0, ge=0, description="intra-op threads; 0 = one per core")
+    threads: int = Field(0, ge=0, description="intra-op threads; 0 = one per core (per actor on Ray: 1)")
     cache_dir: str | None = None
     progress: Literal["auto", "always", "never"] = "auto"
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(None, description="a running Ray cluster (ray://host:10001, host:6379, "
+                                                         "'auto'); none: start a local instance on loopback")
+    ray_actors: int = Field(0, ge=0, description="model actors; 0 = the cluster's CPUs / cpus_per_actor")
+    ray_cpus_per_actor: float = Field(0, ge=0, description="CPUs each actor reserves; 0 = threads, less a share "
+                                                           "left free for Ray's own tasks")
+    ray_max_retries: int = Field(2, ge=0, description="restarts of a dead actor, and retries of its work item")
 
 
 class JobSpec(_Section):

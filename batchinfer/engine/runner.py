@@ -201,7 +201,10 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
 
     done = sink.open(plan)  # 2. lock, recover, and learn what an earlier run already committed
     try:
-        result = _stream(spec, source, keep, predictions, sink, pipe, done, progress)
+        if spec.runtime.executor == "ray":
+            result = _stream_on_ray(spec, source, keep, predictions, sink, done, progress)
+        else:
+            result = _stream(spec, source, keep, predictions, sink, pipe, done, progress)
         totals = sink.commit({"model": spec.model.name, "task": spec.model.task, "backend": spec.model.backend,
                               "files": len(source.files), "model_fingerprint": fingerprint})
     finally:
@@ -230,10 +233,43 @@ class Prepared:
     decoded: pa.Array | None = None  # the text column as strings, where it was read as bytes
 
 
-def _stream(spec, source, keep, predictions, sink, pipe, done, progress) -> dict:
+def _progress(spec: JobSpec, source, progress: bool | None) -> Progress:
     if progress is None:
         progress = spec.runtime.progress == "always" or (spec.runtime.progress == "auto" and sys.stderr.isatty())
-    bar = Progress(source.total_rows(), enabled=progress)
+    return Progress(source.total_rows(), enabled=progress)
+
+
+def _stream(spec, source, keep, predictions, sink, pipe, done, progress) -> dict:
+    bar = _progress(spec, source, progress)
+    try:
+        return process_units(spec, source, keep, predictions, sink, pipe, done, on_rows=bar.update)
+    finally:
+        bar.close()
+
+
+def _stream_on_ray(spec, source, keep, predictions, sink, done, progress) -> dict:
+    from batchinfer.distributed.ray import run_units
+
+    if not isinstance(source, Source):
+        raise JobFileError("runtime.executor = 'ray' runs jobs that read files; a polars frame is predicted here",
+                           hint="leave runtime.executor as 'local' for frames, or write the frame to Parquet")
+    bar = _progress(spec, source, progress)
+    try:
+        result = run_units(spec, source, keep, predictions, sink, done, on_rows=bar.update)
+    finally:
+        bar.close()
+    sink.remove_temp_files()  # parts a killed worker left half-written (its unit was redone by another)
+    return result
+
+
+def process_units(spec: JobSpec, source: Source, keep: list[str], predictions: dict[str, str], sink: ParquetSink,
+                  pipe: Pipeline, done, *, files: list[int] | None = None, first: int = 0,
+                  stop: int | None = None, on_rows=None) -> dict:
+    """Predict and write every unit not in `done`, of all files or of `files` (batches first..stop-1).
+
+    Reading, tokenising, inference and writing overlap (reader thread, this thread, writer thread). A file
+    with no rows still gets an empty part, so the output's schema is known. Returns this call's row counts.
+    """
     read_columns = list(dict.fromkeys([*keep, spec.input.column]))
     seen_files: set[int] = set()
     rows_this_run = rows_in = 0
@@ -241,7 +277,8 @@ def _stream(spec, source, keep, predictions, sink, pipe, done, progress) -> dict
 
     def prepared():  # runs in the reader thread: reading, decoding and tokenising overlap inference
         bytes_column = spec.input.column if pipe.task.modality == "text" else None  # CSV text read as bytes
-        for sb in source.batches(read_columns, bytes_column, keep_bad_rows=keep_bad):
+        for sb in source.batches(read_columns, bytes_column, keep_bad_rows=keep_bad, files=files, first=first,
+                                 stop=stop):
             done_already = unit_name(sb.file_index, sb.batch_index) in done
             yield sb, None if done_already else _prepare(spec, sb, pipe, source)
 
@@ -254,18 +291,18 @@ def _stream(spec, source, keep, predictions, sink, pipe, done, progress) -> dict
                 writer.submit(unit_name(sb.file_index, sb.batch_index), table, dead=dead, stats=stats)
                 rows_this_run += table.num_rows
                 rows_in += sb.batch.num_rows + len(sb.bad_rows)
-            bar.update(sb.batch.num_rows)
+            if on_rows is not None:
+                on_rows(sb.batch.num_rows)
     finally:
         writer.close()  # units predicted before an error are still committed
-    for i in range(len(source.files)):  # an empty file still gets a part, so the schema is known
+    for i in range(len(source.files)) if files is None else files:
         unit = unit_name(i, 0)
-        if i not in seen_files and unit not in done:
+        if i not in seen_files and unit not in done and not first:
             schema = source.schema_of(i)
             empty = pa.RecordBatch.from_pylist([], schema=pa.schema([schema.field(c) for c in read_columns]))
             sb = SourceBatch(i, source.files[i], 0, empty)
             table, _, stats = _infer(spec, _prepare(spec, sb, pipe, source), keep, predictions, pipe)
             sink.write(unit, table, dead=None, stats=stats)
-    bar.close()
     return {"rows_this_run": rows_this_run, "rows_in": rows_in}
 
 

@@ -79,6 +79,13 @@ class ParquetSink:
         self.rows_written = 0
         self.units_written = 0
 
+    @classmethod
+    def writer_into(cls, spec: OutputSpec, target: str) -> ParquetSink:
+        """A sink for a worker of a run whose driver holds the lock: writes units into `target`, never commits."""
+        sink = cls(spec)
+        sink.target = target
+        return sink
+
     # -- paths and small helpers -------------------------------------------------------------------
     def _join(self, *parts: str) -> str:
         return posixpath.join(*parts)
@@ -208,7 +215,7 @@ class ParquetSink:
             self._lock.acquire()
             try:
                 self._recover_staging()
-                self._remove_temp_files()
+                self.remove_temp_files()
                 state = self.check()
                 if self.spec.mode == "overwrite":
                     run = uuid.uuid4().hex[:12]
@@ -236,9 +243,11 @@ class ParquetSink:
                 self.close()
                 raise
 
-    def _remove_temp_files(self) -> None:
+    def remove_temp_files(self) -> None:
         """Temporary files of a run that was killed mid-write (we hold the lock: nobody else writes)."""
-        for folder in (self.root, self._join(self.root, DEAD), self._join(self.meta, "done")):
+        folders = {self.root, self._join(self.root, DEAD), self._join(self.meta, "done"), self.target,
+                   self._join(self.target, DEAD), self._join(self.target, "done")}
+        for folder in sorted(folders):
             for name in self._ls(folder):
                 if name.startswith(".") and ".tmp-" in name:
                     self.fs.rm(self._join(folder, name))

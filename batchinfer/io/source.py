@@ -81,6 +81,14 @@ class Source:
         self.formats: list[str] = []
         self._list()
 
+    @classmethod
+    def of_files(cls, spec: InputSpec, files: list[str], formats: list[str]) -> Source:
+        """A source over files someone already listed and checked (a Ray worker, given them by the driver)."""
+        source = cls.__new__(cls)
+        source.spec, source.files, source.formats = spec, list(files), list(formats)
+        source.fs = fsspec.core.url_to_fs(spec.paths[0], **spec.storage_options)[0]
+        return source
+
     # -- listing -----------------------------------------------------------------------------------
     def _list(self) -> None:
         found: list[str] = []
@@ -221,38 +229,36 @@ class Source:
             fh.close()
             raise
 
-    def batches(self, columns: list[str], text_column: str | None, *, keep_bad_rows: bool = False
-                ) -> Iterator[SourceBatch]:
-        """Yield record batches of `columns` from every file in order.
+    def batch_counts(self) -> list[int | None]:
+        """Record batches (units) per file, from the Parquet footers; None for CSV (known only once read)."""
+        counts: list[int | None] = []
+        for path, fmt in zip(self.files, self.formats):
+            if fmt != "parquet":
+                counts.append(None)
+                continue
+            with storage_errors(f"input {self.display(path)}"), self.fs.open(path, "rb") as fh:
+                rows = pq.ParquetFile(fh).metadata.num_rows
+            counts.append(-(-rows // self.spec.batch_rows))
+        return counts
 
+    def batches(self, columns: list[str], text_column: str | None, *, keep_bad_rows: bool = False,
+                files: list[int] | None = None, first: int = 0, stop: int | None = None) -> Iterator[SourceBatch]:
+        """Yield record batches of `columns` from every file (or the `files` given) in order.
+
+        Batch j of a file holds its rows [j * batch_rows, (j + 1) * batch_rows): a unit of output. `first` and
+        `stop` read only batches first..stop-1 of a Parquet file (the Ray executor's work items).
         With `keep_bad_rows`, unparseable CSV rows are skipped and reported on the batch that follows them;
         otherwise they stop the read with an InputError naming the file.
         """
-        for i, (path, fmt) in enumerate(zip(self.files, self.formats)):
-            offset = 0
+        for i in range(len(self.files)) if files is None else files:
+            path, fmt = self.files[i], self.formats[i]
             try:
                 if fmt == "parquet":
-                    with self.fs.open(path, "rb") as fh:
-                        pf = pq.ParquetFile(fh)
-                        for j, batch in enumerate(pf.iter_batches(batch_size=self.spec.batch_rows, columns=columns)):
-                            faults.hit("read")
-                            yield SourceBatch(i, path, j, batch, offset)
-                            offset += batch.num_rows
+                    yield from self._parquet_batches(i, path, columns, first, stop)
                 else:
-                    bad: list[BadRow] | None = [] if keep_bad_rows else None
-                    with self._open_csv(path, columns, text_column, bad) as reader:
-                        for j, batch in enumerate(_rebatch(reader, self.spec.batch_rows)):
-                            reader.fh.check(path)
-                            faults.hit("read")
-                            found = tuple(bad or ())
-                            if bad:
-                                bad.clear()
-                            yield SourceBatch(i, path, j, batch, offset, found)
-                            offset += batch.num_rows
-                        reader.fh.check(path)
-                        if bad:  # bad rows after the last good one: an empty batch carries them
-                            yield SourceBatch(i, path, j + 1 if offset else 0, batch.slice(0, 0) if offset
-                                              else _empty_batch(reader.schema), offset, tuple(bad))
+                    if first or stop is not None:
+                        raise ValueError("CSV files are read whole")
+                    yield from self._csv_batches(i, path, columns, text_column, keep_bad_rows)
             except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, UnicodeDecodeError) as exc:
                 if is_permission_error(exc) or is_storage_error(exc):
                     with storage_errors(f"input {self.display(path)}"):
@@ -260,6 +266,51 @@ class Source:
                 raise InputError(f"input {self.display(path)} ({fmt}) cannot be read: {exc}",
                                  hint="fix or remove the file; rows already written are kept "
                                       "(output.mode = 'resume' continues after the fix)") from None
+
+    def _parquet_batches(self, i: int, path: str, columns: list[str], first: int, stop: int | None
+                         ) -> Iterator[SourceBatch]:
+        size = self.spec.batch_rows
+        with self.fs.open(path, "rb") as fh:
+            pf = pq.ParquetFile(fh)
+            if not first and stop is None:
+                stream, skip = pf.iter_batches(batch_size=size, columns=columns), 0
+            else:  # only the row groups that hold the wanted rows
+                meta, start = pf.metadata, first * size
+                end = meta.num_rows if stop is None else min(stop * size, meta.num_rows)
+                groups, row, skip = [], 0, 0
+                for g in range(meta.num_row_groups):
+                    n = meta.row_group(g).num_rows
+                    if row + n > start and row < end:
+                        skip = skip if groups else start - row
+                        groups.append(g)
+                    row += n
+                if not groups:
+                    return
+                stream = _rebatch(_drop_rows(pf.iter_batches(batch_size=size, columns=columns, row_groups=groups),
+                                             skip), size)
+            for j, batch in enumerate(stream, start=first):
+                if stop is not None and j >= stop:
+                    return
+                faults.hit("read")
+                yield SourceBatch(i, path, j, batch, j * size)
+
+    def _csv_batches(self, i: int, path: str, columns: list[str], text_column: str | None,
+                     keep_bad_rows: bool) -> Iterator[SourceBatch]:
+        offset = 0
+        bad: list[BadRow] | None = [] if keep_bad_rows else None
+        with self._open_csv(path, columns, text_column, bad) as reader:
+            for j, batch in enumerate(_rebatch(reader, self.spec.batch_rows)):
+                reader.fh.check(path)
+                faults.hit("read")
+                found = tuple(bad or ())
+                if bad:
+                    bad.clear()
+                yield SourceBatch(i, path, j, batch, offset, found)
+                offset += batch.num_rows
+            reader.fh.check(path)
+            if bad:  # bad rows after the last good one: an empty batch carries them
+                yield SourceBatch(i, path, j + 1 if offset else 0, batch.slice(0, 0) if offset
+                                  else _empty_batch(reader.schema), offset, tuple(bad))
 
 
 @contextmanager
@@ -285,8 +336,17 @@ def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist([], schema=schema)
 
 
+def _drop_rows(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        if rows >= batch.num_rows:
+            rows -= batch.num_rows
+            continue
+        yield batch.slice(rows) if rows else batch
+        rows = 0
+
+
 def _rebatch(reader: Any, rows: int) -> Iterator[pa.RecordBatch]:
-    """CSV blocks are sized in bytes; regroup them into batches of `rows` rows."""
+    """Regroup batches (CSV blocks sized in bytes, rows cut from row groups) into batches of `rows` rows."""
     pending: list[pa.RecordBatch] = []
     count = 0
     for batch in reader:

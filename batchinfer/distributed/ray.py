@@ -1,0 +1,194 @@
+"""The Ray executor: the same job on Ray Data, committed with batchinfer's own exactly-once protocol.
+
+The driver lists and checks the input, holds the output lock and plans work items: one per unit of a Parquet
+file (its rows are known from the footer), one per CSV file (read whole). Ray Data hands the items, one per
+block, to a pool of actors that each hold one cached Pipeline. An actor reads its item with batchinfer's
+reader, predicts, and writes each unit's part and manifest entry exactly as the local executor does. The
+driver commits once every item is done. Units and part names are the local executor's, so both executors
+write the same output, and a job started on one can resume on the other.
+
+Ray's own `read_parquet`/`write_parquet` are not used for the rows: its blocks do not line up with units
+from one run to the next (so a rerun could not tell which rows are done), its CSV reader lacks batchinfer's
+row checks, and `write_parquet` is neither atomic nor idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+
+from batchinfer.errors import BatchinferError, ClusterError, JobFileError
+
+log = logging.getLogger("batchinfer")
+
+FREE_CPU_SHARE = 0.1  # of each actor's CPUs left to Ray's own tasks: a pool that takes every CPU hangs
+
+
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise JobFileError("runtime.executor = 'ray' needs Ray Data",
+                           hint='pip install "batchinfer[ray]" (or "ray[data]")') from None
+    return ray
+
+
+def plan_items(batch_counts: list[int | None], formats: list[str], done) -> list[dict[str, int]]:
+    """Work items in input order: each Parquet unit not done yet; each CSV file (its units are skipped inside)."""
+    items = []
+    for i, count in enumerate(batch_counts):
+        if count is None:
+            items.append({"file": i, "first": 0, "stop": -1})
+            continue
+        for b in range(max(count, 1)):  # an empty file is one unit: its empty part carries the schema
+            if f"part-{i:05d}-{b:06d}" not in done:
+                items.append({"file": i, "first": b, "stop": b + 1})
+    return items
+
+
+class UnitWorker:
+    """A Ray actor: one cached Pipeline; reads, predicts and writes the units of the work items it gets."""
+
+    def __init__(self, spec, files: list[str], formats: list[str], target: str, done: list[str], keep: list[str],
+                 predictions: dict[str, str], threads: int) -> None:
+        from batchinfer.io import ParquetSink, Source
+        from batchinfer.pipelines import build_pipeline
+
+        self.spec = spec
+        self.pipe = build_pipeline(spec.model, spec.runtime.model_copy(update={"threads": threads}))
+        self.source = Source.of_files(spec.input, files, formats)
+        self.sink = ParquetSink.writer_into(spec.output, target)
+        self.done = set(done)
+        self.keep, self.predictions = keep, predictions
+
+    def __call__(self, items: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from batchinfer.engine.runner import process_units
+
+        out: dict[str, list] = {"file": [], "first": [], "rows_this_run": [], "rows_in": [], "error": [],
+                                "error_type": [], "hint": []}
+        for file, first, stop in zip(items["file"], items["first"], items["stop"]):
+            error = error_type = hint = ""
+            counts = {"rows_this_run": 0, "rows_in": 0}
+            try:
+                counts = process_units(self.spec, self.source, self.keep, self.predictions, self.sink, self.pipe,
+                                       self.done, files=[int(file)], first=int(first),
+                                       stop=None if stop < 0 else int(stop))
+            except BatchinferError as exc:  # deterministic (a bad row, an unreadable file): report, do not retry
+                error, error_type, hint = exc.message, type(exc).__name__, exc.hint or ""
+            for key, value in (("file", int(file)), ("first", int(first)), ("error", error),
+                               ("error_type", error_type), ("hint", hint), *counts.items()):
+                out[key].append(value)
+        return {k: np.array(v) for k, v in out.items()}
+
+
+def actor_layout(runtime, cluster_cpus: float, items: int) -> tuple[int, int, float]:
+    """(actors, threads per actor, CPUs each actor reserves) for this cluster and job."""
+    threads = runtime.threads or 1
+    cpus = runtime.ray_cpus_per_actor or threads * (1 - FREE_CPU_SHARE)
+    actors = runtime.ray_actors or max(1, math.floor(cluster_cpus / max(cpus, threads)))
+    return max(1, min(actors, items)), threads, cpus
+
+
+def forwarded_env() -> dict[str, str]:
+    """batchinfer's own settings (cache folder, test hooks) reach the workers as they are on the driver."""
+    return {k: v for k, v in os.environ.items() if k.startswith("BATCHINFER_")}
+
+
+def connect(runtime) -> bool:
+    """Join `runtime.ray_address`, or start a local instance on loopback. False if Ray was already set up
+    (a notebook's own `ray.init`): then it is left running after the job."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True,
+                               "runtime_env": {"env_vars": forwarded_env()}}
+    try:
+        if runtime.ray_address:
+            ray.init(address=runtime.ray_address, **options)
+        else:  # a private instance for this run: nothing listens beyond this machine
+            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **options)
+    except (OSError, RuntimeError, ValueError) as exc:
+        where = runtime.ray_address or "a local instance"
+        raise ClusterError(f"cannot start or reach Ray ({where}): {exc}",
+                           hint="check runtime.ray_address (or --ray-address) and that the cluster is up") from None
+    return True
+
+
+def run_units(spec, source, keep: list[str], predictions: dict[str, str], sink, done, on_rows=None) -> dict:
+    """Predict every unit not in `done` on Ray; returns the row counts of this run (the driver commits)."""
+    ray = import_ray()
+    ours = connect(spec.runtime)
+    try:
+        return _run(ray, spec, source, keep, predictions, sink, done, on_rows)
+    finally:
+        if ours:
+            ray.shutdown()
+
+
+def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
+    from ray.exceptions import RayError
+
+    items = plan_items(source.batch_counts(), source.formats, done)
+    totals = {"rows_this_run": 0, "rows_in": 0}
+    if not items:
+        return totals
+    actors, threads, cpus = actor_layout(spec.runtime, ray.cluster_resources().get("CPU", 1), len(items))
+    log.info("ray: %d work item(s) on %d actor(s), %d thread(s) and %.2f CPU each", len(items), actors, threads,
+             cpus)
+    context = ray.data.DataContext.get_current()
+    context.max_errored_blocks = 0  # a failed block fails the job; never dropped silently
+    context.actor_task_retry_on_errors = False  # our errors are deterministic: retrying cannot help
+    context.execution_options.preserve_order = False
+    context.enable_progress_bars = False
+    csv_files = {i for i, fmt in enumerate(source.formats) if fmt != "parquet"}
+    done_in_csv = [u for u in done if int(u.split("-")[1]) in csv_files]  # Parquet items are planned around
+    dataset = ray.data.from_items(items, override_num_blocks=len(items))  # one item per block: all actors work
+    with warnings.catch_warnings():  # Ray 2.60 deprecates ray_remote_args with no named max_restarts yet
+        warnings.simplefilter("ignore", DeprecationWarning)
+        results = dataset.map_batches(
+            UnitWorker, batch_size=1, num_cpus=cpus,
+            compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
+            fn_constructor_kwargs={"spec": spec, "files": source.files, "formats": source.formats,
+                                   "target": sink.target, "done": done_in_csv, "keep": keep,
+                                   "predictions": predictions, "threads": threads},
+            max_restarts=spec.runtime.ray_max_retries, max_task_retries=spec.runtime.ray_max_retries,
+            runtime_env={"env_vars": forwarded_env()})
+    failure: BatchinferError | None = None
+    rows = iter(results.iter_rows())
+    try:
+        for row in rows:
+            if row["error"]:  # stop at the first user error, as the local executor does
+                failure = _user_error(row)
+                break
+            totals["rows_this_run"] += int(row["rows_this_run"])
+            totals["rows_in"] += int(row["rows_in"])
+            if on_rows is not None:
+                on_rows(int(row["rows_in"]))
+    except RayError as exc:
+        raise ClusterError(f"the Ray job failed after {spec.runtime.ray_max_retries} retries: "
+                           f"{_first_line(exc)}",
+                           hint="units written before the failure are kept; rerun with output.mode = 'resume' "
+                                "(or --set output.mode=resume) to finish") from None
+    finally:
+        rows.close()  # stops the actors before the driver lets go of Ray
+    if failure is not None:
+        raise failure
+    return totals
+
+
+def _user_error(row: dict) -> BatchinferError:
+    from batchinfer import errors
+
+    cls = getattr(errors, str(row["error_type"]), BatchinferError)
+    return cls(str(row["error"]), hint=str(row["hint"]) or None)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return next((line for line in text if "Error" in line), text[0] if text else type(exc).__name__)[:300]

@@ -1,0 +1,196 @@
+"""The Ray executor: the same job file on Ray Data gives the local executor's output, exactly once.
+
+A private Ray instance (loopback only) is started once for this module; one test starts its own through the
+CLI as a user without a cluster would. Worker kills use the fault points of the crash tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.test_cli import make_frame
+from tests.test_resume import assert_same_output, read
+
+pytest.importorskip("ray", reason="the Ray executor's tests need ray[data]: pip install -e '.[test]'")
+
+EXE = str(Path(sys.executable).parent / "batchinfer")
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+@pytest.fixture
+def short_tmp():
+    """Ray's socket paths must stay under 108 bytes: pytest's own temporary folders are too deep."""
+    path = Path(tempfile.mkdtemp(prefix="bi-ray-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Ray head on 127.0.0.1 with 2 CPUs, its files under a temporary folder; stopped after the module."""
+    home = Path(tempfile.mkdtemp(prefix="bi-ray-", dir="/tmp"))
+    env = {**os.environ, "HOME": str(home), "RAY_TMPDIR": str(home / "tmp"), "RAY_USAGE_STATS_ENABLED": "0"}
+    port = _free_port()
+    subprocess.run([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+                    "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={home / 'tmp'}"],
+                   env=env, check=True, capture_output=True, timeout=180)
+    try:
+        yield {"address": f"127.0.0.1:{port}", "env": env}
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, tiny_classifier):
+    """Two Parquet files (one of several row groups), an empty one and a CSV: 9 units, and the local output."""
+    root = tmp_path_factory.mktemp("ray")
+    (root / "data").mkdir()
+    make_frame(250, seed=1).write_parquet(root / "data" / "a.parquet", row_group_size=70)
+    make_frame(250, seed=2, start=250).write_parquet(root / "data" / "b.parquet")
+    make_frame(10, seed=4).head(0).write_parquet(root / "data" / "empty.parquet")
+    make_frame(180, seed=3, start=500).write_csv(root / "data" / "c.csv")
+    (root / "job.toml").write_text(f"""
+[input]
+path = ["data/*.parquet", "data/c.csv"]
+column = "text"
+batch_rows = 100
+[model]
+name = {json.dumps(str(tiny_classifier))}
+task = "text-classification"
+[output]
+path = "out"
+mode = "resume"
+""")
+    _run(root, root / "clean", executor="local")
+    return root
+
+
+def _run(root: Path, out: Path, *, executor: str = "ray", env: dict | None = None, extra: tuple = (),
+         expect: int = 0, address: str | None = None) -> subprocess.CompletedProcess:
+    args = [EXE, "run", str(root / "job.toml"), "--set", f"output.path={out}", "--executor", executor,
+            "--summary-json", str(out.parent / f"{out.name}.summary.json"), *extra]
+    if address:
+        args += ["--ray-address", address]
+    proc = subprocess.run(args, env=env or os.environ, capture_output=True, text=True, timeout=420)
+    assert proc.returncode == expect, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def test_a_private_instance_gives_the_local_output(workdir, tmp_path, short_tmp):
+    """No cluster given: batchinfer starts Ray on loopback for the run, and stops it."""
+    env = {**os.environ, "HOME": str(short_tmp), "RAY_TMPDIR": str(short_tmp / "tmp"), "RAY_USAGE_STATS_ENABLED": "0"}
+    out = tmp_path / "out"
+    proc = _run(workdir, out, env=env, extra=("--set", "output.mode=error"))
+    assert_same_output(out, workdir / "clean")
+    summary = json.loads((tmp_path / "out.summary.json").read_text())
+    assert summary["rows_out"] == summary["rows_this_run"] == 680
+    assert "680 rows" in proc.stdout
+
+
+def test_on_a_cluster_and_resumed_across_executors(workdir, cluster, tmp_path):
+    """A cluster address; then a local run resumes a Ray output that lost units (same part names)."""
+    out = tmp_path / "out"
+    _run(workdir, out, env=cluster["env"], address=cluster["address"])
+    assert_same_output(out, workdir / "clean")
+    for unit in ("part-00000-000001", "part-00003-000001"):  # a Parquet unit and a CSV unit
+        (out / f"{unit}.parquet").unlink()
+        (out / "_batchinfer" / "done" / f"{unit}.json").unlink()
+    (out / "_SUCCESS").unlink()
+    _run(workdir, out, executor="local")
+    assert_same_output(out, workdir / "clean")
+    summary = json.loads((tmp_path / "out.summary.json").read_text())
+    assert summary["rows_this_run"] == 100 + 80 and summary["units_already_done"] == 7
+
+
+def test_a_worker_killed_once_is_replaced_and_its_unit_redone(workdir, cluster, tmp_path):
+    env = {**cluster["env"], "BATCHINFER_FAULT": "after-part:2", "BATCHINFER_FAULT_ONCE": str(tmp_path / "fired")}
+    out = tmp_path / "out"
+    _run(workdir, out, env=env, address=cluster["address"])
+    assert (tmp_path / "fired").exists(), "the fault never fired: the test proves nothing"
+    assert_same_output(out, workdir / "clean")
+
+
+def test_a_worker_that_keeps_dying_fails_the_job_and_resume_finishes_it(workdir, cluster, tmp_path):
+    """Retries are capped: a worker that dies on every try ends the job with exit 10, not a loop."""
+    out = tmp_path / "out"
+    env = {**cluster["env"], "BATCHINFER_FAULT": "infer:2"}
+    proc = _run(workdir, out, env=env, address=cluster["address"], expect=10,
+                extra=("--set", "runtime.ray_max_retries=1"))
+    assert "cluster error" in proc.stderr and "resume" in proc.stderr
+    assert not (out / "_SUCCESS").exists()
+    committed = len(list((out / "_batchinfer" / "done").iterdir()))
+    assert 0 < committed < 9
+    _run(workdir, out, env=cluster["env"], address=cluster["address"])
+    assert_same_output(out, workdir / "clean")
+
+
+@pytest.fixture(scope="module")
+def bad_rows(tmp_path_factory, tiny_classifier):
+    """A CSV with invalid UTF-8 in row 3 and a Parquet file with a null text (null_text = 'error') in row 5."""
+    root = tmp_path_factory.mktemp("ray-bad")
+    (root / "data").mkdir()
+    make_frame(40, seed=5).write_parquet(root / "data" / "a.parquet")  # make_frame's row 5 is null
+    lines = make_frame(30, seed=6, start=40).write_csv().encode().splitlines()
+    lines[4] = lines[4].replace(b",", b",\xff\xfe", 1)
+    (root / "data" / "b.csv").write_bytes(b"\n".join(lines) + b"\n")
+    (root / "job.toml").write_text(f"""
+[input]
+path = ["data/a.parquet", "data/b.csv"]
+column = "text"
+null_text = "error"
+batch_rows = 16
+[model]
+name = {json.dumps(str(tiny_classifier))}
+task = "text-classification"
+[output]
+path = "out"
+""")
+    return root
+
+
+@pytest.mark.parametrize("on_error", ["fail", "dead-letter"])
+def test_row_errors_follow_on_error_as_locally(bad_rows, cluster, tmp_path, on_error):
+    option = ("--set", f"input.on_error={on_error}")
+    expect = 9 if on_error == "fail" else 8
+    local = _run(bad_rows, tmp_path / "local", executor="local", extra=option, expect=expect)
+    ray = _run(bad_rows, tmp_path / "ray", env=cluster["env"], address=cluster["address"], extra=option,
+               expect=expect)
+    if on_error == "fail":
+        assert "row error" in local.stderr and "a.parquet, row 5: text is null" in local.stderr
+        # items run side by side: Ray stops at the first bad row it hears of, in either file
+        assert "row error" in ray.stderr
+        assert "a.parquet, row 5: text is null" in ray.stderr or "b.csv, row 3: text is not valid UTF-8" in ray.stderr
+        assert not (tmp_path / "ray" / "_SUCCESS").exists()
+        return
+    assert read(tmp_path / "ray").equals(read(tmp_path / "local"))
+    dead_ray = pl.read_parquet(str(tmp_path / "ray" / "_dead_letter" / "*.parquet"))
+    dead_local = pl.read_parquet(str(tmp_path / "local" / "_dead_letter" / "*.parquet"))
+    assert dead_ray.equals(dead_local) and dead_ray.height == 2
+
+
+def test_ray_is_refused_for_a_polars_frame(tiny_classifier, tmp_path):
+    import batchinfer
+    from batchinfer.errors import JobFileError
+
+    with pytest.raises(JobFileError, match="polars frame"):
+        batchinfer.predict(make_frame(10, seed=0).lazy(), "text", task="text-classification",
+                           model=str(tiny_classifier), output=str(tmp_path / "out"), executor="ray")
+    assert not list((tmp_path / "out").glob("part-*"))
