@@ -277,8 +277,8 @@ def process_units(spec: JobSpec, source: Source, keep: list[str], predictions: d
 
     def prepared():  # runs in the reader thread: reading, decoding and tokenising overlap inference
         bytes_column = spec.input.column if pipe.task.modality == "text" else None  # CSV text read as bytes
-        for sb in source.batches(read_columns, bytes_column, keep_bad_rows=keep_bad, files=files, first=first,
-                                 stop=stop):
+        part = {} if files is None else {"files": files, "first": first, "stop": stop}  # frames: all, always
+        for sb in source.batches(read_columns, bytes_column, keep_bad_rows=keep_bad, **part):
             done_already = unit_name(sb.file_index, sb.batch_index) in done
             yield sb, None if done_already else _prepare(spec, sb, pipe, source)
 
