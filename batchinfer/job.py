@@ -98,11 +98,12 @@ class ModelSpec(_Section):
     revision: str | None = None
     max_length: int | None = Field(None, gt=0, description="truncate inputs to this many tokens")
     truncation: bool = Field(True, description="false makes texts over max_length bad rows instead")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: ipex only, where the CPU has it")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: openvino or ipex, where the CPU has it; "
+                                               "used only if its answers agree with fp32 (checked)")
     quantize: Literal["none", "dynamic-int8"] = Field(
         "none", description="ort only: int8 weights, used only if its answers agree with fp32 (checked)")
-    min_agreement: float = Field(0.99, ge=0, le=1, description="int8 gate on the job's first rows: least share "
-                                 "of labels equal to fp32 (embeddings: mean cosine)")
+    min_agreement: float = Field(0.99, ge=0, le=1, description="int8/bf16 gate on the job's first rows: least "
+                                 "share of labels equal to fp32 (embeddings: mean cosine)")
     trust_remote_code: bool = Field(False, description="run Python code shipped with the model")
     allow_unsafe_weights: bool = Field(False, description="also load pickle (.bin) weights, not only safetensors")
     # text-classification
@@ -127,8 +128,8 @@ class ModelSpec(_Section):
                 raise ValueError(f"top_k and function_to_apply apply to classification tasks, not {self.task}")
         if self.quantize != "none" and self.backend != "ort":
             raise ValueError("quantize = 'dynamic-int8' is offered by the ort backend only")
-        if self.precision != "fp32" and self.backend != "ipex":
-            raise ValueError("precision = 'bf16' is offered by the ipex backend only")
+        if self.precision != "fp32" and self.backend not in ("openvino", "ipex"):
+            raise ValueError("precision = 'bf16' is offered by the openvino and ipex backends only")
         if self.task != "feature-extraction" and self.normalize:
             raise ValueError(f"normalize applies to feature-extraction, not {self.task}")
         if self.task == "zero-shot-classification":

@@ -150,7 +150,7 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
                        trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights)
     backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir,
                            precision=model.precision, quantize=model.quantize)
-    if model.quantize != "none":
+    if getattr(backend, "reduced", None):
         _check_agreement(cls, config, tokenizer, graph, backend, runtime, cache_dir, PROBE_MIN_COSINE)
     log.info("model: %s (%s) on %s", model.name, model.task, backend.description)
     _LOADED[key] = _Loaded(ref, config, tokenizer, backend)
@@ -179,18 +179,20 @@ PROBE_TEXTS = [
 
 
 def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir, minimum: float) -> None:
-    """Quantized outputs must agree with fp32 (mean cosine over probe inputs) or the run stops."""
+    """int8 or bf16 outputs must agree with fp32 (mean cosine over probe inputs) or the run stops."""
     from batchinfer.backends.ort import OrtBackend
 
-    verdict = Path(backend.onnx_path).parent / "agreement.json"
-    if verdict.is_file():
+    reduced = backend.reduced
+    artifact = getattr(backend, "artifact", None)
+    verdict = Path(artifact) / f"agreement-{reduced}.json" if artifact else None
+    if verdict is not None and verdict.is_file():
         agreement = json.loads(verdict.read_text())["mean_cosine"]
     else:
         task = cls(config, processor) if cls.name != "zero-shot-classification" else cls(
             config, processor, candidate_labels=["positive", "negative"])
         inputs = task.preprocess(PROBE_TEXTS) if task.modality == "text" else None
         if inputs is None:
-            raise ModelError("quantize = 'dynamic-int8' is offered for text models only")
+            raise ModelError(f"{reduced} is offered for text models only")
         reference = OrtBackend(graph, threads=runtime.threads or 1, cache_dir=cache_dir)
         a, b = reference.forward(inputs)[graph.output_name], backend.forward(inputs)[graph.output_name]
         if cls.name == "feature-extraction":  # compare what the user gets: the pooled embeddings
@@ -199,16 +201,17 @@ def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir,
         elif graph.sequence_output:  # compare real tokens only: padding positions carry no answer
             mask = inputs["attention_mask"][..., None].astype(a.dtype)
             a, b = a * mask, b * mask
-        a, b = a.reshape(len(a), -1), b.reshape(len(a), -1)
+        a, b = a.reshape(len(a), -1).astype(np.float32), b.reshape(len(a), -1).astype(np.float32)
         cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
         agreement = float(cos.mean())
-        verdict.write_text(json.dumps({"mean_cosine": agreement, "min_cosine": float(cos.min()),
-                                       "probe_texts": len(PROBE_TEXTS)}, indent=2))
-    log.info("model: int8 agreement with fp32: mean cosine %.4f", agreement)
+        if verdict is not None:
+            verdict.write_text(json.dumps({"mean_cosine": agreement, "min_cosine": float(cos.min()),
+                                           "probe_texts": len(PROBE_TEXTS)}, indent=2))
+    log.info("model: %s agreement with fp32: mean cosine %.4f", reduced, agreement)
     if agreement < minimum:
-        raise ModelError(f"int8 changes this model's outputs too much: mean cosine to fp32 is {agreement:.4f} "
-                         f"on probe sentences, below {minimum}",
-                         hint="use quantize = 'none' (on CPUs without VNNI int8 is rarely faster anyway)")
+        undo = "precision = 'fp32'" if reduced == "bf16" else "quantize = 'none'"
+        raise ModelError(f"{reduced} changes this model's outputs too much: mean cosine to fp32 is {agreement:.4f} "
+                         f"on probe sentences, below {minimum}", hint=f"use {undo}")
 
 
 def _load_image_processor(ref: ModelRef, trust_remote_code: bool = False):

@@ -99,6 +99,8 @@ def child(row: str, model_key: str, data: Path) -> dict:
     model = {"name": name, "task": task, "backend": backend}
     if row.endswith("int8"):
         model["quantize"] = "dynamic-int8"
+    if row.endswith("bf16"):
+        model["precision"] = "bf16"
     spec = parse_job({"input": {"path": str(data), "column": "text"}, "model": model,
                       "output": {"path": tempfile.mkdtemp() + "/out", "keep_columns": ["id"]}})
     try:
@@ -143,7 +145,7 @@ def main() -> None:
         if key == "embed":
             rows.append("sentence-transformers encode")
         rows += ["batchinfer torch", "batchinfer ort", "batchinfer openvino", "batchinfer ort int8",
-                 "limit: ort forward, sorted, pre-tokenised"]
+                 "batchinfer openvino bf16", "limit: ort forward, sorted, pre-tokenised"]
         for set_name in args.sets.split(","):
             print(f"\n## {key} ({MODELS[key][1]}), {set_name} texts")
             print(table(Path(__file__), rows, ["--model", key, "--data", str(data[set_name])],

@@ -51,7 +51,7 @@ def test_job_without_ipex_installed_fails_fast_with_the_install_hint(tmp_path, t
 
 
 def test_bf16_is_only_for_ipex():
-    with pytest.raises(ValueError, match="ipex backend only"):
+    with pytest.raises(ValueError, match="openvino and ipex backends only"):
         ModelSpec(name="m", task="text-classification", backend="ort", precision="bf16")
 
 
@@ -85,12 +85,15 @@ def test_ipex_job_file_run_and_bf16_note(tmp_path, tiny_classifier, caplog):
     make_frame(300).write_parquet(tmp_path / "in.parquet")
     path = job(tmp_path, tiny_classifier, input_path="in.parquet")
     caplog.set_level(logging.WARNING, logger="batchinfer")
+    # a random tiny model's near-tied logits flip about 1% of labels in bf16: the gate at 0.99 may refuse
     result = CliRunner().invoke(main, ["run", str(path), "--set", "model.backend=ipex",
-                                       "--set", "model.precision=bf16"])
+                                       "--set", "model.precision=bf16", "--set", "model.min_agreement=0.9"])
     assert result.exit_code == 0, result.output
     out = pl.read_parquet(str(tmp_path / "out" / "*.parquet"))
     assert out.height == 300 and set(out["label"]) <= {"negative", "neutral", "positive"}
-    if not ipex_backend.cpu_has_bf16():
+    if ipex_backend.cpu_has_bf16():
+        assert "bf16 vs fp32 on the first 298 rows of the input" in result.output + caplog.text
+    else:
         assert "bf16 is not available; running fp32" in result.output + caplog.text
     assert json.loads((tmp_path / "out" / "_SUCCESS").read_text())["backend"] == "ipex"
 

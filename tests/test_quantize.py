@@ -1,8 +1,10 @@
-"""quantize = "dynamic-int8" (ORT): its own cached artifact, used only when it agrees with fp32."""
+"""Below fp32: quantize = "dynamic-int8" (ORT, its own cached artifact) and precision = "bf16" (OpenVINO, IPEX),
+used only when their answers agree with fp32."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ def test_int8_is_a_separate_cached_artifact_gated_by_agreement(tiny_classifier, 
     int8 = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", quantize="dynamic-int8"))
     assert int8.backend.onnx_path != fp32.backend.onnx_path
     assert "dynamic-int8" in int8.backend.onnx_path.parent.name and "dynamic-int8" in int8.backend.description
-    verdict = json.loads((int8.backend.onnx_path.parent / "agreement.json").read_text())
+    verdict = json.loads((int8.backend.onnx_path.parent / "agreement-dynamic-int8.json").read_text())
     assert verdict["mean_cosine"] >= 0.99
     a, b = fp32.predict(TEXTS), int8.predict(TEXTS)
     np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), atol=0.05)
@@ -90,3 +92,57 @@ path = "out"
     assert not (tmp_path / "out").exists()
     result = CliRunner().invoke(main, ["run", str(job), "--set", "model.min_agreement=0.9"])
     assert result.exit_code == 0, result.output
+
+
+def test_openvino_bf16_is_checked_against_fp32(tiny_classifier, fresh_cache):
+    """bf16 on OpenVINO: used where the CPU has it, only after its probe outputs agree with fp32."""
+    from batchinfer.backends.base import cpu_has_bf16
+
+    fp32 = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", backend="openvino"))
+    bf16 = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", backend="openvino",
+                                    precision="bf16"))
+    assert "fp32" in fp32.backend.description and fp32.backend.reduced is None
+    a, b = fp32.predict(TEXTS), bf16.predict(TEXTS)
+    np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), atol=0.02)
+    if not cpu_has_bf16():  # OpenVINO would emulate it slowly: fp32 instead, said in the log
+        assert bf16.backend.reduced is None and "fp32" in bf16.backend.description
+        return
+    assert bf16.backend.reduced == "bf16" and "bf16" in bf16.backend.description
+    verdict = json.loads((bf16.backend.artifact / "agreement-bf16.json").read_text())
+    assert 0.99 <= verdict["mean_cosine"] < 1.0  # close, and not fp32 in disguise
+
+
+def test_bf16_that_disagrees_is_refused(tiny_classifier, fresh_cache, monkeypatch):
+    from batchinfer.backends.base import cpu_has_bf16
+    import batchinfer.pipelines as pipelines
+
+    if not cpu_has_bf16():
+        pytest.skip("this CPU has no bf16: OpenVINO runs fp32, nothing to refuse")
+    monkeypatch.setattr(pipelines, "PROBE_MIN_COSINE", 1.01)
+    with pytest.raises(ModelError, match="bf16 changes this model's outputs too much") as caught:
+        build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", backend="openvino",
+                                 precision="bf16", top_k=2))
+    assert "precision = 'fp32'" in caught.value.hint
+
+
+def test_bf16_only_on_openvino_and_ipex():
+    with pytest.raises(ValueError, match="openvino and ipex backends only"):
+        ModelSpec(name="m", task="text-classification", backend="ort", precision="bf16")
+
+
+@pytest.mark.slow
+def test_real_model_bf16_on_the_jobs_own_rows(tmp_path):
+    """The sample model in bf16 on OpenVINO keeps its answers on the sample reviews (gate at 0.99 passes)."""
+    import polars as pl
+
+    from batchinfer.engine.runner import run
+
+    out = tmp_path / "out"
+    result = run(Path(__file__).parent.parent / "jobs" / "sentiment.toml",
+                 ["model.backend=openvino", "model.precision=bf16", f"output.path={out}"])
+    assert result.exit_code == 0 and result.rows == 296
+    fp32 = run(Path(__file__).parent.parent / "jobs" / "sentiment.toml",
+               ["model.backend=openvino", f"output.path={tmp_path / 'fp32'}"])
+    got, want = pl.read_parquet(out / "*.parquet"), pl.read_parquet(tmp_path / "fp32" / "*.parquet")
+    assert (got["label"] == want["label"]).mean() >= 0.99
+    assert fp32.exit_code == 0

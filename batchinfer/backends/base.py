@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -30,6 +31,15 @@ class Backend(Protocol):
     description: str
 
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def cpu_has_bf16() -> bool:
+    """bf16 kernels need AVX-512 BF16 or AMX; without them bf16 is emulated (slow) or refused."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def default_threads() -> int:

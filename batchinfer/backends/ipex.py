@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 import warnings
 from importlib import metadata
-from pathlib import Path
 
-from batchinfer.backends.base import ModelGraph
+from batchinfer.backends.base import ModelGraph, cpu_has_bf16
 from batchinfer.backends.pytorch import TorchBackend
 from batchinfer.errors import ModelError
 
@@ -46,15 +45,6 @@ def check_ipex() -> None:
                          hint=INSTALL_HINT)
 
 
-def cpu_has_bf16() -> bool:
-    """bf16 kernels need AVX-512 BF16 or AMX; without them IPEX's bf16 path fails."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 class IpexBackend(TorchBackend):
     name = "ipex"
 
@@ -77,6 +67,7 @@ class IpexBackend(TorchBackend):
                 log.warning("ipex: this CPU has no AVX-512 BF16/AMX, so bf16 is not available; running fp32")
         self.model = ipex.optimize(self.model, dtype=dtype)
         self.dtype = dtype
+        self.reduced = "bf16" if dtype is torch.bfloat16 else None  # answers then checked against fp32
         self.description = (f"ipex {ipex.__version__} on torch {torch.__version__} "
                             f"({'bf16' if dtype is torch.bfloat16 else 'fp32'}, {threads} threads)")
 

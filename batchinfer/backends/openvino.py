@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from batchinfer.backends.base import ModelGraph
+from batchinfer.backends.base import ModelGraph, cpu_has_bf16
 from batchinfer.backends.ort import _as_model_dtype
 from batchinfer.cache_folder import build_once, is_built
 from batchinfer.errors import ModelError
@@ -41,7 +41,7 @@ def ir_path(graph: ModelGraph, cache_dir: Path) -> Path:
 class OpenVinoBackend:
     name = "openvino"
 
-    def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path) -> None:
+    def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path, precision: str = "fp32") -> None:
         try:
             import openvino as ov
         except ImportError:
@@ -49,16 +49,21 @@ class OpenVinoBackend:
                              hint='pip install "batchinfer[openvino]"') from None
         self.graph = graph
         self.ir = ir_path(graph, cache_dir)
-        core = ov.Core()
+        self.artifact = self.ir.parent
+        if precision == "bf16" and not cpu_has_bf16():
+            log.warning("openvino: this CPU has no AVX-512 BF16/AMX, so bf16 is not available; running fp32")
+            precision = "fp32"
+        self.reduced = "bf16" if precision == "bf16" else None  # answers then checked against fp32
+        core = ov.Core()  # OpenVINO would pick bf16 by itself on such CPUs: fp32 unless asked
         config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
-                  "INFERENCE_PRECISION_HINT": "f32"}
+                  "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
         try:
             self.compiled = core.compile_model(str(self.ir), "CPU", config)
         except Exception as exc:
             raise ModelError(f"OpenVINO cannot compile {self.ir}: {exc}") from None
         self._inputs = [port.get_any_name() for port in self.compiled.inputs]
         self._request = self.compiled.create_infer_request()
-        self.description = f"openvino {ov.__version__.split('-')[0]} (CPU, {threads} threads)"
+        self.description = f"openvino {ov.__version__.split('-')[0]} (CPU, {threads} threads, {precision})"
 
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {name: _as_model_dtype(inputs[name]) for name in self._inputs}

@@ -20,6 +20,8 @@ class OrtBackend:
         self.graph = graph
         self.quantize = quantize
         self.onnx_path = export_onnx(graph, cache_dir) if quantize == "none" else quantize_onnx(graph, cache_dir)
+        self.artifact = self.onnx_path.parent
+        self.reduced = None if quantize == "none" else quantize  # answers then checked against fp32
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

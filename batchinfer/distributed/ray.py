@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import warnings
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -132,8 +133,6 @@ def run_units(spec, source, keep: list[str], predictions: dict[str, str], sink, 
 
 
 def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
-    from ray.exceptions import RayError
-
     items = plan_items(source.batch_counts(), source.formats, done)
     totals = {"rows_this_run": 0, "rows_in": 0}
     if not items:
@@ -141,45 +140,63 @@ def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
     actors, threads, cpus = actor_layout(spec.runtime, ray.cluster_resources().get("CPU", 1), len(items))
     log.info("ray: %d work item(s) on %d actor(s), %d thread(s) and %.2f CPU each", len(items), actors, threads,
              cpus)
-    context = ray.data.DataContext.get_current()
-    context.max_errored_blocks = 0  # a failed block fails the job; never dropped silently
-    context.actor_task_retry_on_errors = False  # our errors are deterministic: retrying cannot help
-    context.execution_options.preserve_order = False
-    context.enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # stderr stays ours (and JSON with --log-format json)
     csv_files = {i for i, fmt in enumerate(source.formats) if fmt != "parquet"}
     done_in_csv = [u for u in done if int(u.split("-")[1]) in csv_files]  # Parquet items are planned around
-    dataset = ray.data.from_items(items, override_num_blocks=len(items))  # one item per block: all actors work
-    with warnings.catch_warnings():  # Ray 2.60 deprecates ray_remote_args with no named max_restarts yet
-        warnings.simplefilter("ignore", DeprecationWarning)
-        results = dataset.map_batches(
-            UnitWorker, batch_size=1, num_cpus=cpus,
-            compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
-            fn_constructor_kwargs={"spec": spec, "files": source.files, "formats": source.formats,
-                                   "target": sink.target, "done": done_in_csv, "keep": keep,
-                                   "predictions": predictions, "threads": threads},
-            max_restarts=spec.runtime.ray_max_retries, max_task_retries=spec.runtime.ray_max_retries,
-            runtime_env={"env_vars": forwarded_env()})
-    failure: BatchinferError | None = None
+    with _job_settings(ray.data.DataContext.get_current()):  # a dataset copies the settings when made
+        dataset = ray.data.from_items(items, override_num_blocks=len(items))  # an item per block: all actors work
+        with warnings.catch_warnings():  # Ray 2.60 deprecates ray_remote_args with no named max_restarts yet
+            warnings.simplefilter("ignore", DeprecationWarning)
+            results = dataset.map_batches(
+                UnitWorker, batch_size=1, num_cpus=cpus,
+                compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
+                fn_constructor_kwargs={"spec": spec, "files": source.files, "formats": source.formats,
+                                       "target": sink.target, "done": done_in_csv, "keep": keep,
+                                       "predictions": predictions, "threads": threads},
+                max_restarts=spec.runtime.ray_max_retries, max_task_retries=spec.runtime.ray_max_retries,
+                runtime_env={"env_vars": forwarded_env()})
+        failure = _collect(results, totals, on_rows, spec.runtime.ray_max_retries)
+    if failure is not None:
+        raise failure
+    return totals
+
+
+@contextmanager
+def _job_settings(context):
+    """Ray Data settings for this job, restored afterwards (a notebook's own datasets keep theirs)."""
+    saved = (context.max_errored_blocks, context.actor_task_retry_on_errors, context.enable_progress_bars,
+             context.execution_options.preserve_order)
+    context.max_errored_blocks = 0  # a failed block fails the job; never dropped silently
+    context.actor_task_retry_on_errors = False  # our errors are deterministic: retrying cannot help
+    context.enable_progress_bars = False
+    context.execution_options.preserve_order = False  # each unit carries its file and batch number
+    try:
+        yield
+    finally:
+        (context.max_errored_blocks, context.actor_task_retry_on_errors, context.enable_progress_bars,
+         context.execution_options.preserve_order) = saved
+
+
+def _collect(results, totals: dict, on_rows, retries: int) -> BatchinferError | None:
+    """Add up the items' row counts as they finish; return the first user error (which stops the job)."""
+    from ray.exceptions import RayError
+
     rows = iter(results.iter_rows())
     try:
         for row in rows:
             if row["error"]:  # stop at the first user error, as the local executor does
-                failure = _user_error(row)
-                break
+                return _user_error(row)
             totals["rows_this_run"] += int(row["rows_this_run"])
             totals["rows_in"] += int(row["rows_in"])
             if on_rows is not None:
                 on_rows(int(row["rows_in"]))
     except RayError as exc:
-        raise ClusterError(f"the Ray job failed after {spec.runtime.ray_max_retries} retries: "
-                           f"{_first_line(exc)}",
+        raise ClusterError(f"the Ray job failed after {retries} retries: {_first_line(exc)}",
                            hint="units written before the failure are kept; rerun with output.mode = 'resume' "
                                 "(or --set output.mode=resume) to finish") from None
     finally:
         rows.close()  # stops the actors before the driver lets go of Ray
-    if failure is not None:
-        raise failure
-    return totals
+    return None
 
 
 def _user_error(row: dict) -> BatchinferError:

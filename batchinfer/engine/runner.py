@@ -123,22 +123,24 @@ def check_job(spec: JobSpec, source=None, *, allow_complete: bool = False
     return source, keep, predictions, sink
 
 
-INT8_SAMPLE_ROWS = 512
+REDUCED_SAMPLE_ROWS = 512
 
 
-def check_quantized_on_data(spec: JobSpec, source, pipe: Pipeline) -> float:
-    """Compare the quantized model with fp32 on the job's own first rows; stop before writing if they differ.
+def check_reduced_on_data(spec: JobSpec, source, pipe: Pipeline) -> float:
+    """Compare int8 or bf16 with fp32 on the job's own first rows; stop before writing if they differ.
 
     Classification: the share of equal labels; embeddings: the mean cosine. Must reach model.min_agreement.
     """
+    reduced = pipe.backend.reduced
     first = next(iter(source.batches([spec.input.column], spec.input.column)), None)
     if first is None:
         return 1.0
     texts, _ = decode_texts(first.batch.column(spec.input.column), null_text="empty")
-    sample = [t for t in texts.to_pylist() if t][:INT8_SAMPLE_ROWS]
+    sample = [t for t in texts.to_pylist() if t][:REDUCED_SAMPLE_ROWS]
     if not sample:
         return 1.0
-    reference = build_pipeline(spec.model.model_copy(update={"quantize": "none"}), spec.runtime)
+    reference = build_pipeline(spec.model.model_copy(update={"quantize": "none", "precision": "fp32"}),
+                               spec.runtime)
     got, want = pipe.predict(sample, spec.batching), reference.predict(sample, spec.batching)
     if "embedding" in got:
         a, b = (np.asarray(x.to_pylist(), dtype=np.float32) for x in (got["embedding"], want["embedding"]))
@@ -149,11 +151,13 @@ def check_quantized_on_data(spec: JobSpec, source, pipe: Pipeline) -> float:
         key = next(iter(got))  # label, labels or entities: the answer itself
         agreement = float(np.mean([g == w for g, w in zip(got[key].to_pylist(), want[key].to_pylist())]))
         what = f"share of equal {key}"
-    log.info("model: int8 vs fp32 on the first %d rows of the input: %s %.4f", len(sample), what, agreement)
+    log.info("model: %s vs fp32 on the first %d rows of the input: %s %.4f", reduced, len(sample), what,
+             agreement)
     if agreement < spec.model.min_agreement:
-        raise ModelError(f"int8 changes this model's answers on your data: {what} {agreement:.4f} over the "
+        undo = "precision = 'fp32'" if reduced == "bf16" else "quantize = 'none'"
+        raise ModelError(f"{reduced} changes this model's answers on your data: {what} {agreement:.4f} over the "
                          f"first {len(sample)} rows, below model.min_agreement = {spec.model.min_agreement}",
-                         hint="use quantize = 'none', or lower model.min_agreement if that is acceptable")
+                         hint=f"use {undo}, or lower model.min_agreement if that is acceptable")
     return agreement
 
 
@@ -184,9 +188,13 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
     started = time.perf_counter()
     # 1. fail early, before the model and before writing
     source, keep, predictions, sink = check_job(spec, source, allow_complete=if_complete == "skip")
+    if spec.runtime.executor == "ray":
+        from batchinfer.distributed.ray import import_ray
+
+        import_ray()  # installed? (before the model is loaded)
     pipe = pipeline or build_pipeline(spec.model, spec.runtime)
-    if spec.model.quantize != "none":
-        check_quantized_on_data(spec, source, pipe)
+    if getattr(pipe.backend, "reduced", None):
+        check_reduced_on_data(spec, source, pipe)
     ready = time.perf_counter()
 
     state = sink.inspect()
