@@ -100,8 +100,9 @@ class ModelSpec(_Section):
     truncation: bool = Field(True, description="false makes texts over max_length bad rows instead")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: openvino or ipex, where the CPU has it; "
                                                "used only if its answers agree with fp32 (checked)")
-    quantize: Literal["none", "dynamic-int8"] = Field(
-        "none", description="ort only: int8 weights, used only if its answers agree with fp32 (checked)")
+    quantize: Literal["none", "dynamic-int8", "int8-weights"] = Field(
+        "none", description="dynamic-int8 (ort) or int8-weights (openvino): used only if its answers agree "
+                            "with fp32 (checked)")
     min_agreement: float = Field(0.99, ge=0, le=1, description="int8/bf16 gate on the job's first rows: least "
                                  "share of labels equal to fp32 (embeddings: mean cosine)")
     trust_remote_code: bool = Field(False, description="run Python code shipped with the model")
@@ -126,8 +127,12 @@ class ModelSpec(_Section):
         if not self.task.endswith("classification"):
             if self.top_k != 1 or self.function_to_apply != "default":
                 raise ValueError(f"top_k and function_to_apply apply to classification tasks, not {self.task}")
-        if self.quantize != "none" and self.backend != "ort":
-            raise ValueError("quantize = 'dynamic-int8' is offered by the ort backend only")
+        if self.quantize == "dynamic-int8" and self.backend != "ort":
+            raise ValueError("quantize = 'dynamic-int8' is offered by the ort backend only "
+                             "(openvino: quantize = 'int8-weights')")
+        if self.quantize == "int8-weights" and self.backend != "openvino":
+            raise ValueError("quantize = 'int8-weights' is offered by the openvino backend only "
+                             "(ort: quantize = 'dynamic-int8')")
         if self.precision != "fp32" and self.backend not in ("openvino", "ipex"):
             raise ValueError("precision = 'bf16' is offered by the openvino and ipex backends only")
         if self.task != "feature-extraction" and self.normalize:

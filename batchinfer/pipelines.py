@@ -209,9 +209,14 @@ def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir,
                                            "probe_texts": len(PROBE_TEXTS)}, indent=2))
     log.info("model: %s agreement with fp32: mean cosine %.4f", reduced, agreement)
     if agreement < minimum:
-        undo = "precision = 'fp32'" if reduced == "bf16" else "quantize = 'none'"
         raise ModelError(f"{reduced} changes this model's outputs too much: mean cosine to fp32 is {agreement:.4f} "
-                         f"on probe sentences, below {minimum}", hint=f"use {undo}")
+                         f"on probe sentences, below {minimum}", hint=f"use {back_to_fp32(reduced)}")
+
+
+def back_to_fp32(reduced: str) -> str:
+    """The job file settings that undo a reduced precision such as 'int8-weights+bf16'."""
+    return " and ".join("precision = 'fp32'" if part == "bf16" else "quantize = 'none'"
+                        for part in reduced.split("+"))
 
 
 def _load_image_processor(ref: ModelRef, trust_remote_code: bool = False):

@@ -5,8 +5,9 @@
 For the sample sentiment model (labels on SST-2 dev) and all-MiniLM-L6-v2 (embedding cosine on SST-2 dev),
 each variant runs the forward pass alone over the same pre-tokenised, length-sorted batches (SST-2 dev
 repeated to --rows; median of --repeats, interleaved). Variants: ORT fp32; ORT dynamic int8 (per channel);
-ORT static int8 (QDQ, calibrated); OpenVINO fp32; OpenVINO int8 weight compression (NNCF, weights only);
-OpenVINO static int8 (NNCF `quantize`, transformer preset, calibrated). Calibration sentences come from SST-2
+ORT static int8 (QDQ, calibrated); OpenVINO fp32; OpenVINO bf16; OpenVINO int8 weight compression (NNCF, weights
+only); OpenVINO static int8 (NNCF `quantize`, transformer preset, calibrated). OpenVINO picks bf16 by itself
+on CPUs with AVX-512 BF16, so every OpenVINO row names its precision. Calibration sentences come from SST-2
 *train*, so agreement is measured on sentences the calibration never saw. Needs `nncf` for the OpenVINO rows.
 """
 
@@ -52,11 +53,11 @@ def ort_session(path: Path, threads: int):
     return lambda feed: session.run(None, {k: feed[k] for k in names})[0]
 
 
-def ov_compiled(model, threads: int):
+def ov_compiled(model, threads: int, precision: str):
     import openvino as ov
 
-    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                      "PERFORMANCE_HINT": "LATENCY"})
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
+                                                      "INFERENCE_PRECISION_HINT": precision})
     names = [p.get_any_name() for p in compiled.inputs]
     request = compiled.create_infer_request()
     return lambda feed: np.array(request.infer({k: feed[k] for k in names})[compiled.output(0)], copy=True)
@@ -83,18 +84,19 @@ def variants(onnx_path: Path, calibration: list[dict[str, np.ndarray]], threads:
                     op_types_to_quantize=["MatMul", "Gemm"])
     out["ort static int8 (QDQ, MatMul)"] = ort_session(work / "static.onnx", threads)
     model = ov.Core().read_model(str(onnx_path))
-    out["openvino fp32"] = ov_compiled(model, threads)
+    out["openvino fp32"] = ov_compiled(model, threads, "f32")
+    out["openvino bf16 (batchinfer precision = 'bf16')"] = ov_compiled(model, threads, "bf16")
     try:
         import nncf
     except ImportError:
         print("nncf is not installed: the OpenVINO int8 rows are left out (pip install nncf)", file=sys.stderr)
         return out
-    out["openvino int8 weights (nncf)"] = ov_compiled(
-        nncf.compress_weights(ov.Core().read_model(str(onnx_path)), mode=nncf.CompressWeightsMode.INT8_ASYM),
-        threads)
+    compressed = nncf.compress_weights(ov.Core().read_model(str(onnx_path)), mode=nncf.CompressWeightsMode.INT8_ASYM)
+    out["openvino int8 weights (nncf), f32 activations"] = ov_compiled(compressed, threads, "f32")
+    out["openvino int8 weights (nncf), bf16 activations"] = ov_compiled(compressed, threads, "bf16")
     static = nncf.quantize(ov.Core().read_model(str(onnx_path)), nncf.Dataset(calibration),
                            model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration))
-    out["openvino static int8 (nncf)"] = ov_compiled(static, threads)
+    out["openvino static int8 (nncf), bf16 elsewhere"] = ov_compiled(static, threads, "bf16")
     return out
 
 

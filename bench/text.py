@@ -98,7 +98,7 @@ def child(row: str, model_key: str, data: Path) -> dict:
     backend = row.split()[1]
     model = {"name": name, "task": task, "backend": backend}
     if row.endswith("int8"):
-        model["quantize"] = "dynamic-int8"
+        model["quantize"] = "dynamic-int8" if backend == "ort" else "int8-weights"
     if row.endswith("bf16"):
         model["precision"] = "bf16"
     spec = parse_job({"input": {"path": str(data), "column": "text"}, "model": model,
@@ -145,7 +145,7 @@ def main() -> None:
         if key == "embed":
             rows.append("sentence-transformers encode")
         rows += ["batchinfer torch", "batchinfer ort", "batchinfer openvino", "batchinfer ort int8",
-                 "batchinfer openvino bf16", "limit: ort forward, sorted, pre-tokenised"]
+                 "batchinfer openvino int8", "batchinfer openvino bf16", "limit: ort forward, sorted, pre-tokenised"]
         for set_name in args.sets.split(","):
             print(f"\n## {key} ({MODELS[key][1]}), {set_name} texts")
             print(table(Path(__file__), rows, ["--model", key, "--data", str(data[set_name])],

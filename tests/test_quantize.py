@@ -45,9 +45,11 @@ def test_int8_that_disagrees_is_refused(tiny_classifier, monkeypatch):
                                  top_k=3))
 
 
-def test_int8_only_on_ort():
+def test_each_int8_on_its_backend():
     with pytest.raises(ValueError, match="ort backend only"):
         ModelSpec(name="m", task="text-classification", backend="openvino", quantize="dynamic-int8")
+    with pytest.raises(ValueError, match="openvino backend only"):
+        ModelSpec(name="m", task="text-classification", backend="ort", quantize="int8-weights")
 
 
 @pytest.mark.slow
@@ -112,6 +114,34 @@ def test_openvino_bf16_is_checked_against_fp32(tiny_classifier, fresh_cache):
     assert 0.99 <= verdict["mean_cosine"] < 1.0  # close, and not fp32 in disguise
 
 
+def test_openvino_int8_weights_is_its_own_cached_ir_checked_against_fp32(tiny_classifier, fresh_cache,
+                                                                         monkeypatch):
+    fp32 = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", backend="openvino"))
+    int8 = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", backend="openvino",
+                                    quantize="int8-weights"))
+    assert int8.backend.ir != fp32.backend.ir and "int8-weights" in int8.backend.ir.parent.name
+    assert int8.backend.reduced == "int8-weights" and "int8-weights" in int8.backend.description
+    import openvino as ov
+
+    weights = {op.get_element_type().get_type_name() for op in ov.Core().read_model(str(int8.backend.ir)).get_ops()
+               if op.get_type_name() == "Constant"}
+    assert "u8" in weights or "i8" in weights, f"no int8 constants in the IR: {weights}"
+    verdict = json.loads((int8.backend.artifact / "agreement-int8-weights.json").read_text())
+    assert 0.99 <= verdict["mean_cosine"] < 1.0
+    a, b = fp32.predict(TEXTS), int8.predict(TEXTS)
+    np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), atol=0.05)
+
+    import nncf
+
+    def no_recompress(*args, **kwargs):
+        raise AssertionError("compressed again")
+
+    monkeypatch.setattr(nncf, "compress_weights", no_recompress)
+    again = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", backend="openvino",
+                                     quantize="int8-weights", top_k=2))
+    assert again.backend.ir == int8.backend.ir
+
+
 def test_bf16_that_disagrees_is_refused(tiny_classifier, fresh_cache, monkeypatch):
     from batchinfer.backends.base import cpu_has_bf16
     import batchinfer.pipelines as pipelines
@@ -131,15 +161,16 @@ def test_bf16_only_on_openvino_and_ipex():
 
 
 @pytest.mark.slow
-def test_real_model_bf16_on_the_jobs_own_rows(tmp_path):
-    """The sample model in bf16 on OpenVINO keeps its answers on the sample reviews (gate at 0.99 passes)."""
+@pytest.mark.parametrize("setting", ["model.precision=bf16", "model.quantize=int8-weights"])
+def test_real_model_below_fp32_on_openvino_keeps_its_answers(tmp_path, setting):
+    """The sample model in bf16 or with int8 weights keeps its answers on the sample reviews (gate passes)."""
     import polars as pl
 
     from batchinfer.engine.runner import run
 
     out = tmp_path / "out"
     result = run(Path(__file__).parent.parent / "jobs" / "sentiment.toml",
-                 ["model.backend=openvino", "model.precision=bf16", f"output.path={out}"])
+                 ["model.backend=openvino", setting, f"output.path={out}"])
     assert result.exit_code == 0 and result.rows == 296
     fp32 = run(Path(__file__).parent.parent / "jobs" / "sentiment.toml",
                ["model.backend=openvino", f"output.path={tmp_path / 'fp32'}"])

@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from tests.test_cli import make_frame
-from tests.test_resume import assert_same_output, read
+from tests.test_resume import assert_same_output, read, write_resume_job
 
 pytest.importorskip("ray", reason="the Ray executor's tests need ray[data]: pip install -e '.[test]'")
 
@@ -67,18 +67,7 @@ def workdir(tmp_path_factory, tiny_classifier):
     make_frame(250, seed=2, start=250).write_parquet(root / "data" / "b.parquet")
     make_frame(10, seed=4).head(0).write_parquet(root / "data" / "empty.parquet")
     make_frame(180, seed=3, start=500).write_csv(root / "data" / "c.csv")
-    (root / "job.toml").write_text(f"""
-[input]
-path = ["data/*.parquet", "data/c.csv"]
-column = "text"
-batch_rows = 100
-[model]
-name = {json.dumps(str(tiny_classifier))}
-task = "text-classification"
-[output]
-path = "out"
-mode = "resume"
-""")
+    write_resume_job(root, tiny_classifier)
     _run(root, root / "clean", executor="local")
     return root
 

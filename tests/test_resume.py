@@ -33,21 +33,26 @@ def workdir(tmp_path_factory, tiny_classifier):
     make_frame(250, seed=1).write_parquet(root / "data" / "a.parquet")
     make_frame(250, seed=2, start=250).write_parquet(root / "data" / "b.parquet")
     make_frame(180, seed=3, start=500).write_csv(root / "data" / "c.csv")
+    write_resume_job(root, tiny_classifier)
+    result = CliRunner().invoke(main, ["run", str(root / "job.toml"), "--set", f"output.path={root / 'clean'}"])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def write_resume_job(root: Path, model: Path) -> None:
+    """A resumable job over data/*.parquet and data/c.csv in units of 100 rows."""
     (root / "job.toml").write_text(f"""
 [input]
 path = ["data/*.parquet", "data/c.csv"]
 column = "text"
 batch_rows = 100
 [model]
-name = {json.dumps(str(tiny_classifier))}
+name = {json.dumps(str(model))}
 task = "text-classification"
 [output]
 path = "out"
 mode = "resume"
 """)
-    result = CliRunner().invoke(main, ["run", str(root / "job.toml"), "--set", f"output.path={root / 'clean'}"])
-    assert result.exit_code == 0, result.output
-    return root
 
 
 def read(out: Path) -> pl.DataFrame:

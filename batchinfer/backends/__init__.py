@@ -18,7 +18,7 @@ def load_backend(name: str, graph: ModelGraph, *, threads: int = 0, cache_dir: P
     if name == "openvino":
         from batchinfer.backends.openvino import OpenVinoBackend
 
-        return OpenVinoBackend(graph, threads=threads, cache_dir=cache_dir, precision=precision)
+        return OpenVinoBackend(graph, threads=threads, cache_dir=cache_dir, precision=precision, quantize=quantize)
     if name == "ipex":
         from batchinfer.backends.ipex import IpexBackend
 

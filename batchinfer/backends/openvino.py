@@ -18,42 +18,64 @@ log = logging.getLogger("batchinfer")
 COMPLETE = "ir.json"
 
 
-def ir_path(graph: ModelGraph, cache_dir: Path) -> Path:
-    """The IR folder sits beside the ONNX export it was made from (same fingerprint, plus the OpenVINO version)."""
+def ir_path(graph: ModelGraph, cache_dir: Path, *, quantize: str = "none") -> Path:
+    """The IR folder sits beside the ONNX export it was made from (same fingerprint, plus the OpenVINO version).
+
+    `quantize = "int8-weights"`: weights compressed to int8 by NNCF (its own cached IR); OpenVINO then runs
+    those layers with int8 kernels where the CPU has VNNI.
+    """
     import openvino as ov
 
     onnx_path = export_onnx(graph, cache_dir)
-    final = Path(cache_dir) / "openvino" / f"{onnx_path.parent.name}-ov{ov.__version__.split('-')[0]}"
+    name = f"{onnx_path.parent.name}-ov{ov.__version__.split('-')[0]}"
+    if quantize != "none":
+        nncf = _import_nncf()
+        name += f"-{quantize}-nncf{nncf.__version__}"
+    final = Path(cache_dir) / "openvino" / name
     if is_built(final, COMPLETE):
         log.info("model: OpenVINO IR loaded from cache %s", final)
         return final / "model.xml"
 
     def build(tmp: Path) -> None:
         model = ov.Core().read_model(str(onnx_path))
+        if quantize != "none":
+            model = _import_nncf().compress_weights(model, mode=_import_nncf().CompressWeightsMode.INT8_ASYM)
         ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)
-        (tmp / COMPLETE).write_text(json.dumps({"onnx": str(onnx_path), "openvino": ov.__version__}, indent=2))
+        (tmp / COMPLETE).write_text(json.dumps({"onnx": str(onnx_path), "openvino": ov.__version__,
+                                                "quantize": quantize}, indent=2))
 
-    log.info("model: converting the ONNX export to OpenVINO IR into %s", final)
+    log.info("model: converting the ONNX export to OpenVINO IR%s into %s",
+             "" if quantize == "none" else f" ({quantize})", final)
     build_once(final, COMPLETE, build, what=f"converting {graph.ref.name} to OpenVINO IR")
     return final / "model.xml"
+
+
+def _import_nncf():
+    try:
+        import nncf
+    except ImportError:
+        raise ModelError("quantize = 'int8-weights' needs NNCF", hint='pip install "batchinfer[openvino]"') from None
+    return nncf
 
 
 class OpenVinoBackend:
     name = "openvino"
 
-    def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path, precision: str = "fp32") -> None:
+    def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path, precision: str = "fp32",
+                 quantize: str = "none") -> None:
         try:
             import openvino as ov
         except ImportError:
             raise ModelError("backend 'openvino' needs the openvino package",
                              hint='pip install "batchinfer[openvino]"') from None
         self.graph = graph
-        self.ir = ir_path(graph, cache_dir)
+        self.ir = ir_path(graph, cache_dir, quantize=quantize)
         self.artifact = self.ir.parent
         if precision == "bf16" and not cpu_has_bf16():
             log.warning("openvino: this CPU has no AVX-512 BF16/AMX, so bf16 is not available; running fp32")
             precision = "fp32"
-        self.reduced = "bf16" if precision == "bf16" else None  # answers then checked against fp32
+        parts = ([quantize] if quantize != "none" else []) + (["bf16"] if precision == "bf16" else [])
+        self.reduced = "+".join(parts) or None  # below fp32: answers are checked against fp32 first
         core = ov.Core()  # OpenVINO would pick bf16 by itself on such CPUs: fp32 unless asked
         config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
@@ -63,7 +85,8 @@ class OpenVinoBackend:
             raise ModelError(f"OpenVINO cannot compile {self.ir}: {exc}") from None
         self._inputs = [port.get_any_name() for port in self.compiled.inputs]
         self._request = self.compiled.create_infer_request()
-        self.description = f"openvino {ov.__version__.split('-')[0]} (CPU, {threads} threads, {precision})"
+        self.description = (f"openvino {ov.__version__.split('-')[0]} "
+                            f"(CPU, {threads} threads, {self.reduced or 'fp32'})")
 
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {name: _as_model_dtype(inputs[name]) for name in self._inputs}

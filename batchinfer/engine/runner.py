@@ -22,7 +22,7 @@ from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, ModelErro
 from batchinfer.io import ParquetSink, Source, SourceBatch
 from batchinfer.io.sink import unit_name
 from batchinfer.job import JobSpec
-from batchinfer.pipelines import Pipeline, build_pipeline
+from batchinfer.pipelines import Pipeline, back_to_fp32, build_pipeline
 from batchinfer.tasks import task_class
 from batchinfer.tasks.base import Encoded
 
@@ -154,10 +154,9 @@ def check_reduced_on_data(spec: JobSpec, source, pipe: Pipeline) -> float:
     log.info("model: %s vs fp32 on the first %d rows of the input: %s %.4f", reduced, len(sample), what,
              agreement)
     if agreement < spec.model.min_agreement:
-        undo = "precision = 'fp32'" if reduced == "bf16" else "quantize = 'none'"
         raise ModelError(f"{reduced} changes this model's answers on your data: {what} {agreement:.4f} over the "
                          f"first {len(sample)} rows, below model.min_agreement = {spec.model.min_agreement}",
-                         hint=f"use {undo}, or lower model.min_agreement if that is acceptable")
+                         hint=f"use {back_to_fp32(reduced)}, or lower model.min_agreement if that is acceptable")
     return agreement
 
 
