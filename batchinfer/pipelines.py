@@ -202,7 +202,7 @@ def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir,
             mask = inputs["attention_mask"][..., None].astype(a.dtype)
             a, b = a * mask, b * mask
         a, b = a.reshape(len(a), -1).astype(np.float32), b.reshape(len(a), -1).astype(np.float32)
-        cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+        cos = row_cosines(a, b)
         agreement = float(cos.mean())
         if verdict is not None:
             verdict.write_text(json.dumps({"mean_cosine": agreement, "min_cosine": float(cos.min()),
@@ -211,6 +211,11 @@ def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir,
     if agreement < minimum:
         raise ModelError(f"{reduced} changes this model's outputs too much: mean cosine to fp32 is {agreement:.4f} "
                          f"on probe sentences, below {minimum}", hint=f"use {back_to_fp32(reduced)}")
+
+
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The cosine of each row of `a` with the same row of `b` (2-D float arrays)."""
+    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
 def back_to_fp32(reduced: str) -> str:

@@ -28,8 +28,8 @@ def ir_path(graph: ModelGraph, cache_dir: Path, *, quantize: str = "none") -> Pa
 
     onnx_path = export_onnx(graph, cache_dir)
     name = f"{onnx_path.parent.name}-ov{ov.__version__.split('-')[0]}"
-    if quantize != "none":
-        nncf = _import_nncf()
+    nncf = _import_nncf() if quantize != "none" else None
+    if nncf is not None:
         name += f"-{quantize}-nncf{nncf.__version__}"
     final = Path(cache_dir) / "openvino" / name
     if is_built(final, COMPLETE):
@@ -38,8 +38,8 @@ def ir_path(graph: ModelGraph, cache_dir: Path, *, quantize: str = "none") -> Pa
 
     def build(tmp: Path) -> None:
         model = ov.Core().read_model(str(onnx_path))
-        if quantize != "none":
-            model = _import_nncf().compress_weights(model, mode=_import_nncf().CompressWeightsMode.INT8_ASYM)
+        if nncf is not None:
+            model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
         ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)
         (tmp / COMPLETE).write_text(json.dumps({"onnx": str(onnx_path), "openvino": ov.__version__,
                                                 "quantize": quantize}, indent=2))

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from batchinfer.errors import BatchinferError, ClusterError, JobFileError
+from batchinfer.io.sink import unit_name
 
 log = logging.getLogger("batchinfer")
 
@@ -48,7 +49,7 @@ def plan_items(batch_counts: list[int | None], formats: list[str], done) -> list
             items.append({"file": i, "first": 0, "stop": -1})
             continue
         for b in range(max(count, 1)):  # an empty file is one unit: its empty part carries the schema
-            if f"part-{i:05d}-{b:06d}" not in done:
+            if unit_name(i, b) not in done:
                 items.append({"file": i, "first": b, "stop": b + 1})
     return items
 

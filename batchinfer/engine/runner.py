@@ -22,7 +22,7 @@ from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, ModelErro
 from batchinfer.io import ParquetSink, Source, SourceBatch
 from batchinfer.io.sink import unit_name
 from batchinfer.job import JobSpec
-from batchinfer.pipelines import Pipeline, back_to_fp32, build_pipeline
+from batchinfer.pipelines import Pipeline, back_to_fp32, build_pipeline, row_cosines
 from batchinfer.tasks import task_class
 from batchinfer.tasks.base import Encoded
 
@@ -144,8 +144,7 @@ def check_reduced_on_data(spec: JobSpec, source, pipe: Pipeline) -> float:
     got, want = pipe.predict(sample, spec.batching), reference.predict(sample, spec.batching)
     if "embedding" in got:
         a, b = (np.asarray(x.to_pylist(), dtype=np.float32) for x in (got["embedding"], want["embedding"]))
-        agreement = float(((a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1),
-                                                         1e-12)).mean())
+        agreement = float(row_cosines(a, b).mean())
         what = "mean embedding cosine"
     else:
         key = next(iter(got))  # label, labels or entities: the answer itself

@@ -79,6 +79,7 @@ class Source:
         self.fs: fsspec.AbstractFileSystem | None = None
         self.files: list[str] = []
         self.formats: list[str] = []
+        self._parquet_rows: list[int | None] | None = None
         self._list()
 
     @classmethod
@@ -86,6 +87,7 @@ class Source:
         """A source over files someone already listed and checked (a Ray worker, given them by the driver)."""
         source = cls.__new__(cls)
         source.spec, source.files, source.formats = spec, list(files), list(formats)
+        source._parquet_rows = None
         source.fs = fsspec.core.url_to_fs(spec.paths[0], **spec.storage_options)[0]
         return source
 
@@ -185,13 +187,21 @@ class Source:
 
     def total_rows(self) -> int | None:
         """Rows in all files when every file is Parquet (read from the footers), else None."""
-        if any(f != "parquet" for f in self.formats):
-            return None
-        total = 0
-        for path in self.files:
-            with self.fs.open(path, "rb") as fh:
-                total += pq.ParquetFile(fh).metadata.num_rows
-        return total
+        rows = self.parquet_rows()
+        return None if None in rows else sum(rows)
+
+    def parquet_rows(self) -> list[int | None]:
+        """Rows of each Parquet file from its footer (read once per source); None for CSV."""
+        if self._parquet_rows is None:
+            rows: list[int | None] = []
+            for path, fmt in zip(self.files, self.formats):
+                if fmt != "parquet":
+                    rows.append(None)
+                    continue
+                with storage_errors(f"input {self.display(path)}"), self.fs.open(path, "rb") as fh:
+                    rows.append(pq.ParquetFile(fh).metadata.num_rows)
+            self._parquet_rows = rows
+        return self._parquet_rows
 
     # -- reading -----------------------------------------------------------------------------------
     def _open_csv(self, path: str, columns: list[str] | None, text_column: str | None = None,
@@ -231,15 +241,7 @@ class Source:
 
     def batch_counts(self) -> list[int | None]:
         """Record batches (units) per file, from the Parquet footers; None for CSV (known only once read)."""
-        counts: list[int | None] = []
-        for path, fmt in zip(self.files, self.formats):
-            if fmt != "parquet":
-                counts.append(None)
-                continue
-            with storage_errors(f"input {self.display(path)}"), self.fs.open(path, "rb") as fh:
-                rows = pq.ParquetFile(fh).metadata.num_rows
-            counts.append(-(-rows // self.spec.batch_rows))
-        return counts
+        return [None if rows is None else -(-rows // self.spec.batch_rows) for rows in self.parquet_rows()]
 
     def batches(self, columns: list[str], text_column: str | None, *, keep_bad_rows: bool = False,
                 files: list[int] | None = None, first: int = 0, stop: int | None = None) -> Iterator[SourceBatch]:

@@ -62,10 +62,6 @@ class Task(ABC):
     def check_model(cls, config: dict[str, Any], model_name: str) -> None:
         """Raise ModelError if the model's config says it was built for something else."""
 
-    def sort_keys(self, values: list[Any]) -> np.ndarray:
-        """What the batcher sorts a window by (token counts for text), capped at max_length."""
-        return np.minimum(self.token_lengths(values), self.max_length)
-
     def _max_length(self, requested: int | None) -> int:
         limits = [self.config.get("max_position_embeddings"), getattr(self.tokenizer, "model_max_length", None)]
         limits = [int(x) for x in limits if isinstance(x, (int, float)) and 0 < x < 1_000_000]
@@ -185,14 +181,11 @@ class ImageTask(Task):
         self.processor = processor
         self.max_length = None
 
-    def sort_keys(self, values: list[Any]) -> np.ndarray:
-        return np.zeros(len(values), dtype=np.int64)  # every image becomes the same shape: keep input order
-
     def token_lengths(self, values: list[Any]) -> np.ndarray:
         return np.zeros(len(values), dtype=np.int64)
 
     def encode(self, values: list[Any]) -> Encoded:
-        zeros = np.zeros(len(values), dtype=np.int64)
+        zeros = np.zeros(len(values), dtype=np.int64)  # every image becomes the same shape: keep input order
         return Encoded(zeros, zeros)
 
     def preprocess(self, images: list[Any]) -> dict[str, np.ndarray]:
