@@ -4,18 +4,8 @@
 # The environment is kept under ~/.cache and reused while the requirements below are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REQS='torch==2.8.* intel-extension-for-pytorch==2.8.* transformers==5.23.* pytest>=8'
-KEY=$(printf '%s\n' "$REQS" "$(python3 --version)" | sha256sum | cut -c1-12)
-VENV=${BATCHINFER_IPEX_VENV:-$HOME/.cache/batchinfer-ci/ipex-$KEY}
-if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.complete" ]; then
-    echo "test-ipex: creating $VENV (torch 2.8 + IPEX 2.8: a few GB, several minutes, once)"
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    # shellcheck disable=SC2086
-    "$VENV/bin/python" -m pip install -q $REQS
-    touch "$VENV/.complete"
-fi
+VENV=$(bash scripts/cached-venv.sh ipex 'torch==2.8.* intel-extension-for-pytorch==2.8.* transformers==5.23.* pytest>=8' \
+    "${BATCHINFER_IPEX_VENV:-}")
 # the project with its ipex pins (torch and transformers stay as they are), and the offline tokenizer the
 # tests borrow (without sentence-transformers, which would want a newer transformers)
 "$VENV/bin/python" -m pip install -q -e ".[ipex]"
