@@ -57,14 +57,14 @@ def plan_items(batch_counts: list[int | None], formats: list[str], done) -> list
 class UnitWorker:
     """A Ray actor: one cached Pipeline; reads, predicts and writes the units of the work items it gets."""
 
-    def __init__(self, spec, files: list[str], formats: list[str], target: str, done: list[str], keep: list[str],
-                 predictions: dict[str, str], threads: int) -> None:
+    def __init__(self, spec, files: list[str], formats: list[str], schema, csv_types: dict, target: str,
+                 done: list[str], keep: list[str], predictions: dict[str, str], threads: int) -> None:
         from batchinfer.io import ParquetSink, Source
         from batchinfer.pipelines import build_pipeline
 
         self.spec = spec
         self.pipe = build_pipeline(spec.model, spec.runtime.model_copy(update={"threads": threads}))
-        self.source = Source.of_files(spec.input, files, formats)
+        self.source = Source.of_files(spec.input, files, formats, schema, csv_types)
         self.sink = ParquetSink.writer_into(spec.output, target)
         self.done = set(done)
         self.keep, self.predictions = keep, predictions
@@ -152,6 +152,7 @@ def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
                 UnitWorker, batch_size=1, num_cpus=cpus,
                 compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
                 fn_constructor_kwargs={"spec": spec, "files": source.files, "formats": source.formats,
+                                       "schema": source.schema, "csv_types": source.csv_types,
                                        "target": sink.target, "done": done_in_csv, "keep": keep,
                                        "predictions": predictions, "threads": threads},
                 max_restarts=spec.runtime.ray_max_retries, max_task_retries=spec.runtime.ray_max_retries,

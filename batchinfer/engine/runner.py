@@ -304,8 +304,7 @@ def process_units(spec: JobSpec, source: Source, keep: list[str], predictions: d
     for i in range(len(source.files)) if files is None else files:
         unit = unit_name(i, 0)
         if i not in seen_files and unit not in done and not first:
-            schema = source.schema_of(i)
-            empty = pa.RecordBatch.from_pylist([], schema=pa.schema([schema.field(c) for c in read_columns]))
+            empty = pa.RecordBatch.from_pylist([], schema=pa.schema([source.schema.field(c) for c in read_columns]))
             sb = SourceBatch(i, source.files[i], 0, empty)
             table, _, stats = _infer(spec, _prepare(spec, sb, pipe, source), keep, predictions, pipe)
             sink.write(unit, table, dead=None, stats=stats)

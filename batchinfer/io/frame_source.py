@@ -27,6 +27,7 @@ class FrameSource:
         self.fs = fsspec.filesystem("file")
         schema = frame.collect_schema() if self.lazy else frame.schema
         self._schema = pa.schema([pa.field(name, _arrow_type(dtype)) for name, dtype in schema.items()])
+        self.schema = self._schema
 
     def schema_of(self, index: int) -> pa.Schema:
         return self._schema

@@ -138,11 +138,11 @@ class ParquetSink:
                     body = self._read_json(self._join(self.meta, "done", entry))
                     if body is not None:
                         done[entry.removesuffix(".json")] = body
+            summary = self._read_json(self._join(self.root, MARKER)) if MARKER in names else None
             return OutputState(
-                exists=True, complete=MARKER in names,
+                exists=True, complete=summary is not None and _agrees(summary, done),
                 parts=[n for n in names if n.startswith("part-") and n.endswith(".parquet")],
-                done=done, plan=self._read_json(self._join(self.meta, "plan.json")),
-                summary=self._read_json(self._join(self.root, MARKER)) if MARKER in names else None)
+                done=done, plan=self._read_json(self._join(self.meta, "plan.json")), summary=summary)
 
     def check(self, *, allow_complete: bool = False) -> OutputState:
         """Raise if output.mode forbids writing here. Changes nothing (safe before any inference).
@@ -195,13 +195,20 @@ class ParquetSink:
         return [i for i, (a, b) in enumerate(zip(old, plan.get("files", []))) if a != b]
 
     def _forget_files(self, indices: list[int], plan: dict) -> None:
-        """Uncommit every unit of these files (manifest first, then parts), then record the new plan."""
+        """Uncommit every unit of these files (`_SUCCESS` first, then manifest, then parts), then record the
+        new plan. Killed anywhere in here, the folder is incomplete and a rerun redoes what is missing."""
+        self._unmark_complete()
         prefixes = tuple(f"part-{i:05d}-" for i in indices)
         for folder in (self._join(self.meta, "done"), self.root, self._join(self.root, DEAD)):
             for name in self._ls(folder):
                 if name.startswith(prefixes):
                     self.fs.rm(self._join(folder, name))
         self._put(self._join(self.meta, "plan.json"), _dumps(plan))
+        faults.hit("after-plan")
+
+    def _unmark_complete(self) -> None:
+        if self._exists(self._join(self.root, MARKER)):
+            self.fs.rm(self._join(self.root, MARKER))
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def open(self, plan: dict) -> dict[str, dict]:
@@ -230,6 +237,7 @@ class ParquetSink:
                             f"output {self.spec.path} was written by a different job (changed: {conflict})",
                             hint="resume needs the same input files, model and options; "
                                  "use 'overwrite' to start over")
+                    self._unmark_complete()  # this run writes: the folder is not complete until it commits
                     changed = self.changed_files(state, plan)
                     if changed:
                         self._forget_files(changed, plan)
@@ -345,8 +353,7 @@ class ParquetSink:
     def _roll_forward(self, staging: str, files: list[str], summary: dict[str, Any]) -> dict[str, int]:
         """Replace the old output by a complete staged one. Idempotent: a crash here is finished next run."""
         keep = set(files)
-        if self._exists(self._join(self.root, MARKER)):
-            self.fs.rm(self._join(self.root, MARKER))
+        self._unmark_complete()
         for name in self._ls(self.root):
             if name.startswith("part-") and name not in keep:
                 self.fs.rm(self._join(self.root, name))
@@ -395,6 +402,12 @@ class _OutputGuard:
                               hint="check free space and permissions; committed parts are kept and "
                                    "output.mode = 'resume' continues from them") from None
         return False
+
+
+def _agrees(summary: dict[str, Any], done: dict[str, dict]) -> bool:
+    """A `_SUCCESS` counts only while the manifest still holds every unit and row it totals."""
+    rows = sum(int(d.get("rows", 0)) for d in done.values())
+    return summary.get("units") == len(done) and summary.get("rows") == rows
 
 
 def _dumps(data: dict[str, Any]) -> bytes:

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from batchinfer import faults
 from batchinfer.errors import InputError
 from batchinfer.io.retry import is_permission_error, is_storage_error, retrying
+from batchinfer.io.schema import conform, duplicate_names, unify
 from batchinfer.job import InputSpec
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -80,14 +81,18 @@ class Source:
         self.files: list[str] = []
         self.formats: list[str] = []
         self._parquet_rows: list[int | None] | None = None
+        self.schema: pa.Schema | None = None  # the job's one schema, set by check()
+        self.csv_types: dict[str, pa.DataType] = {}  # what CSV files read each column as, to fit it
         self._list()
 
     @classmethod
-    def of_files(cls, spec: InputSpec, files: list[str], formats: list[str]) -> Source:
+    def of_files(cls, spec: InputSpec, files: list[str], formats: list[str], schema: pa.Schema,
+                 csv_types: dict[str, pa.DataType]) -> Source:
         """A source over files someone already listed and checked (a Ray worker, given them by the driver)."""
         source = cls.__new__(cls)
         source.spec, source.files, source.formats = spec, list(files), list(formats)
         source._parquet_rows = None
+        source.schema, source.csv_types = schema, dict(csv_types)
         source.fs = fsspec.core.url_to_fs(spec.paths[0], **spec.storage_options)[0]
         return source
 
@@ -156,10 +161,17 @@ class Source:
             raise InputError(f"input {self.display(path)} cannot be read as {fmt}: {exc}") from None
 
     def check(self, column: str, keep: list[str] | None, *, modality: str = "text") -> pa.Schema:
-        """Check every file has the input column (of a fitting type) and the kept columns; return the first schema."""
+        """Check every file has the input column (of a fitting type) and the kept columns; return the job's
+        schema, unified over all files (see io/schema.py)."""
         first: pa.Schema | None = None
+        found = []
         for i, path in enumerate(self.files):
             schema = self.schema_of(i)
+            twice = duplicate_names(schema)
+            if twice:
+                raise InputError(f"input {self.display(path)} has more than one column named "
+                                 f"{', '.join(map(repr, twice))}",
+                                 hint="give every column its own name in the file (CSV: the header line)")
             if column not in schema.names:
                 raise InputError(f"input {path} has no column {column!r}; its columns are: {', '.join(schema.names)}",
                                  hint="set input.column to one of them")
@@ -168,12 +180,22 @@ class Source:
                 raise InputError(f"input {path}: column {column!r} has type {schema.field(column).type}, "
                                  f"not {modality}", hint="input.column must name a string column" if modality ==
                                  "text" else "an image column holds bytes, {bytes, path} structs, or paths")
-            missing = [c for c in keep or [] if c not in schema.names]
-            if missing:
-                raise InputError(f"input {path} has no column(s) {', '.join(map(repr, missing))} named in "
-                                 f"output.keep_columns; its columns are: {', '.join(schema.names)}")
             first = first or schema
-        return first
+            wanted = keep if keep is not None else first.names
+            missing = [c for c in wanted if c not in schema.names]
+            if missing:
+                where = "named in output.keep_columns" if keep is not None else f"of {self.display(self.files[0])}"
+                raise InputError(f"input {path} has no column(s) {', '.join(map(repr, missing))} {where}; "
+                                 f"its columns are: {', '.join(schema.names)}",
+                                 hint="give every input file the same columns, or list the ones to keep in "
+                                      "output.keep_columns")
+            found.append((self.display(path), self.formats[i], schema))
+        columns = list(dict.fromkeys([*(keep if keep is not None else first.names), column]))
+        text_column = column if modality == "text" else None
+        self.schema, as_text = unify(found, columns, skip=text_column)
+        self.csv_types = {f.name: pa.string() if f.name in as_text else f.type for f in self.schema
+                           if f.name != text_column and not pa.types.is_null(f.type)}
+        return self.schema
 
     def versions(self) -> list[tuple[str, int | None, str]]:
         """(path, size, version) of every file: what tells a resume whether a file changed since."""
@@ -215,6 +237,7 @@ class Source:
                 parse_options=pacsv.ParseOptions(delimiter=csv.delimiter, quote_char=csv.quote_char,
                                                  newlines_in_values=True)).schema.names
             types = {name: pa.string() for name in header}
+        types.update(self.csv_types)
         if text_column:  # undecodable text must fail one row, not the whole block
             types[text_column] = pa.binary()
 
@@ -256,7 +279,7 @@ class Source:
             path, fmt = self.files[i], self.formats[i]
             try:
                 if fmt == "parquet":
-                    yield from self._parquet_batches(i, path, columns, first, stop)
+                    yield from self._parquet_batches(i, path, columns, text_column, first, stop)
                 else:
                     if first or stop is not None:
                         raise ValueError("CSV files are read whole")
@@ -269,8 +292,11 @@ class Source:
                                  hint="fix or remove the file; rows already written are kept "
                                       "(output.mode = 'resume' continues after the fix)") from None
 
-    def _parquet_batches(self, i: int, path: str, columns: list[str], first: int, stop: int | None
-                         ) -> Iterator[SourceBatch]:
+    def _conform(self, batch: pa.RecordBatch, text_column: str | None) -> pa.RecordBatch:
+        return batch if self.schema is None else conform(batch, self.schema, skip=text_column)
+
+    def _parquet_batches(self, i: int, path: str, columns: list[str], text_column: str | None, first: int,
+                         stop: int | None) -> Iterator[SourceBatch]:
         size = self.spec.batch_rows
         with self.fs.open(path, "rb") as fh:
             pf = pq.ParquetFile(fh)
@@ -294,7 +320,7 @@ class Source:
                 if stop is not None and j >= stop:
                     return
                 faults.hit("read")
-                yield SourceBatch(i, path, j, batch, j * size)
+                yield SourceBatch(i, path, j, self._conform(batch, text_column), j * size)
 
     def _csv_batches(self, i: int, path: str, columns: list[str], text_column: str | None,
                      keep_bad_rows: bool) -> Iterator[SourceBatch]:
@@ -307,12 +333,13 @@ class Source:
                 found = tuple(bad or ())
                 if bad:
                     bad.clear()
-                yield SourceBatch(i, path, j, batch, offset, found)
+                yield SourceBatch(i, path, j, self._conform(batch, text_column), offset, found)
                 offset += batch.num_rows
             reader.fh.check(path)
             if bad:  # bad rows after the last good one: an empty batch carries them
-                yield SourceBatch(i, path, j + 1 if offset else 0, batch.slice(0, 0) if offset
-                                  else _empty_batch(reader.schema), offset, tuple(bad))
+                empty = batch.slice(0, 0) if offset else _empty_batch(reader.schema)
+                yield SourceBatch(i, path, j + 1 if offset else 0, self._conform(empty, text_column), offset,
+                                  tuple(bad))
 
 
 @contextmanager
