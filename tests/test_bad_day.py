@@ -110,3 +110,32 @@ def test_types_that_cannot_widen_are_an_input_error_naming_the_files(tmp_path, t
     assert result.exit_code == InputError.exit_code, result.output
     assert "'value'" in result.output and "a.parquet: double" in result.output and "b.parquet" in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("output, paths", [("data", "data"), ("data/out", "data"), ("data/x/out", "data/**/*.parquet")])
+def test_an_output_where_the_input_reads_is_refused(tmp_path, tiny_classifier, output, paths):
+    """Defect 3: an output inside the input folder or glob is read back by every rerun (3 -> 6 -> 9 rows)."""
+    (tmp_path / "data").mkdir()
+    make_frame(30).write_parquet(tmp_path / "data" / "a.parquet")
+    result = cli("run", str(write_job(tmp_path, tiny_classifier, paths=paths, output=output)))
+    assert result.exit_code == JobFileError.exit_code, result.output
+    assert f"output.path {tmp_path / output}" in result.output and repr(str(tmp_path / paths)) in result.output
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["a.parquet"]
+
+
+def test_own_outputs_and_files_matched_twice_are_read_once(tmp_path, tiny_classifier):
+    """Defect 3: an earlier output used as input is read without its _dead_letter/ and _batchinfer/ files,
+    and a file that two patterns match (or listed twice) is read once."""
+    (tmp_path / "data").mkdir()
+    bad = make_frame(60).with_columns(pl.when(pl.col("row_id") == 7).then(pl.lit(b"\xff")).otherwise(
+        pl.col("text").cast(pl.Binary)).alias("text"))
+    bad.write_parquet(tmp_path / "data" / "a.parquet")
+    first = write_job(tmp_path, tiny_classifier, paths="data", output="scored",
+                      extra='on_error = "dead-letter"')
+    assert cli("run", str(first)).exit_code == 8
+    assert list((tmp_path / "scored" / "_dead_letter").glob("*.parquet"))
+    again = write_job(tmp_path, tiny_classifier, paths=["scored", "scored/*.parquet"], output="rescored",
+                      extra="[output.columns]\nlabel = 'label2'\nscore = 'score2'")
+    result = cli("run", str(again))
+    assert result.exit_code == 0, result.output
+    assert read_both(tmp_path / "rescored")["row_id"].to_list() == [i for i in range(60) if i != 7]

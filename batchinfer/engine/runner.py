@@ -115,6 +115,11 @@ def check_job(spec: JobSpec, source=None, *, allow_complete: bool = False
               ) -> tuple[Source, list[str], dict[str, str], ParquetSink]:
     """Every check that needs neither the model nor a write: input files and columns, names, output mode."""
     source = source or Source(spec.input)
+    overlap = source.reads_under(spec.output.path, spec.output.storage_options)
+    if overlap is not None:
+        raise JobFileError(f"output.path {spec.output.path} is where input.path {overlap!r} reads: every run "
+                           "would read its own output back as input",
+                           hint="write the output outside the input folder (or narrow the input pattern)")
     schema = source.check(spec.input.column, spec.output.keep_columns, modality=task_class(spec.model.task).modality)
     predictions = prediction_names(spec)
     keep = kept_columns(spec, schema, predictions)

@@ -45,6 +45,9 @@ class FrameSource:
                              f"its columns are: {', '.join(names)}")
         return self._schema
 
+    def reads_under(self, url: str, storage_options: dict) -> str | None:
+        return None  # a frame reads no files
+
     def total_rows(self) -> int | None:
         return None if self.lazy else self.frame.height
 

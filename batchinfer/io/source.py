@@ -7,6 +7,7 @@ Each batch carries its position (file index, batch index) so output parts can be
 from __future__ import annotations
 
 import posixpath
+import re
 from contextlib import contextmanager
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,7 +111,7 @@ class Source:
                 raise InputError(f"input {url}: all input paths must be on one filesystem")
             with storage_errors(f"input {url}"):
                 found.extend(self._expand(fs, url, root))
-        for path in found:
+        for path in dict.fromkeys(found):  # a file two patterns match is read once
             fmt = _format_of(path, self.spec.format)
             if fmt is None:
                 raise InputError(f"input {self.display(path)}: cannot tell the format from the name",
@@ -123,19 +124,39 @@ class Source:
             return retrying(lambda: fn(*args), what=f"listing {url}")
 
         if any(c in root for c in _GLOB_CHARS):
-            matches = sorted(p for p in call(fs.glob, root) if call(fs.isfile, p))
+            base = _glob_base(root)
+            matches = sorted(p for p in call(fs.glob, root) if not _hidden(p, base) and call(fs.isfile, p))
             if not matches:
                 raise InputError(f"input {url}: the pattern matches no files")
             return matches
         if call(fs.isdir, root):
             matches = sorted(p for p in call(fs.find, root) if _format_of(p, self.spec.format)
-                             and not posixpath.basename(p).startswith((".", "_")))
+                             and not _hidden(p, root))
             if not matches:
                 raise InputError(f"input folder {url} holds no Parquet or CSV files")
             return matches
         if call(fs.isfile, root):
             return [root]
         raise InputError(f"input {url} does not exist", hint="check input.path in the job file")
+
+    def reads_under(self, url: str, storage_options: dict) -> str | None:
+        """The input path that would read files written under `url` (an output there would be read back)."""
+        try:
+            fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        except (ImportError, ValueError, TypeError):
+            return None
+        if type(fs) is not type(self.fs):
+            return None
+        root = root.rstrip("/")
+        probe = f"{root}/part-00000-000000.parquet"
+        for given in self.spec.paths:
+            pattern = fs._strip_protocol(given).rstrip("/")
+            if any(c in pattern for c in _GLOB_CHARS):
+                if _glob_regex(pattern).fullmatch(probe) and not _hidden(probe, _glob_base(pattern)):
+                    return given
+            elif root == pattern or root.startswith(pattern + "/"):
+                return given
+        return None
 
     def display(self, path: str) -> str:
         """A path as the user would write it (with its protocol, for object stores)."""
@@ -359,6 +380,44 @@ def storage_errors(what: str):
             raise InputError(f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
                              hint="transient errors were retried; check the location and the network") from None
         raise
+
+
+def _hidden(path: str, root: str) -> bool:
+    """Below `root`, a name starting with '_' or '.' is not input: batchinfer's own `_SUCCESS`,
+    `_batchinfer/`, `_dead_letter/` and temporary files, Spark's `_SUCCESS`, hidden files."""
+    rest = path[len(root):] if path.startswith(root) else posixpath.basename(path)
+    return any(part.startswith(("_", ".")) for part in rest.split("/") if part)
+
+
+def _glob_base(pattern: str) -> str:
+    """The folder part of a glob before its first wildcard."""
+    head = pattern[:min(pattern.find(c) for c in _GLOB_CHARS if c in pattern)]
+    return head.rsplit("/", 1)[0] if "/" in head else ""
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A glob as fsspec reads it: `**` crosses folders, `*` and `?` do not."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            if pattern.startswith("/", i):
+                out[-1], i = "(?:.*/)?", i + 1
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 1:]:
+            end = pattern.index("]", i + 1)
+            out.append("[" + pattern[i + 1:end].replace("!", "^", 1) + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
 
 
 def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
