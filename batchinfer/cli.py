@@ -191,7 +191,7 @@ def cache() -> None:
 @cache.command("list")
 @_cache_option
 def cache_list(cache_dir: str | None) -> None:
-    """List cached ONNX exports, OpenVINO IR and assembled sample models."""
+    """List cached ONNX exports (and their int8 versions), OpenVINO IR, assembled sample models and temporaries."""
     from batchinfer.cache_admin import entries
 
     folder = _cache_dir(cache_dir)
@@ -206,13 +206,29 @@ def cache_list(cache_dir: str | None) -> None:
 @_cache_option
 @click.option("--yes", is_flag=True, help="Do not ask.")
 def cache_clear(cache_dir: str | None, yes: bool) -> None:
-    """Remove everything in the export cache (it is rebuilt on the next run)."""
-    from batchinfer.cache_admin import clear
+    """Remove everything in the export cache (it is rebuilt on the next run), except what a running build writes."""
+    from batchinfer.cache_admin import clear, entries
 
     folder = _cache_dir(cache_dir)
-    if not yes:
-        click.confirm(f"Remove every cached export in {folder}?", abort=True)
-    click.echo(f"batchinfer: removed {clear(folder) / 1e6:.1f} MB from {folder}")
+    found = entries(folder)
+    chosen = [e for e in found if e.removable]
+    for entry in chosen:
+        click.echo(entry.line())
+    kept = len(found) - len(chosen)
+    note = f" ({kept} in use by a running build, kept)" if kept else ""
+    if not chosen:
+        click.echo(f"batchinfer: nothing to remove in {folder}{note}")
+        return
+    click.echo(f"batchinfer: {len(chosen)} entr{'y' if len(chosen) == 1 else 'ies'} in {folder}, "
+               f"{sum(e.size for e in chosen) / 1e6:.1f} MB{note}")
+    try:
+        agreed = yes or click.confirm("Remove them?", default=False)
+    except click.Abort:  # no answer (stdin closed) or Ctrl-C
+        agreed = False
+    if not agreed:
+        click.echo("batchinfer: nothing removed")
+        return
+    click.echo(f"batchinfer: removed {clear(folder, chosen) / 1e6:.1f} MB from {folder}")
 
 
 if __name__ == "__main__":  # pragma: no cover

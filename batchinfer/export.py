@@ -2,7 +2,8 @@
 
 The fingerprint covers everything that changes the artifact: the model's file contents, the Auto class and
 output, the inputs, the opset and the library versions. An export is written to a temporary folder and renamed
-into place when complete, so a half-written export is never loaded.
+into place when complete, so a half-written export is never loaded; one broken later is rebuilt
+(`cache_folder`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import warnings
 from pathlib import Path
 
 from batchinfer.backends.base import ModelGraph
-from batchinfer.cache_folder import build_once, is_built
+from batchinfer.cache_folder import build_once
 
 log = logging.getLogger("batchinfer")
 
@@ -93,43 +94,43 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
         )
 
 
-def export_onnx(graph: ModelGraph, cache_dir: Path, *, opset: int = OPSET) -> Path:
-    """Return the path of the cached ONNX model, exporting it first if no complete export exists."""
+def export_onnx(graph: ModelGraph, cache_dir: Path, *, opset: int = OPSET, broken: str | None = None) -> Path:
+    """Return the path of the cached ONNX model, exporting it first if no whole export exists.
+
+    `broken`: why the cached export cannot be used (its runtime failed on it): it is rebuilt.
+    """
     fp = fingerprint(graph, opset=opset)
     final = Path(cache_dir) / "onnx" / fp
-    if is_built(final, COMPLETE):
-        log.info("model: ONNX export loaded from cache %s", final)
-        return final / "model.onnx"
-    log.info("model: exporting %s to ONNX (opset %d) into %s", graph.ref.name, opset, final)
-    started = time.perf_counter()
 
     def build(tmp: Path) -> None:
+        log.info("model: exporting %s to ONNX (opset %d) into %s", graph.ref.name, opset, final)
+        started = time.perf_counter()
         _export(graph, tmp, opset)
         meta = {"model": graph.ref.name, "path": str(graph.ref.path), "fingerprint": fp,
                 "auto_class": graph.auto_class, "output": graph.output_name, "inputs": list(graph.input_names),
                 "opset": opset, "seconds": round(time.perf_counter() - started, 3)}
         (tmp / COMPLETE).write_text(json.dumps(meta, indent=2))
+        log.info("model: exported in %.1f s", time.perf_counter() - started)
 
-    build_once(final, COMPLETE, build, what=f"exporting {graph.ref.name} to ONNX")
-    log.info("model: exported in %.1f s", time.perf_counter() - started)
+    build_once(final, COMPLETE, build, what=f"exporting {graph.ref.name} to ONNX", kind="ONNX export", broken=broken)
     return final / "model.onnx"
 
 
 QUANT_COMPLETE = "quantized.json"
 
 
-def quantize_onnx(graph: ModelGraph, cache_dir: Path, *, method: str = "dynamic-int8") -> Path:
+def quantize_onnx(graph: ModelGraph, cache_dir: Path, *, method: str = "dynamic-int8",
+                  broken: str | None = None) -> Path:
     """The model's ONNX export with dynamic int8 weights (per channel), cached as its own artifact."""
     import onnxruntime
 
     source = export_onnx(graph, cache_dir)
     final = source.parent.parent / f"{source.parent.name}-{method}-ort{onnxruntime.__version__}"
-    if is_built(final, QUANT_COMPLETE):
-        return final / "model.onnx"
 
     def build(tmp: Path) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        log.info("model: quantizing the ONNX export (%s) into %s", method, final)
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)  # onnxruntime.quantization advises on the root logger
@@ -143,6 +144,6 @@ def quantize_onnx(graph: ModelGraph, cache_dir: Path, *, method: str = "dynamic-
         (tmp / QUANT_COMPLETE).write_text(json.dumps({"model": graph.ref.name, "from": str(source),
                                                       "method": method}, indent=2))
 
-    log.info("model: quantizing the ONNX export (%s) into %s", method, final)
-    build_once(final, QUANT_COMPLETE, build, what=f"quantizing {graph.ref.name}")
+    build_once(final, QUANT_COMPLETE, build, what=f"quantizing {graph.ref.name}", kind="quantized ONNX model",
+               broken=broken)
     return final / "model.onnx"

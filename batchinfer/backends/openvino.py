@@ -10,7 +10,7 @@ import numpy as np
 
 from batchinfer.backends.base import ModelGraph, cpu_has_bf16
 from batchinfer.backends.ort import _as_model_dtype
-from batchinfer.cache_folder import build_once, is_built
+from batchinfer.cache_folder import build_once, load_cached
 from batchinfer.errors import ModelError
 from batchinfer.export import export_onnx
 
@@ -18,11 +18,11 @@ log = logging.getLogger("batchinfer")
 COMPLETE = "ir.json"
 
 
-def ir_path(graph: ModelGraph, cache_dir: Path, *, quantize: str = "none") -> Path:
+def ir_path(graph: ModelGraph, cache_dir: Path, *, quantize: str = "none", broken: str | None = None) -> Path:
     """The IR folder sits beside the ONNX export it was made from (same fingerprint, plus the OpenVINO version).
 
     `quantize = "int8-weights"`: weights compressed to int8 by NNCF (its own cached IR); OpenVINO then runs
-    those layers with int8 kernels where the CPU has VNNI.
+    those layers with int8 kernels where the CPU has VNNI. `broken`: why the cached IR cannot be used: rebuilt.
     """
     import openvino as ov
 
@@ -32,11 +32,10 @@ def ir_path(graph: ModelGraph, cache_dir: Path, *, quantize: str = "none") -> Pa
     if nncf is not None:
         name += f"-{quantize}-nncf{nncf.__version__}"
     final = Path(cache_dir) / "openvino" / name
-    if is_built(final, COMPLETE):
-        log.info("model: OpenVINO IR loaded from cache %s", final)
-        return final / "model.xml"
 
     def build(tmp: Path) -> None:
+        log.info("model: converting the ONNX export to OpenVINO IR%s into %s",
+                 "" if quantize == "none" else f" ({quantize})", final)
         model = ov.Core().read_model(str(onnx_path))
         if nncf is not None:
             model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
@@ -44,9 +43,8 @@ def ir_path(graph: ModelGraph, cache_dir: Path, *, quantize: str = "none") -> Pa
         (tmp / COMPLETE).write_text(json.dumps({"onnx": str(onnx_path), "openvino": ov.__version__,
                                                 "quantize": quantize}, indent=2))
 
-    log.info("model: converting the ONNX export to OpenVINO IR%s into %s",
-             "" if quantize == "none" else f" ({quantize})", final)
-    build_once(final, COMPLETE, build, what=f"converting {graph.ref.name} to OpenVINO IR")
+    build_once(final, COMPLETE, build, what=f"converting {graph.ref.name} to OpenVINO IR", kind="OpenVINO IR",
+               broken=broken)
     return final / "model.xml"
 
 
@@ -69,8 +67,6 @@ class OpenVinoBackend:
             raise ModelError("backend 'openvino' needs the openvino package",
                              hint='pip install "batchinfer[openvino]"') from None
         self.graph = graph
-        self.ir = ir_path(graph, cache_dir, quantize=quantize)
-        self.artifact = self.ir.parent
         if precision == "bf16" and not cpu_has_bf16():
             log.warning("openvino: this CPU has no AVX-512 BF16/AMX, so bf16 is not available; running fp32")
             precision = "fp32"
@@ -79,10 +75,10 @@ class OpenVinoBackend:
         core = ov.Core()  # OpenVINO would pick bf16 by itself on such CPUs: fp32 unless asked
         config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
-        try:
-            self.compiled = core.compile_model(str(self.ir), "CPU", config)
-        except Exception as exc:
-            raise ModelError(f"OpenVINO cannot compile {self.ir}: {exc}") from None
+        self.ir, self.compiled = load_cached(
+            lambda broken: ir_path(graph, cache_dir, quantize=quantize, broken=broken),
+            lambda path: core.compile_model(str(path), "CPU", config), marker=COMPLETE, runtime="OpenVINO")
+        self.artifact = self.ir.parent
         self._inputs = [port.get_any_name() for port in self.compiled.inputs]
         self._request = self.compiled.create_infer_request()
         self.description = (f"openvino {ov.__version__.split('-')[0]} "

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from batchinfer.backends.base import ModelGraph
-from batchinfer.errors import ModelError
-from batchinfer.export import export_onnx, quantize_onnx
+from batchinfer.cache_folder import load_cached
+from batchinfer.export import COMPLETE, QUANT_COMPLETE, export_onnx, quantize_onnx
 
 
 class OrtBackend:
@@ -19,19 +19,22 @@ class OrtBackend:
 
         self.graph = graph
         self.quantize = quantize
-        self.onnx_path = export_onnx(graph, cache_dir) if quantize == "none" else quantize_onnx(graph, cache_dir)
-        self.artifact = self.onnx_path.parent
         self.reduced = None if quantize == "none" else quantize  # answers then checked against fp32
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(
-                str(self.onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise ModelError(f"ONNX Runtime cannot load {self.onnx_path}: {exc}") from None
+
+        def artifact(broken: str | None) -> Path:
+            if quantize == "none":
+                return export_onnx(graph, cache_dir, broken=broken)
+            return quantize_onnx(graph, cache_dir, broken=broken)
+
+        self.onnx_path, self.session = load_cached(
+            artifact, lambda path: ort.InferenceSession(str(path), sess_options=options,
+                                                        providers=["CPUExecutionProvider"]),
+            marker=COMPLETE if quantize == "none" else QUANT_COMPLETE, runtime="ONNX Runtime")
+        self.artifact = self.onnx_path.parent
         self._inputs = [i.name for i in self.session.get_inputs()]
         precision = "" if quantize == "none" else f", {quantize}"
         self.description = f"onnxruntime {ort.__version__} ({threads} threads{precision})"
