@@ -15,7 +15,7 @@ log = logging.getLogger("batchinfer")
 _TRANSIENT_MARKERS = ("500", "502", "503", "504", "slowdown", "slow down", "throttl", "serverbusy", "server busy",
                       "internalerror", "serviceunavailable", "reset by peer", "connection reset", "timed out",
                       "timeout", "temporarily", "connection aborted", "broken pipe", "remotedisconnected",
-                      "server disconnected", "connection refused", "cannot connect")
+                      "server disconnected", "connection refused", "cannot connect", "could not connect")
 _PERMANENT_MARKERS = ("403", "accessdenied", "access denied", "authorizationfailure", "authenticationfailed",
                       "failed to authenticate", "invalidaccesskeyid", "signaturedoesnotmatch", "forbidden")
 
@@ -28,6 +28,24 @@ def is_permission_error(exc: BaseException) -> bool:
 _STORAGE_MODULES = ("azure", "botocore", "aiobotocore", "s3fs", "gcsfs", "google", "aiohttp", "adlfs")
 
 
+_CONNECTION_MARKERS = ("endpointconnectionerror", "connecttimeout", "servicerequesterror", "clientconnectorerror",
+                       "cannot connect", "could not connect", "connection refused", "name or service not known",
+                       "temporary failure in name resolution", "nodename nor servname")
+_MISSING_BUCKET_MARKERS = ("nosuchbucket", "bucket does not exist", "containernotfound", "container does not exist",
+                           "no such container")
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """The store's endpoint could not be reached (refused, unresolvable, timed out), as opposed to an answer."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return isinstance(exc, (ConnectionError, TimeoutError)) or any(m in text for m in _CONNECTION_MARKERS)
+
+
+def is_missing_bucket(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(m in text for m in _MISSING_BUCKET_MARKERS)
+
+
 def is_storage_error(exc: BaseException) -> bool:
     """An error raised by an object store client (not one of ours, not a bug in our code)."""
     return type(exc).__module__.split(".")[0] in _STORAGE_MODULES
@@ -38,7 +56,7 @@ def is_transient(exc: BaseException) -> bool:
         return False
     if is_permission_error(exc):
         return False
-    if isinstance(exc, (ConnectionError, TimeoutError)):
+    if is_connection_error(exc):
         return True
     text = f"{type(exc).__name__} {exc}".lower()
     return any(m in text for m in _TRANSIENT_MARKERS)

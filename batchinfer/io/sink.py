@@ -19,21 +19,22 @@ complete; a swap cut short is rolled forward by the next run.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from batchinfer import faults
-from batchinfer.errors import OutputError
+from batchinfer.errors import BatchinferError, JobFileError, OutputError
 from batchinfer.io.lock import ObjectStoreLock, OutputLock
-from batchinfer.io.retry import is_permission_error, is_storage_error, retrying
+from batchinfer.io.retry import retrying
+from batchinfer.io.storage import open_fs, storage_error
 from batchinfer.job import OutputSpec
 
 MARKER = "_SUCCESS"
@@ -65,7 +66,7 @@ class ParquetSink:
     def __init__(self, spec: OutputSpec) -> None:
         self.spec = spec
         try:
-            self.fs, root = fsspec.core.url_to_fs(spec.path, **spec.storage_options)
+            self.fs, root = open_fs(spec.path, spec.storage_options)
         except (ImportError, ValueError, TypeError) as exc:
             raise OutputError(f"output {spec.path}: cannot open this location: {exc}") from None
         self.root = root.rstrip("/")
@@ -76,6 +77,9 @@ class ParquetSink:
         self.target = self.root  # where this run writes: the root, or a staging folder for overwrite
         self._lock: OutputLock | None = None
         self._staged: list[str] = []
+        self._probed = False
+        self._parquet = {"compression": None if spec.compression == "none" else spec.compression,
+                         "compression_level": spec.compression_level}
         self.rows_written = 0
         self.units_written = 0
 
@@ -145,10 +149,12 @@ class ParquetSink:
                 done=done, plan=self._read_json(self._join(self.meta, "plan.json")), summary=summary)
 
     def check(self, *, allow_complete: bool = False) -> OutputState:
-        """Raise if output.mode forbids writing here. Changes nothing (safe before any inference).
+        """Raise if the output cannot be written here or output.mode forbids it. Safe before any inference:
+        changes nothing (on an object store it writes and deletes one empty probe object).
 
         `allow_complete`: a complete output is no error yet (the caller may find it is this job's and skip).
         """
+        self._check_compression()
         self._check_parent()
         state = self.inspect()
         if self.spec.mode == "error" and not state.empty and not (allow_complete and state.complete):
@@ -166,15 +172,44 @@ class ParquetSink:
                               hint="resume only continues a batchinfer output; use 'overwrite' or another path")
         return state
 
+    def _check_compression(self) -> None:
+        """output.compression_level is in the codec's range, and the codec encodes (one row, in memory)."""
+        codec, level = self.spec.compression, self.spec.compression_level
+        if level is not None and (codec == "none" or not pa.Codec.supports_compression_level(codec)):
+            raise JobFileError(f"output.compression_level = {level}: {codec} takes no level",
+                               hint="remove output.compression_level, or use zstd, gzip, brotli or lz4")
+        if level is not None:
+            low, high = pa.Codec.minimum_compression_level(codec), pa.Codec.maximum_compression_level(codec)
+            if not low <= level <= high:
+                raise JobFileError(f"output.compression_level = {level} is out of range for {codec}: "
+                                   f"{low} to {high}", hint=f"set output.compression_level from {low} to {high}")
+        try:
+            pq.write_table(pa.table({"x": [0]}), pa.BufferOutputStream(), **self._parquet)
+        except (pa.ArrowException, OSError) as exc:
+            raise JobFileError(f"output.compression = {codec!r} cannot be used here: {exc}",
+                               hint="choose another output.compression (zstd is the default)") from None
+
     def _check_parent(self) -> None:
-        if not isinstance(self.fs, LocalFileSystem):
+        """The output can be written. Locally: its nearest existing folder is writable. Elsewhere: a probe
+        object can be written and deleted under it (this finds a missing bucket; batchinfer never makes one)."""
+        if not self.local:
+            with _OutputGuard(self.spec.path, "checking", self.fs):
+                self._probe()
             return
         path = Path(self.root)
         for parent in [path, *path.parents]:
             if parent.exists():
                 if not parent.is_dir():
                     raise OutputError(f"output {self.spec.path} cannot be created: {parent} is a file")
+                if not os.access(parent, os.W_OK | os.X_OK):
+                    raise OutputError(f"output {self.spec.path} cannot be written: {parent} is not writable",
+                                      hint="fix its permissions (or its mount), or choose another output.path")
                 return
+
+    def _makedirs(self, path: str) -> None:
+        """Make a folder locally. Object stores have no folders, and their makedirs would create buckets."""
+        if self.local:
+            self.fs.makedirs(path, exist_ok=True)
 
     def resume_conflict(self, state: OutputState, plan: dict) -> str | None:
         """Why an existing output cannot be resumed by a job with `plan`, or None if it can.
@@ -214,7 +249,7 @@ class ParquetSink:
     def open(self, plan: dict) -> dict[str, dict]:
         """Take the lock, finish or discard leftovers, and return the units already committed (resume)."""
         with self._guard("preparing"):
-            self.fs.makedirs(self.meta, exist_ok=True)
+            self._makedirs(self.meta)
             if self.local:
                 self._lock = OutputLock(Path(self.meta) / "lock", label=self.spec.path)
             else:
@@ -227,7 +262,7 @@ class ParquetSink:
                 if self.spec.mode == "overwrite":
                     run = uuid.uuid4().hex[:12]
                     self.target = self._join(self.meta, f"staging-{run}")
-                    self.fs.makedirs(self._join(self.target, "done"), exist_ok=True)
+                    self._makedirs(self._join(self.target, "done"))
                     self._put(self._join(self.target, "plan.json"), _dumps(plan))
                     return {}
                 if self.spec.mode == "resume":
@@ -242,7 +277,7 @@ class ParquetSink:
                     if changed:
                         self._forget_files(changed, plan)
                         state = self.inspect()
-                self.fs.makedirs(self._join(self.meta, "done"), exist_ok=True)
+                self._makedirs(self._join(self.meta, "done"))
                 if state.plan is None:
                     self._put(self._join(self.meta, "plan.json"), _dumps(plan))
                 self._probe()
@@ -257,14 +292,17 @@ class ParquetSink:
                    self._join(self.target, DEAD), self._join(self.target, "done")}
         for folder in sorted(folders):
             for name in self._ls(folder):
-                if name.startswith(".") and ".tmp-" in name:
+                if name.startswith(".probe-") or name.startswith(".") and ".tmp-" in name:
                     self.fs.rm(self._join(folder, name))
 
     def _probe(self) -> None:
+        """Write and delete an empty file under the output: it is writable (once per sink)."""
+        if self._probed:
+            return
         probe = self._join(self.root, f".probe-{uuid.uuid4().hex}")
-        with self.fs.open(probe, "wb") as fh:
-            fh.write(b"")
-        self.fs.rm(probe)
+        retrying(lambda: self.fs.pipe_file(probe, b""), what=f"writing {self.spec.path}")
+        retrying(lambda: self.fs.rm(probe), what=f"deleting in {self.spec.path}")
+        self._probed = True
 
     def write(self, unit: str, table: pa.Table, *, dead: pa.Table | None = None, stats: dict[str, Any]) -> None:
         """Write one unit's part (and dead-letter part), then commit it with its manifest entry."""
@@ -273,7 +311,7 @@ class ParquetSink:
             self._write_parquet(self._join(self.target, f"{unit}.parquet"), table)
             faults.hit("after-part")
             if dead is not None and dead.num_rows:
-                self.fs.makedirs(self._join(self.target, DEAD), exist_ok=True)
+                self._makedirs(self._join(self.target, DEAD))
                 self._write_parquet(self._join(self.target, DEAD, f"{unit}.parquet"), dead)
                 faults.hit("after-dead-letter")
             done_dir = self._join(self.target, "done") if self.target != self.root else self._join(self.meta, "done")
@@ -283,16 +321,15 @@ class ParquetSink:
         self.units_written += 1
 
     def _write_parquet(self, path: str, table: pa.Table) -> None:
-        compression = None if self.spec.compression == "none" else self.spec.compression
         if not self.local:  # encode in memory, then one atomic PUT (retried as a whole)
             buffer = pa.BufferOutputStream()
-            pq.write_table(table, buffer, compression=compression, compression_level=self.spec.compression_level)
+            pq.write_table(table, buffer, **self._parquet)
             self._put(path, buffer.getvalue().to_pybytes())
             return
         tmp = self._join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}")
         try:
             with self.fs.open(tmp, "wb") as fh:
-                pq.write_table(table, fh, compression=compression, compression_level=self.spec.compression_level)
+                pq.write_table(table, fh, **self._parquet)
             faults.hit("part-written-not-renamed")
             self.fs.mv(tmp, path)
         except BaseException:
@@ -363,14 +400,14 @@ class ParquetSink:
         for name in self._ls(self._join(self.meta, "done")):
             if f"done/{name}" not in keep:
                 self.fs.rm(self._join(self.meta, "done", name))
-        self.fs.makedirs(self._join(self.meta, "done"), exist_ok=True)
+        self._makedirs(self._join(self.meta, "done"))
         for rel in files:
             src = self._join(staging, rel)
             if not self._exists(src):
                 continue  # moved before a crash
             dst = self._join(self.meta, rel) if rel.startswith("done/") else self._join(self.root, rel)
             if rel.startswith(DEAD):
-                self.fs.makedirs(self._join(self.root, DEAD), exist_ok=True)
+                self._makedirs(self._join(self.root, DEAD))
             self.fs.mv(src, dst)
             faults.hit("swap")
         if self._exists(self._join(staging, "plan.json")):
@@ -381,26 +418,20 @@ class ParquetSink:
 
 
 class _OutputGuard:
-    """Turns storage errors into OutputError naming the output and what was being done."""
+    """Turns storage errors into OutputError naming the output and what was being done (io/storage.py)."""
 
-    def __init__(self, path: str, what: str) -> None:
-        self.path, self.what = path, what
+    def __init__(self, path: str, what: str, fs=None) -> None:
+        self.path, self.what, self.fs = path, what, fs
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and is_permission_error(exc):
-            raise OutputError(f"output {self.path}: access denied while {self.what}",
-                              hint="check the credentials and permissions for this location") from None
-        if exc_type is not None and issubclass(exc_type, FileNotFoundError) and "bucket" in str(exc).lower():
-            raise OutputError(f"output {self.path}: the bucket or container does not exist",
-                              hint="create it, or fix output.path") from None
-        if exc_type is not None and (issubclass(exc_type, OSError) or is_permission_error(exc)
-                                     or is_storage_error(exc)):
-            raise OutputError(f"output {self.path}: {self.what} failed: {exc}",
-                              hint="check free space and permissions; committed parts are kept and "
-                                   "output.mode = 'resume' continues from them") from None
+        if exc is None or isinstance(exc, BatchinferError):
+            return False
+        error = storage_error(exc, f"output {self.path}", OutputError, doing=self.what, fs=self.fs)
+        if error is not None:
+            raise error from None
         return False
 
 
