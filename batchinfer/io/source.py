@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from contextlib import contextmanager
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,11 +22,13 @@ from batchinfer import faults
 from batchinfer.errors import InputError
 from batchinfer.io.retry import is_permission_error, is_storage_error, retrying
 from batchinfer.io.schema import conform, duplicate_names, unify
+from batchinfer.io.storage import open_fs, storage_errors as _storage_errors
 from batchinfer.job import InputSpec
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".csv.bz2", ".csv.zst", ".tsv.gz")
 _GLOB_CHARS = "*?["
+CSV_BLOCK = 1 << 20  # bytes per CSV block; Arrow infers a file's types from its first block
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class Source:
         source.spec, source.files, source.formats = spec, list(files), list(formats)
         source._parquet_rows = None
         source.schema, source.csv_types = schema, dict(csv_types)
-        source.fs = fsspec.core.url_to_fs(spec.paths[0], **spec.storage_options)[0]
+        source.fs = open_fs(spec.paths[0], spec.storage_options)[0]
         return source
 
     # -- listing -----------------------------------------------------------------------------------
@@ -102,7 +104,7 @@ class Source:
         found: list[str] = []
         for url in self.spec.paths:
             try:
-                fs, root = fsspec.core.url_to_fs(url, **self.spec.storage_options)
+                fs, root = open_fs(url, self.spec.storage_options)
             except (ImportError, ValueError, TypeError) as exc:
                 raise InputError(f"input {url}: cannot open this location: {exc}") from None
             if self.fs is None:
@@ -142,7 +144,7 @@ class Source:
     def reads_under(self, url: str, storage_options: dict) -> str | None:
         """The input path that would read files written under `url` (an output there would be read back)."""
         try:
-            fs, root = fsspec.core.url_to_fs(url, **storage_options)
+            fs, root = open_fs(url, storage_options)
         except (ImportError, ValueError, TypeError):
             return None
         if type(fs) is not type(self.fs):
@@ -174,8 +176,7 @@ class Source:
             if fmt == "parquet":
                 with self.fs.open(path, "rb") as fh:
                     return pq.ParquetFile(fh).schema_arrow
-            with self._open_csv(path, columns=None, bad_rows=[]) as reader:  # bad rows are judged when read
-                return reader.schema
+            return self._csv_probe(path).schema
         except InputError:
             raise
         except (pa.ArrowException, ValueError, UnicodeDecodeError) as exc:
@@ -247,18 +248,34 @@ class Source:
         return self._parquet_rows
 
     # -- reading -----------------------------------------------------------------------------------
+    def _csv_options(self, columns: list[str] | None, types: dict[str, pa.DataType] | None, on_invalid=None):
+        csv = self.spec.csv
+        return dict(read_options=pacsv.ReadOptions(block_size=CSV_BLOCK, encoding=csv.encoding,
+                                                   autogenerate_column_names=not csv.header),
+                    parse_options=pacsv.ParseOptions(delimiter=csv.delimiter, quote_char=csv.quote_char,
+                                                     newlines_in_values=True, invalid_row_handler=on_invalid),
+                    convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types or None,
+                                                         strings_can_be_null=False))
+
+    def _csv_probe(self, path: str) -> pacsv.CSVStreamingReader:
+        """A reader over the file's first block, copied into Arrow's memory: its schema is the one a full
+        read infers (Arrow infers types from the first block), and Arrow's threads hold no Python object
+        (one released by them while the interpreter exits aborts the process: exit 134)."""
+        with self.fs.open(path, "rb", compression="infer") as fh:
+            head = fh.read(CSV_BLOCK)
+        native = pa.allocate_buffer(len(head))
+        pa.FixedSizeBufferWriter(native).write(head)
+        return pacsv.open_csv(pa.BufferReader(native), **self._csv_options(None, self._string_types(None)))
+
+    def _string_types(self, path: str | None) -> dict[str, pa.DataType]:
+        """infer_types = false: every column as text (the header names come from a probe)."""
+        if self.spec.csv.infer_types or path is None:
+            return {}
+        return {name: pa.string() for name in self._csv_probe(path).schema.names}
+
     def _open_csv(self, path: str, columns: list[str] | None, text_column: str | None = None,
                   bad_rows: list[BadRow] | None = None):
-        csv = self.spec.csv
-        fh = _QuoteCounter(self.fs.open(path, "rb", compression="infer"), csv.quote_char)
-        types: dict[str, pa.DataType] = {}
-        if not csv.infer_types:
-            header = pacsv.open_csv(self.fs.open(path, "rb", compression="infer"), read_options=pacsv.ReadOptions(
-                block_size=1 << 16, encoding=csv.encoding, autogenerate_column_names=not csv.header),
-                parse_options=pacsv.ParseOptions(delimiter=csv.delimiter, quote_char=csv.quote_char,
-                                                 newlines_in_values=True)).schema.names
-            types = {name: pa.string() for name in header}
-        types.update(self.csv_types)
+        types = self._string_types(path) | self.csv_types
         if text_column:  # undecodable text must fail one row, not the whole block
             types[text_column] = pa.binary()
 
@@ -269,17 +286,10 @@ class Source:
                                    row.text))
             return "skip"
 
+        fh = _QuoteCounter(self.fs.open(path, "rb", compression="infer"), self.spec.csv.quote_char)
         try:
-            return _ClosingCsvReader(fh, pacsv.open_csv(
-                fh,
-                read_options=pacsv.ReadOptions(block_size=1 << 20, encoding=csv.encoding,
-                                               autogenerate_column_names=not csv.header),
-                parse_options=pacsv.ParseOptions(delimiter=csv.delimiter, quote_char=csv.quote_char,
-                                                 newlines_in_values=True, invalid_row_handler=on_invalid),
-                convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types or None,
-                                                     strings_can_be_null=False),
-            ))
-        except Exception:
+            return _ClosingCsvReader(fh, pacsv.open_csv(fh, **self._csv_options(columns, types, on_invalid)))
+        except BaseException:
             fh.close()
             raise
 
@@ -363,23 +373,9 @@ class Source:
                                   tuple(bad))
 
 
-@contextmanager
 def storage_errors(what: str):
-    """Object store failures as InputErrors naming the URL (never the credentials)."""
-    try:
-        yield
-    except InputError:
-        raise
-    except Exception as exc:
-        if is_permission_error(exc):
-            raise InputError(f"{what}: access denied", hint="check the credentials and permissions for this "
-                             "location (storage_options or the environment)") from None
-        if isinstance(exc, FileNotFoundError) and any(w in str(exc).lower() for w in ("bucket", "container")):
-            raise InputError(f"{what}: the bucket or container does not exist", hint="check input.path") from None
-        if isinstance(exc, OSError) or is_storage_error(exc):
-            raise InputError(f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                             hint="transient errors were retried; check the location and the network") from None
-        raise
+    """Object store failures as InputErrors naming the URL (never the credentials): see io/storage.py."""
+    return _storage_errors(what, InputError)
 
 
 def _hidden(path: str, root: str) -> bool:
@@ -460,9 +456,14 @@ class _QuoteCounter:
         self._quote = quote.encode()
         self.quotes = 0
         self.eof = False
+        self._lock = threading.Lock()  # Arrow reads ahead in its own thread; close waits for that read
+        self._closed = False
 
     def read(self, size: int = -1) -> bytes:
-        data = self._fh.read(size)
+        with self._lock:
+            if self._closed:
+                return b""
+            data = self._fh.read(size)
         self.quotes += data.count(self._quote)
         if size is None or size < 0 or len(data) < size:
             self.eof = True
@@ -473,6 +474,15 @@ class _QuoteCounter:
             raise InputError(f"input {path}: a quoted field is never closed (odd number of "
                              f"{self._quote.decode()!r} characters); the rows after it would merge into one value",
                              hint="fix the quoting in the file, or set input.csv.quote_char")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._fh.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._fh, name)
@@ -490,4 +500,11 @@ class _ClosingCsvReader:
         return self
 
     def __exit__(self, *exc):
-        self.fh.close()
+        """Stop Arrow's read-ahead and wait until it has let go of every block it read from our file."""
+        self.fh.close()  # from now on reads see the end of the file
+        try:
+            while self.reader.read_next_batch() is not None:
+                pass
+        except (StopIteration, pa.ArrowException, ValueError, OSError):
+            pass
+        self.reader.close()
