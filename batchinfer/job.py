@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from batchinfer.errors import JobFileError
 
@@ -64,7 +64,8 @@ class _Section(BaseModel):
 
 
 class CsvOptions(_Section):
-    delimiter: str = Field(",", min_length=1, max_length=1)
+    delimiter: str | None = Field(None, min_length=1, max_length=1,
+                                  description="default: a tab for .tsv files, else a comma")
     quote_char: str = Field('"', min_length=1, max_length=1)
     header: bool = True
     encoding: str = "utf8"
@@ -87,6 +88,16 @@ class InputSpec(_Section):
     @property
     def paths(self) -> list[str]:
         return [self.path] if isinstance(self.path, str) else list(self.path)
+
+    @field_validator("path")
+    @classmethod
+    def _some_path(cls, value: str | list[str]) -> str | list[str]:
+        paths = [value] if isinstance(value, str) else value
+        if not paths:
+            raise ValueError("give at least one file, folder or pattern")
+        if any(not p.strip() for p in paths):
+            raise ValueError("a path is empty")
+        return value
 
 
 class ModelSpec(_Section):
@@ -154,13 +165,28 @@ class BatchingSpec(_Section):
 
 
 class OutputSpec(_Section):
-    path: str
+    path: str = Field(..., description="the output folder")
     mode: Literal["error", "overwrite", "resume"] = "error"
     keep_columns: list[str] | None = Field(None, description="input columns to copy; default all")
     columns: dict[str, str] = Field({}, description="rename prediction columns, e.g. label = 'sentiment'")
     compression: Compression = "zstd"
     compression_level: int | None = None
     storage_options: dict[str, Any] = {}
+
+    @field_validator("path")
+    @classmethod
+    def _some_path(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the output folder is empty; name a folder, e.g. path = 'out'")
+        return value
+
+    @field_validator("keep_columns")
+    @classmethod
+    def _each_column_once(cls, value: list[str] | None) -> list[str] | None:
+        twice = sorted({c for c in value or [] if value.count(c) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(map(repr, twice))} listed more than once; list each column once")
+        return value
 
 
 class RuntimeSpec(_Section):
@@ -305,7 +331,7 @@ def load_job(path: str | os.PathLike[str], overrides: list[str] = ()) -> JobSpec
     """Read, override, validate and resolve a TOML job file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # editors on Windows may start the file with a BOM
     except FileNotFoundError:
         raise JobFileError(f"job file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:

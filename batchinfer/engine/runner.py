@@ -170,7 +170,8 @@ def plan_of(spec: JobSpec, source: Source, pipe: Pipeline) -> dict:
     return {
         "files": [[path, _digest({"size": size, "version": version})] for path, size, version in source.versions()],
         "input": _digest(spec.input.model_dump(exclude={"path", "storage_options"})),
-        "schema": _digest({"schema": str(source.schema)}),  # a change of types would mix schemas in one folder
+        # a change of the kept columns' types would mix schemas in one folder (the text column is decoded)
+        "schema": _digest({f.name: str(f.type) for f in source.schema if f.name != spec.input.column}),
         "model": _digest({**model, "content": pipe.ref.content_hash}),
         "batching": _digest(spec.batching.model_dump()),
         "output": _digest(spec.output.model_dump(include={"keep_columns", "columns", "compression",

@@ -176,7 +176,7 @@ class Source:
             if fmt == "parquet":
                 with self.fs.open(path, "rb") as fh:
                     return pq.ParquetFile(fh).schema_arrow
-            return self._csv_probe(path).schema
+            return self._csv_probe(path, as_text=not self.spec.csv.infer_types)
         except InputError:
             raise
         except (pa.ArrowException, ValueError, UnicodeDecodeError) as exc:
@@ -248,30 +248,41 @@ class Source:
         return self._parquet_rows
 
     # -- reading -----------------------------------------------------------------------------------
-    def _csv_options(self, columns: list[str] | None, types: dict[str, pa.DataType] | None, on_invalid=None):
+    def delimiter(self, path: str) -> str:
+        """input.csv.delimiter, else a tab for .tsv files and a comma for the rest."""
+        given = self.spec.csv.delimiter
+        return given or ("\t" if path.lower().removesuffix(".gz").removesuffix(".bz2").removesuffix(".zst")
+                         .endswith(".tsv") else ",")
+
+    def _csv_options(self, path: str, columns: list[str] | None, types: dict[str, pa.DataType] | None,
+                     on_invalid=None):
         csv = self.spec.csv
         return dict(read_options=pacsv.ReadOptions(block_size=CSV_BLOCK, encoding=csv.encoding,
                                                    autogenerate_column_names=not csv.header),
-                    parse_options=pacsv.ParseOptions(delimiter=csv.delimiter, quote_char=csv.quote_char,
+                    parse_options=pacsv.ParseOptions(delimiter=self.delimiter(path), quote_char=csv.quote_char,
                                                      newlines_in_values=True, invalid_row_handler=on_invalid),
                     convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types or None,
                                                          strings_can_be_null=False))
 
-    def _csv_probe(self, path: str) -> pacsv.CSVStreamingReader:
-        """A reader over the file's first block, copied into Arrow's memory: its schema is the one a full
-        read infers (Arrow infers types from the first block), and Arrow's threads hold no Python object
-        (one released by them while the interpreter exits aborts the process: exit 134)."""
+    def _csv_probe(self, path: str, *, as_text: bool = False) -> pa.Schema:
+        """The schema a full read infers (Arrow infers types from the first block), from the first block
+        copied into Arrow's memory and read to its end before returning: Arrow's threads are left holding
+        no Python object (one released by them while the interpreter exits aborts the process: exit 134)."""
         with self.fs.open(path, "rb", compression="infer") as fh:
             head = fh.read(CSV_BLOCK)
         native = pa.allocate_buffer(len(head))
         pa.FixedSizeBufferWriter(native).write(head)
-        return pacsv.open_csv(pa.BufferReader(native), **self._csv_options(None, self._string_types(None)))
+        types = {} if not as_text else {n: pa.string() for n in self._csv_probe(path).names}
+        reader = pacsv.open_csv(pa.BufferReader(native), **self._csv_options(path, None, types, _skip_row))
+        schema = reader.schema
+        _drain(reader)
+        return schema
 
-    def _string_types(self, path: str | None) -> dict[str, pa.DataType]:
+    def _string_types(self, path: str) -> dict[str, pa.DataType]:
         """infer_types = false: every column as text (the header names come from a probe)."""
-        if self.spec.csv.infer_types or path is None:
+        if self.spec.csv.infer_types:
             return {}
-        return {name: pa.string() for name in self._csv_probe(path).schema.names}
+        return {name: pa.string() for name in self._csv_probe(path).names}
 
     def _open_csv(self, path: str, columns: list[str] | None, text_column: str | None = None,
                   bad_rows: list[BadRow] | None = None):
@@ -286,9 +297,10 @@ class Source:
                                    row.text))
             return "skip"
 
-        fh = _QuoteCounter(self.fs.open(path, "rb", compression="infer"), self.spec.csv.quote_char)
+        fh = _QuoteCounter(self.fs.open(path, "rb", compression="infer"), self.spec.csv.quote_char,
+                           self.delimiter(path))
         try:
-            return _ClosingCsvReader(fh, pacsv.open_csv(fh, **self._csv_options(columns, types, on_invalid)))
+            return _ClosingCsvReader(fh, pacsv.open_csv(fh, **self._csv_options(path, columns, types, on_invalid)))
         except BaseException:
             fh.close()
             raise
@@ -319,9 +331,13 @@ class Source:
                 if is_permission_error(exc) or is_storage_error(exc):
                     with storage_errors(f"input {self.display(path)}"):
                         raise
+                typed = fmt == "csv" and "CSV conversion error" in str(exc) and self.spec.csv.infer_types
                 raise InputError(f"input {self.display(path)} ({fmt}) cannot be read: {exc}",
-                                 hint="fix or remove the file; rows already written are kept "
-                                      "(output.mode = 'resume' continues after the fix)") from None
+                                 hint=("a column's type was inferred from the file's first rows and a later "
+                                       "value does not fit it: set input.csv.infer_types = false to read every "
+                                       "column as text; " if typed else "fix or remove the file; ")
+                                 + "rows already written are kept (output.mode = 'resume' continues after the "
+                                   "fix)") from None
 
     def _conform(self, batch: pa.RecordBatch, text_column: str | None) -> pa.RecordBatch:
         return batch if self.schema is None else conform(batch, self.schema, skip=text_column)
@@ -416,6 +432,24 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out))
 
 
+def _count(data: bytes, patterns: tuple[bytes, ...]) -> int:
+    return sum(data.count(p) for p in patterns)
+
+
+def _skip_row(row) -> str:
+    return "skip"
+
+
+def _drain(reader) -> None:
+    """Read a CSV reader to its end, so that Arrow's threads are done with it."""
+    try:
+        while reader.read_next_batch() is not None:
+            pass
+    except (StopIteration, pa.ArrowException, ValueError, OSError):
+        pass
+    reader.close()
+
+
 def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist([], schema=schema)
 
@@ -446,15 +480,21 @@ def _rebatch(reader: Any, rows: int) -> Iterator[pa.RecordBatch]:
 
 
 class _QuoteCounter:
-    """Counts quote characters as pyarrow reads: an odd count at the end means a quoted field never closed.
-
-    pyarrow then silently swallows every following row into that one field; we stop instead.
+    """Counts quoted fields as pyarrow reads: one opened (a quote at the start of a field) and never closed
+    (a quote before a delimiter, a line end or the end of the file) means the rows after it would be
+    swallowed into that one field, which pyarrow does silently; we stop instead. A quote inside an unquoted
+    field (`5" screen`) is text, as pyarrow reads it.
     """
 
-    def __init__(self, fh: Any, quote: str) -> None:
+    def __init__(self, fh: Any, quote: str, delimiter: str) -> None:
         self._fh = fh
-        self._quote = quote.encode()
-        self.quotes = 0
+        q, d = quote.encode(), delimiter.encode()
+        self._quote = quote
+        self._opens, self._closes = (d + q, b"\n" + q), (q + d, q + b"\n", q + b"\r")
+        self._escaped = (d + q + q, b"\n" + q + q)  # an empty field, or a line starting with "" inside one
+        self._q = q
+        self._last = b"\n"  # a quote at the very start opens a field
+        self.opened = self.closed_fields = 0
         self.eof = False
         self._lock = threading.Lock()  # Arrow reads ahead in its own thread; close waits for that read
         self._closed = False
@@ -464,15 +504,22 @@ class _QuoteCounter:
             if self._closed:
                 return b""
             data = self._fh.read(size)
-        self.quotes += data.count(self._quote)
+        if data:
+            joined = self._last + data  # a pattern may span two reads; those inside _last were counted
+            self.opened += _count(joined, self._opens) - _count(self._last, self._opens)
+            self.opened -= _count(joined, self._escaped) - _count(self._last, self._escaped)
+            self.closed_fields += _count(joined, self._closes) - _count(self._last, self._closes)
+            self._last = joined[-2:]
         if size is None or size < 0 or len(data) < size:
+            if not self.eof and self._last.endswith(self._q):
+                self.closed_fields += 1  # a quote at the end of the file closes its field
             self.eof = True
         return data
 
     def check(self, path: str) -> None:
-        if self.eof and self.quotes % 2:
-            raise InputError(f"input {path}: a quoted field is never closed (odd number of "
-                             f"{self._quote.decode()!r} characters); the rows after it would merge into one value",
+        if self.eof and self.opened > self.closed_fields:
+            raise InputError(f"input {path}: a quoted field is never closed (a {self._quote!r} opens a field and "
+                             "no closing one follows); the rows after it would merge into one value",
                              hint="fix the quoting in the file, or set input.csv.quote_char")
 
     def close(self) -> None:
@@ -502,9 +549,4 @@ class _ClosingCsvReader:
     def __exit__(self, *exc):
         """Stop Arrow's read-ahead and wait until it has let go of every block it read from our file."""
         self.fh.close()  # from now on reads see the end of the file
-        try:
-            while self.reader.read_next_batch() is not None:
-                pass
-        except (StopIteration, pa.ArrowException, ValueError, OSError):
-            pass
-        self.reader.close()
+        _drain(self.reader)
