@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import click
 
 from batchinfer import __version__
-from batchinfer.errors import EXIT_INTERNAL, BatchinferError
+from batchinfer.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, BatchinferError
 from batchinfer.job import JobSpec, load_job, secret_values
 
 _set_option = click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
@@ -45,6 +46,15 @@ def _fail(exc: BatchinferError, spec: JobSpec | None = None, *, log_format: str 
         if exc.hint:
             click.echo(f"  hint: {scrub(exc.hint)}", err=True)
     sys.exit(exc.exit_code)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every `finally` runs: units written, lock released."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM stops at once
+    raise _Terminated()
 
 
 def _write_json(path: str, data: dict) -> None:
@@ -105,6 +115,7 @@ def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, pr
     from batchinfer.errors import LockedError
 
     logs.SCRUB.secrets = secret_values(spec)
+    signal.signal(signal.SIGTERM, _on_sigterm)  # a scheduler stopping the task: as Ctrl-C, committed units kept
     deadline = time.monotonic() + wait_for_lock
     while True:
         try:
@@ -117,9 +128,11 @@ def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, pr
             time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
         except BatchinferError as exc:
             _fail(exc, spec, **failing)
-        except KeyboardInterrupt:
-            click.echo("batchinfer: interrupted; committed units are kept", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            terminated = isinstance(exc, _Terminated)
+            click.echo(f"batchinfer: {'terminated (SIGTERM)' if terminated else 'interrupted'}; committed units are "
+                       "kept and the lock is released (output.mode = 'resume' continues)", err=True)
+            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
         except Exception:
             logging.getLogger("batchinfer").exception("internal error (a bug: please report it with this trace)")
             sys.exit(EXIT_INTERNAL)

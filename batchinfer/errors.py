@@ -72,6 +72,8 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug: a traceback is printed, please report it
 EXIT_USAGE = 2  # click's own code for a bad command line
 EXIT_ROWS_FAILED = 8  # the output is complete, but rows were skipped or dead-lettered
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT): committed units kept, lock released
+EXIT_TERMINATED = 143  # SIGTERM (a scheduler stopping the task): the same
 
 EXIT_CODES: dict[str, int] = {
     "ok": EXIT_OK,
@@ -85,4 +87,6 @@ EXIT_CODES: dict[str, int] = {
     "rows failed": EXIT_ROWS_FAILED,
     "row error": RowErrors.exit_code,
     "cluster": ClusterError.exit_code,
+    "interrupted": EXIT_INTERRUPTED,
+    "terminated": EXIT_TERMINATED,
 }

@@ -139,3 +139,137 @@ def test_own_outputs_and_files_matched_twice_are_read_once(tmp_path, tiny_classi
     result = cli("run", str(again))
     assert result.exit_code == 0, result.output
     assert read_both(tmp_path / "rescored")["row_id"].to_list() == [i for i in range(60) if i != 7]
+
+
+def _abort_cases(root: Path) -> dict[str, tuple[Path, int]]:
+    """Checks that fail on CSV inputs, each with its documented exit code."""
+    import gzip
+
+    cases = {"zero-byte": b"", "header only, no newline": b"text", "semicolons": b"a;text\n1;fine\n",
+             "prediction column clash": b"label,text\npositive,fine\n",
+             "gzip named .csv": gzip.compress(b"id,text\n1,fine\n")}
+    out = {}
+    for i, (name, data) in enumerate(cases.items()):
+        (root / f"{i}.csv").write_bytes(data)
+        out[name] = (root / f"{i}.csv", JobFileError.exit_code if "clash" in name else InputError.exit_code)
+    make_frame(10).write_parquet(root / "p.parquet")
+    (root / "parquet.csv").write_bytes((root / "p.parquet").read_bytes())
+    out["Parquet named .csv"] = (root / "parquet.csv", InputError.exit_code)
+    return out
+
+
+def test_failing_checks_on_csv_always_exit_with_their_code(tmp_path, tiny_classifier):
+    """Defect 4: the right message, then sometimes `terminate called without an active exception` (134):
+    Arrow's threads released Python buffers while the interpreter exited. 50 runs per case, four at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    job = write_job(tmp_path, tiny_classifier, paths="x.csv", mode="error")
+    cases = _abort_cases(tmp_path)
+
+    def once(case: tuple[Path, int]) -> tuple[int, str]:
+        proc = subprocess.run([EXE, "run", str(job), "--set", f"input.path={json.dumps(str(case[0]))}", "-q"],
+                              capture_output=True, text=True, timeout=120)
+        return proc.returncode, proc.stderr
+
+    with ThreadPoolExecutor(4) as pool:
+        for name, case in cases.items():
+            codes = list(pool.map(once, [case] * 50))
+            wrong = [(code, err) for code, err in codes if code != case[1]]
+            assert not wrong, f"{name}: {len(wrong)} of 50 runs exited {wrong[0][0]}: {wrong[0][1][-300:]}"
+    assert not (tmp_path / "out").exists()
+
+
+def test_sigterm_is_ctrl_c_committed_units_kept_lock_released(tmp_path, tiny_classifier):
+    """Defect 10: SIGTERM exited at once with no message and left the lock."""
+    import time
+
+    (tmp_path / "data").mkdir()
+    make_frame(200, seed=1).write_parquet(tmp_path / "data" / "a.parquet")
+    job = write_job(tmp_path, tiny_classifier, paths="data")
+    release = tmp_path / "release"
+    proc = subprocess.Popen([EXE, "run", str(job), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "BATCHINFER_TEST_HOLD_UNTIL": str(release)})
+    lock = tmp_path / "out" / "_batchinfer" / "lock"
+    deadline = time.time() + 120
+    while not lock.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "committed units are kept" in err
+    assert not lock.exists()
+    result = cli("run", str(job))
+    assert result.exit_code == 0, result.output
+    assert read_both(tmp_path / "out")["row_id"].to_list() == list(range(200))
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_duplicate_input_column_names_are_an_input_error(tmp_path, tiny_classifier, kind):
+    """Defect 9: exit 1 (Parquet) or an unreadable output (CSV) for two columns of one name."""
+    if kind == "csv":
+        (tmp_path / "in.csv").write_text("id,text,id\n1,fine,2\n")
+    else:
+        pq.write_table(pa.Table.from_arrays([pa.array([1]), pa.array(["fine"]), pa.array([2])],
+                                            names=["id", "text", "id"]), tmp_path / "in.parquet")
+    result = cli("run", str(write_job(tmp_path, tiny_classifier, paths=f"in.{kind}", mode="error")))
+    assert result.exit_code == InputError.exit_code, result.output
+    assert "more than one column named 'id'" in result.output and f"in.{kind}" in result.output
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("output.keep_columns=['id', 'id']", "'id' listed more than once"),
+    ("input.path=[]", "input.path: Value error, give at least one file"),
+    ("output.path=''", "output.path: Value error, the output folder is empty"),
+])
+def test_plain_mistakes_in_the_job_are_job_file_errors(tmp_path, tiny_classifier, setting, message):
+    make_frame(10).write_parquet(tmp_path / "in.parquet")
+    result = cli("run", str(write_job(tmp_path, tiny_classifier, paths="in.parquet", mode="error")), "--set",
+                 setting)
+    assert result.exit_code == JobFileError.exit_code, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_messages_that_misled(tmp_path, tiny_classifier):
+    """Defect 13: a job with a BOM, a .tsv, an inch mark in an unquoted field, a late type mismatch, and a
+    numeric-looking text column."""
+    job = write_job(tmp_path, tiny_classifier, paths="in.tsv", mode="overwrite")
+    job.write_bytes(b"\xef\xbb\xbf" + job.read_bytes())
+    (tmp_path / "in.tsv").write_text('id\ttext\tsize\n1\ta 5" screen\t5" wide\n2\tfine\tok\n')
+    result = cli("run", str(job))
+    assert result.exit_code == 0, result.output
+    got = read_both(tmp_path / "out")
+    assert got["text"].to_list() == ['a 5" screen', "fine"] and got["size"][0] == '5" wide'
+
+    pad = "p" * 200  # the first block (1 MB) holds only numbers in `id`: inferred int64
+    (tmp_path / "late.csv").write_text("id,text,pad\n" + "".join(f"{i},t,{pad}\n" for i in range(6000)) + "x,t,p\n")
+    result = cli("run", str(job), "--set", f"input.path={json.dumps(str(tmp_path / 'late.csv'))}",
+                 "--set", "input.batch_rows=8000")
+    assert result.exit_code == InputError.exit_code, result.output
+    assert "late.csv" in result.output and "input.csv.infer_types = false" in result.output
+
+    (tmp_path / "numbers.csv").write_text("id,text\n1,12\n2,13\n")
+    result = cli("run", str(job), "--set", f"input.path={json.dumps(str(tmp_path / 'numbers.csv'))}")
+    assert result.exit_code == InputError.exit_code and "has type int64, not text" in result.output
+    assert "input.csv.infer_types = false" in result.output
+
+
+@pytest.mark.parametrize("on_error", ["skip", "dead-letter"])
+def test_a_ragged_row_that_is_not_utf8_is_a_bad_row(tmp_path, tiny_classifier, on_error):
+    """Defect 5: pyarrow cannot hand such a row to our handler; it refused the job (exit 4) with a traceback."""
+    rows = b"".join(f"{i},text {i}\n".encode() for i in range(100))
+    (tmp_path / "in.csv").write_bytes(b"id,text\n" + rows + b"1,caf\xe9,extra\n" + rows.replace(b"text", b"more")
+                                      + b"7,bad,row\n8,caf\xe9 ok\n")
+    job = write_job(tmp_path, tiny_classifier, paths="in.csv", mode="error", extra=f'on_error = "{on_error}"')
+    proc = subprocess.run([EXE, "run", str(job), "-q"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 8, proc.stderr
+    assert "Traceback" not in proc.stderr and "3 row(s) failed" in proc.stdout
+    got = read_both(tmp_path / "out")
+    assert got["id"].to_list() == list(range(100)) * 2 and got.height == 200
+    assert got["text"][150] == "more 50"
+    if on_error == "dead-letter":
+        dead = pl.read_parquet(str(tmp_path / "out" / "_dead_letter" / "*.parquet"))
+        assert sorted(dead["_error"].to_list()) == ["expected 2 columns, got 3: 1,caf\ufffd,extra",
+                                                     "expected 2 columns, got 3: 7,bad,row",
+                                                     "text is not valid UTF-8 (byte 3: b'\\xe9 ok')"]

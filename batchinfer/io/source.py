@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -199,9 +200,15 @@ class Source:
                                  hint="set input.column to one of them")
             fits = _is_text_type if modality == "text" else _is_image_type
             if not fits(schema.field(column).type):
+                if modality != "text":
+                    hint = "an image column holds bytes, {bytes, path} structs, or paths"
+                elif self.formats[i] == "csv":
+                    hint = ("its values look like numbers or dates, so their type was inferred: set "
+                            "input.csv.infer_types = false to read every column as text")
+                else:
+                    hint = "input.column must name a string column: cast it to a string type in the file"
                 raise InputError(f"input {path}: column {column!r} has type {schema.field(column).type}, "
-                                 f"not {modality}", hint="input.column must name a string column" if modality ==
-                                 "text" else "an image column holds bytes, {bytes, path} structs, or paths")
+                                 f"not {modality}", hint=hint)
             first = first or schema
             wanted = keep if keep is not None else first.names
             missing = [c for c in wanted if c not in schema.names]
@@ -270,13 +277,37 @@ class Source:
         no Python object (one released by them while the interpreter exits aborts the process: exit 134)."""
         with self.fs.open(path, "rb", compression="infer") as fh:
             head = fh.read(CSV_BLOCK)
-        native = pa.allocate_buffer(len(head))
-        pa.FixedSizeBufferWriter(native).write(head)
         types = {} if not as_text else {n: pa.string() for n in self._csv_probe(path).names}
-        reader = pacsv.open_csv(pa.BufferReader(native), **self._csv_options(path, None, types, _skip_row))
+        options = self._csv_options(path, None, types)  # no Python row handler: Arrow's threads keep copies
+        try:
+            reader = pacsv.open_csv(pa.BufferReader(_native(head)), **options)
+        except pa.ArrowInvalid as exc:
+            if "columns, got" not in str(exc):
+                raise
+            reader = pacsv.open_csv(pa.BufferReader(_native(self._without_ragged(head, path))), **options)
         schema = reader.schema
         _drain(reader)
+        try:
+            schema.names
+        except UnicodeDecodeError:
+            raise InputError(f"input {self.display(path)}: its first line is not text: is it a CSV file?",
+                             hint="check input.path, or set input.format for files whose name misleads") from None
         return schema
+
+    def _without_ragged(self, head: bytes, path: str) -> bytes:
+        """The block without the lines of its ragged rows (judged when read, under input.on_error)."""
+        import csv as pycsv
+
+        lines = head.splitlines(keepends=True)
+        text = head.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+        reader = pycsv.reader(text, delimiter=self.delimiter(path), quotechar=self.spec.csv.quote_char)
+        keep, start, width = [], 0, None
+        for row in reader:
+            width = len(row) if width is None else width
+            if len(row) == width:
+                keep.extend(lines[start:reader.line_num])
+            start = reader.line_num
+        return b"".join(keep)
 
     def _string_types(self, path: str) -> dict[str, pa.DataType]:
         """infer_types = false: every column as text (the header names come from a probe)."""
@@ -291,16 +322,16 @@ class Source:
             types[text_column] = pa.binary()
 
         def on_invalid(row) -> str:
-            if bad_rows is None:
-                return "error"
             bad_rows.append(BadRow(row.number, f"expected {row.expected_columns} columns, got {row.actual_columns}",
                                    row.text))
             return "skip"
 
+        on_invalid.undecodable_is_ours = True  # see _quiet_undecodable_rows
         fh = _QuoteCounter(self.fs.open(path, "rb", compression="infer"), self.spec.csv.quote_char,
                            self.delimiter(path))
         try:
-            return _ClosingCsvReader(fh, pacsv.open_csv(fh, **self._csv_options(path, columns, types, on_invalid)))
+            return _ClosingCsvReader(fh, pacsv.open_csv(fh, **self._csv_options(
+                path, columns, types, None if bad_rows is None else on_invalid)))
         except BaseException:
             fh.close()
             raise
@@ -371,22 +402,71 @@ class Source:
 
     def _csv_batches(self, i: int, path: str, columns: list[str], text_column: str | None,
                      keep_bad_rows: bool) -> Iterator[SourceBatch]:
-        offset = 0
+        offset = j = reported = 0
         bad: list[BadRow] | None = [] if keep_bad_rows else None
-        with self._open_csv(path, columns, text_column, bad) as reader:
-            for j, batch in enumerate(_rebatch(reader, self.spec.batch_rows)):
+        try:
+            with self._open_csv(path, columns, text_column, bad) as reader:
+                for j, batch in enumerate(_rebatch(reader, self.spec.batch_rows)):
+                    reader.fh.check(path)
+                    faults.hit("read")
+                    found = tuple(bad or ())
+                    if bad:
+                        bad.clear()
+                    yield SourceBatch(i, path, j, self._conform(batch, text_column), offset, found)
+                    offset, reported, j = offset + batch.num_rows, reported + len(found), j + 1
                 reader.fh.check(path)
-                faults.hit("read")
-                found = tuple(bad or ())
-                if bad:
-                    bad.clear()
-                yield SourceBatch(i, path, j, self._conform(batch, text_column), offset, found)
-                offset += batch.num_rows
-            reader.fh.check(path)
-            if bad:  # bad rows after the last good one: an empty batch carries them
-                empty = batch.slice(0, 0) if offset else _empty_batch(reader.schema)
-                yield SourceBatch(i, path, j + 1 if offset else 0, self._conform(empty, text_column), offset,
-                                  tuple(bad))
+                if bad:  # bad rows after the last good one: an empty batch carries them
+                    empty = _empty_batch(self._read_schema(columns, text_column))
+                    yield SourceBatch(i, path, j, self._conform(empty, text_column), offset, tuple(bad))
+        except pa.ArrowInvalid as exc:
+            if bad is None or "columns, got" not in str(exc):
+                raise
+            # a ragged row that is not UTF-8 never reaches our row handler (pyarrow cannot decode its text
+            # to pass it on): the rest of the file is read by Python's csv module, rows and units unchanged
+            yield from self._csv_batches_in_python(i, path, columns, text_column, offset, reported, j)
+
+    def _read_schema(self, columns: list[str], text_column: str | None) -> pa.Schema:
+        return pa.schema([pa.field(c, pa.binary()) if c == text_column else self.schema.field(c) for c in columns])
+
+    def _csv_batches_in_python(self, i: int, path: str, columns: list[str], text_column: str | None,
+                               skip_rows: int, skip_bad: int, index: int) -> Iterator[SourceBatch]:
+        """The slow path for a file whose bad rows pyarrow cannot report: batches from `index` on, after
+        `skip_rows` good and `skip_bad` bad rows already yielded."""
+        import csv as pycsv
+        import io
+
+        schema = self._read_schema(columns, text_column)
+        with self.fs.open(path, "rb", compression="infer") as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+            reader = pycsv.reader(text, delimiter=self.delimiter(path), quotechar=self.spec.csv.quote_char)
+            names = next(reader, [])
+            if not self.spec.csv.header:
+                names, text = [f"f{k}" for k in range(len(names))], None
+                reader = pycsv.reader(io.TextIOWrapper(self.fs.open(path, "rb", compression="infer"),
+                                      encoding="utf-8", errors="surrogateescape", newline=""),
+                                      delimiter=self.delimiter(path), quotechar=self.spec.csv.quote_char)
+            where = [names.index(c) for c in columns]
+            rows: list[list[str]] = []
+            found: list[BadRow] = []
+            good = bad_seen = 0
+            offset = skip_rows
+            for row in reader:
+                if len(row) != len(names):
+                    bad_seen += 1
+                    if bad_seen > skip_bad:
+                        found.append(BadRow(reader.line_num, f"expected {len(names)} columns, got {len(row)}",
+                                            ",".join(row).encode("utf-8", "surrogateescape").decode("utf-8",
+                                                                                                   "replace")))
+                    continue
+                good += 1
+                if good <= skip_rows:
+                    continue
+                rows.append([row[k] for k in where])
+                if len(rows) == self.spec.batch_rows:
+                    yield SourceBatch(i, path, index, _batch_of(rows, schema), offset, tuple(found))
+                    index, offset, rows, found = index + 1, offset + len(rows), [], []
+            if rows or found:
+                yield SourceBatch(i, path, index, _batch_of(rows, schema), offset, tuple(found))
 
 
 def storage_errors(what: str):
@@ -436,8 +516,38 @@ def _count(data: bytes, patterns: tuple[bytes, ...]) -> int:
     return sum(data.count(p) for p in patterns)
 
 
-def _skip_row(row) -> str:
-    return "skip"
+def _quiet_undecodable_rows(hook=sys.unraisablehook):
+    """pyarrow reports a ragged row that is not UTF-8 as an ignored exception (a traceback on stderr) before
+    failing the read; that failure is handled (`_csv_batches_in_python`), so the traceback is noise."""
+    def quiet(args) -> None:
+        if not (isinstance(args.exc_value, UnicodeDecodeError)
+                and getattr(args.object, "undecodable_is_ours", False)):
+            hook(args)
+    return quiet
+
+
+sys.unraisablehook = _quiet_undecodable_rows()
+
+
+def _batch_of(rows: list[list[str]], schema: pa.Schema) -> pa.RecordBatch:
+    """Rows of CSV fields as a batch of `schema` (binary keeps the original bytes; empty is null but in text)."""
+    arrays = []
+    for k, field in enumerate(schema):
+        values = [r[k] for r in rows]
+        if pa.types.is_binary(field.type):
+            arrays.append(pa.array([v.encode("utf-8", "surrogateescape") for v in values], pa.binary()))
+        elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            arrays.append(pa.array(values, field.type))
+        else:
+            arrays.append(pa.array([v or None for v in values], pa.string()).cast(field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _native(data: bytes) -> pa.Buffer:
+    """A copy in Arrow's own memory (a buffer over Python bytes needs the interpreter to be freed)."""
+    buffer = pa.allocate_buffer(len(data))
+    pa.FixedSizeBufferWriter(buffer).write(data)
+    return buffer
 
 
 def _drain(reader) -> None:
