@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from batchinfer.cli import main
 from batchinfer.errors import InputError, JobFileError, OutputError
-from batchinfer.io.sink import ParquetSink, _OutputGuard
-from batchinfer.io.storage import open_fs
+from batchinfer.io.sink import ParquetSink
+from batchinfer.io.storage import open_fs, storage_errors
 from batchinfer.job import OutputSpec
 from tests.storage_servers import AZURITE_ACCOUNT, AZURITE_KEY, free_port
 from tests.test_cli import job, make_frame
@@ -155,7 +155,7 @@ path = {json.dumps(remote if side == "output" else str(tmp_path / "out"))}
 ])
 def test_output_errors_get_a_hint_that_fits_the_cause(exc, message, hint):
     with pytest.raises(OutputError if message else RuntimeError) as info:
-        with _OutputGuard("s3://b/out", "writing part-1"):
+        with storage_errors("output s3://b/out", OutputError, doing="writing part-1"):
             raise exc
     if message:
         assert message in info.value.message and hint in info.value.hint
@@ -165,7 +165,7 @@ def test_output_errors_get_a_hint_that_fits_the_cause(exc, message, hint):
 def test_a_wrapped_client_error_is_explained_by_its_cause():
     """adlfs raises RuntimeError("Failed to upload block: ...") from the client's error."""
     with pytest.raises(OutputError, match="the bucket or container 'b' does not exist"):
-        with _OutputGuard("az://b/out", "preparing"):
+        with storage_errors("output az://b/out", OutputError, doing="preparing"):
             raise RuntimeError("Failed to upload block") from FileNotFoundError("The specified container does not "
                                                                                 "exist")
 

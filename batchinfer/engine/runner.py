@@ -115,7 +115,8 @@ def check_job(spec: JobSpec, source=None, *, allow_complete: bool = False
               ) -> tuple[Source, list[str], dict[str, str], ParquetSink]:
     """Every check that needs neither the model nor a write: input files and columns, names, output mode."""
     source = source or Source(spec.input)
-    overlap = source.reads_under(spec.output.path, spec.output.storage_options)
+    sink = ParquetSink(spec.output)
+    overlap = source.reads_under(sink.fs, sink.root)
     if overlap is not None:
         raise JobFileError(f"output.path {spec.output.path} is where input.path {overlap!r} reads: every run "
                            "would read its own output back as input",
@@ -123,7 +124,6 @@ def check_job(spec: JobSpec, source=None, *, allow_complete: bool = False
     schema = source.check(spec.input.column, spec.output.keep_columns, modality=task_class(spec.model.task).modality)
     predictions = prediction_names(spec)
     keep = kept_columns(spec, schema, predictions)
-    sink = ParquetSink(spec.output)
     sink.check(allow_complete=allow_complete)
     return source, keep, predictions, sink
 

@@ -26,26 +26,25 @@ class FrameSource:
         self.files = [label]
         self.fs = fsspec.filesystem("file")
         schema = frame.collect_schema() if self.lazy else frame.schema
-        self._schema = pa.schema([pa.field(name, _arrow_type(dtype)) for name, dtype in schema.items()])
-        self.schema = self._schema
+        self.schema = pa.schema([pa.field(name, _arrow_type(dtype)) for name, dtype in schema.items()])
 
     def schema_of(self, index: int) -> pa.Schema:
-        return self._schema
+        return self.schema
 
     def check(self, column: str, keep: list[str] | None, *, modality: str = "text") -> pa.Schema:
-        names = self._schema.names
+        names = self.schema.names
         if column not in names:
             raise InputError(f"the frame has no column {column!r}; its columns are: {', '.join(names)}")
         fits = _is_text_type if modality == "text" else _is_image_type
-        if not fits(self._schema.field(column).type):
-            raise InputError(f"column {column!r} has type {self._schema.field(column).type}, not {modality}")
+        if not fits(self.schema.field(column).type):
+            raise InputError(f"column {column!r} has type {self.schema.field(column).type}, not {modality}")
         missing = [c for c in keep or [] if c not in names]
         if missing:
             raise InputError(f"the frame has no column(s) {', '.join(map(repr, missing))}; "
                              f"its columns are: {', '.join(names)}")
-        return self._schema
+        return self.schema
 
-    def reads_under(self, url: str, storage_options: dict) -> str | None:
+    def reads_under(self, fs, root: str) -> str | None:
         return None  # a frame reads no files
 
     def total_rows(self) -> int | None:
@@ -53,7 +52,7 @@ class FrameSource:
 
     def versions(self) -> list[tuple[str, int | None, str]]:
         """A frame has no file versions; its schema stands in (as Source.versions does for files)."""
-        return [(self.files[0], None, hashlib.sha256(str(self._schema).encode()).hexdigest()[:16])]
+        return [(self.files[0], None, hashlib.sha256(str(self.schema).encode()).hexdigest()[:16])]
 
     def batches(self, columns: list[str], text_column: str | None, *, keep_bad_rows: bool = False
                 ) -> Iterator[SourceBatch]:

@@ -31,10 +31,10 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from batchinfer import faults
-from batchinfer.errors import BatchinferError, JobFileError, OutputError
+from batchinfer.errors import JobFileError, OutputError
 from batchinfer.io.lock import ObjectStoreLock, OutputLock
 from batchinfer.io.retry import retrying
-from batchinfer.io.storage import open_fs, storage_error
+from batchinfer.io.storage import open_fs, storage_errors
 from batchinfer.job import OutputSpec
 
 MARKER = "_SUCCESS"
@@ -121,7 +121,8 @@ class ParquetSink:
         self.fs.mv(tmp, path)
 
     def _guard(self, what: str):
-        return _OutputGuard(self.spec.path, what)
+        """Storage errors as OutputErrors naming the output and what was being done (io/storage.py)."""
+        return storage_errors(f"output {self.spec.path}", OutputError, doing=what, fs=self.fs)
 
     def _exists(self, path: str) -> bool:
         self.fs.invalidate_cache(path)
@@ -193,7 +194,7 @@ class ParquetSink:
         """The output can be written. Locally: its nearest existing folder is writable. Elsewhere: a probe
         object can be written and deleted under it (this finds a missing bucket; batchinfer never makes one)."""
         if not self.local:
-            with _OutputGuard(self.spec.path, "checking", self.fs):
+            with self._guard("checking"):
                 self._probe()
             return
         path = Path(self.root)
@@ -232,7 +233,7 @@ class ParquetSink:
     def _forget_files(self, indices: list[int], plan: dict) -> None:
         """Uncommit every unit of these files (`_SUCCESS` first, then manifest, then parts), then record the
         new plan. Killed anywhere in here, the folder is incomplete and a rerun redoes what is missing."""
-        self._unmark_complete()
+        self._unmark_complete()  # already gone when called from `open`; kept here so the order holds alone
         prefixes = tuple(f"part-{i:05d}-" for i in indices)
         for folder in (self._join(self.meta, "done"), self.root, self._join(self.root, DEAD)):
             for name in self._ls(folder):
@@ -415,24 +416,6 @@ class ParquetSink:
         totals = self._finish(summary)
         self.fs.rm(staging, recursive=True)
         return totals
-
-
-class _OutputGuard:
-    """Turns storage errors into OutputError naming the output and what was being done (io/storage.py)."""
-
-    def __init__(self, path: str, what: str, fs=None) -> None:
-        self.path, self.what, self.fs = path, what, fs
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc is None or isinstance(exc, BatchinferError):
-            return False
-        error = storage_error(exc, f"output {self.path}", OutputError, doing=self.what, fs=self.fs)
-        if error is not None:
-            raise error from None
-        return False
 
 
 def _agrees(summary: dict[str, Any], done: dict[str, dict]) -> bool:

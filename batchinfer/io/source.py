@@ -142,15 +142,11 @@ class Source:
             return [root]
         raise InputError(f"input {url} does not exist", hint="check input.path in the job file")
 
-    def reads_under(self, url: str, storage_options: dict) -> str | None:
-        """The input path that would read files written under `url` (an output there would be read back)."""
-        try:
-            fs, root = open_fs(url, storage_options)
-        except (ImportError, ValueError, TypeError):
-            return None
+    def reads_under(self, fs, root: str) -> str | None:
+        """The input path that would read files written under `root` on `fs` (an output there would be read
+        back as input)."""
         if type(fs) is not type(self.fs):
             return None
-        root = root.rstrip("/")
         probe = f"{root}/part-00000-000000.parquet"
         for given in self.spec.paths:
             pattern = fs._strip_protocol(given).rstrip("/")
@@ -277,8 +273,7 @@ class Source:
         no Python object (one released by them while the interpreter exits aborts the process: exit 134)."""
         with self.fs.open(path, "rb", compression="infer") as fh:
             head = fh.read(CSV_BLOCK)
-        types = {} if not as_text else {n: pa.string() for n in self._csv_probe(path).names}
-        options = self._csv_options(path, None, types)  # no Python row handler: Arrow's threads keep copies
+        options = self._csv_options(path, None, None)  # no Python row handler: Arrow's threads keep copies
         try:
             reader = pacsv.open_csv(pa.BufferReader(_native(head)), **options)
         except pa.ArrowInvalid as exc:
@@ -292,7 +287,7 @@ class Source:
         except UnicodeDecodeError:
             raise InputError(f"input {self.display(path)}: its first line is not text: is it a CSV file?",
                              hint="check input.path, or set input.format for files whose name misleads") from None
-        return schema
+        return pa.schema([pa.field(n, pa.string()) for n in schema.names]) if as_text else schema
 
     def _without_ragged(self, head: bytes, path: str) -> bytes:
         """The block without the lines of its ragged rows (judged when read, under input.on_error)."""
@@ -434,29 +429,29 @@ class Source:
         `skip_rows` good and `skip_bad` bad rows already yielded."""
         import csv as pycsv
         import io
+        import itertools
 
         schema = self._read_schema(columns, text_column)
+        delimiter = self.delimiter(path)
         with self.fs.open(path, "rb", compression="infer") as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
-            reader = pycsv.reader(text, delimiter=self.delimiter(path), quotechar=self.spec.csv.quote_char)
+            reader = pycsv.reader(text, delimiter=delimiter, quotechar=self.spec.csv.quote_char)
             names = next(reader, [])
-            if not self.spec.csv.header:
-                names, text = [f"f{k}" for k in range(len(names))], None
-                reader = pycsv.reader(io.TextIOWrapper(self.fs.open(path, "rb", compression="infer"),
-                                      encoding="utf-8", errors="surrogateescape", newline=""),
-                                      delimiter=self.delimiter(path), quotechar=self.spec.csv.quote_char)
+            rows_in = reader
+            if not self.spec.csv.header:  # the first line is a row: columns are named as pyarrow names them
+                names, rows_in = [f"f{k}" for k in range(len(names))], itertools.chain([names], reader)
             where = [names.index(c) for c in columns]
             rows: list[list[str]] = []
             found: list[BadRow] = []
             good = bad_seen = 0
             offset = skip_rows
-            for row in reader:
+            for row in rows_in:
                 if len(row) != len(names):
                     bad_seen += 1
                     if bad_seen > skip_bad:
                         found.append(BadRow(reader.line_num, f"expected {len(names)} columns, got {len(row)}",
-                                            ",".join(row).encode("utf-8", "surrogateescape").decode("utf-8",
-                                                                                                   "replace")))
+                                            delimiter.join(row).encode("utf-8", "surrogateescape")
+                                            .decode("utf-8", "replace")))
                     continue
                 good += 1
                 if good <= skip_rows:
@@ -599,10 +594,9 @@ class _QuoteCounter:
     def __init__(self, fh: Any, quote: str, delimiter: str) -> None:
         self._fh = fh
         q, d = quote.encode(), delimiter.encode()
-        self._quote = quote
         self._opens, self._closes = (d + q, b"\n" + q), (q + d, q + b"\n", q + b"\r")
         self._escaped = (d + q + q, b"\n" + q + q)  # an empty field, or a line starting with "" inside one
-        self._q = q
+        self._quote = q
         self._last = b"\n"  # a quote at the very start opens a field
         self.opened = self.closed_fields = 0
         self.eof = False
@@ -621,14 +615,14 @@ class _QuoteCounter:
             self.closed_fields += _count(joined, self._closes) - _count(self._last, self._closes)
             self._last = joined[-2:]
         if size is None or size < 0 or len(data) < size:
-            if not self.eof and self._last.endswith(self._q):
+            if not self.eof and self._last.endswith(self._quote):
                 self.closed_fields += 1  # a quote at the end of the file closes its field
             self.eof = True
         return data
 
     def check(self, path: str) -> None:
         if self.eof and self.opened > self.closed_fields:
-            raise InputError(f"input {path}: a quoted field is never closed (a {self._quote!r} opens a field and "
+            raise InputError(f"input {path}: a quoted field is never closed (a {self._quote.decode()!r} opens a field and "
                              "no closing one follows); the rows after it would merge into one value",
                              hint="fix the quoting in the file, or set input.csv.quote_char")
 
