@@ -36,17 +36,9 @@ def build_tiny_classifier(path: Path) -> Path:
     """The suite's `tiny_classifier` fixture (tests/conftest.py), built outside pytest."""
     if (path / "config.json").exists():
         return path
-    import torch
-    from transformers import BertForSequenceClassification
+    from tests.conftest import build_tiny_classifier as build
 
-    from tests.conftest import LABELS, _bert_config, _tiny_tokenizer
-
-    torch.manual_seed(2)
-    config = _bert_config(num_labels=3, id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
-                          initializer_range=0.2)
-    BertForSequenceClassification(config).eval().save_pretrained(str(path))
-    _tiny_tokenizer(path)
-    return path
+    return build(path)
 
 
 def main() -> int:

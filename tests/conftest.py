@@ -50,10 +50,14 @@ def _bert_config(**extra):
 @pytest.fixture(scope="session")
 def tiny_classifier(tmp_path_factory) -> Path:
     """BertForSequenceClassification, 3 named labels, random weights wide enough to give clear margins."""
+    return build_tiny_classifier(tmp_path_factory.mktemp("tiny-classifier"))
+
+
+def build_tiny_classifier(path: Path) -> Path:
+    """The `tiny_classifier` model into `path` (also used outside pytest, by bench/kill_campaign.py)."""
     import torch
     from transformers import BertForSequenceClassification
 
-    path = tmp_path_factory.mktemp("tiny-classifier")
     torch.manual_seed(2)  # with this seed and init the tiny model predicts all three labels on TEXTS
     config = _bert_config(num_labels=3, id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
                           initializer_range=0.2)

@@ -28,12 +28,13 @@ def cli(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
-def write_job(root: Path, model: Path, *, paths, output="out", mode="resume", extra="") -> Path:
+def write_job(root: Path, model: Path, *, paths, output="out", mode="resume", extra="", batch_rows=40) -> Path:
+    """A text-classification job over `paths` (relative to `root`) into `output`."""
     (root / "job.toml").write_text(f"""
 [input]
 path = {json.dumps(paths)}
 column = "text"
-batch_rows = 40
+batch_rows = {batch_rows}
 {extra}
 [model]
 name = {json.dumps(str(model))}

@@ -39,6 +39,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from tests.test_bad_day import write_job as write_bad_day_job
+
 EXE = str(Path(sys.executable).parent / "batchinfer")
 BASE_SEED = int(os.environ.get("BATCHINFER_KILL_SEED", "20240617"))
 KILL_TRIALS = 8  # with FIX_TRIALS: 70-100 s for the module on 2 busy cores (bench/kill_campaign.py runs more)
@@ -106,20 +108,7 @@ def write_inputs(folder: Path, frames: dict[str, pl.DataFrame]) -> list[int]:
 
 
 def write_job(root: Path, model: Path) -> Path:
-    path = root / "job.toml"
-    path.write_text(f"""
-[input]
-path = "data"
-column = "text"
-batch_rows = {BATCH_ROWS}
-[model]
-name = {json.dumps(str(model))}
-task = "text-classification"
-[output]
-path = "out"
-mode = "resume"
-""")
-    return path
+    return write_bad_day_job(root, model, paths="data", batch_rows=BATCH_ROWS)
 
 
 # -- the campaign: inputs, clean outputs, timings ---------------------------------------------------------------
