@@ -8,21 +8,23 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import string
 import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator,
+                      model_validator)
+from pydantic_core import PydanticCustomError
 
 from batchinfer.errors import JobFileError
+from batchinfer.tasks.base import TaskOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-TaskName = Literal["text-classification", "feature-extraction", "image-classification", "token-classification",
-                   "zero-shot-classification"]
 BackendName = Literal["ort", "openvino", "ov", "ipex", "torch"]
 Compression = Literal["zstd", "snappy", "gzip", "lz4", "brotli", "none"]
 
@@ -76,7 +78,11 @@ class InputSpec(_Section):
     """Where rows come from. `path` is a file, a folder, a glob or a list of them, local or fsspec URL."""
 
     path: str | list[str]
-    column: str = Field(..., min_length=1, description="the text or image column fed to the model")
+    column: str | None = Field(None, min_length=1, description="the text or image column fed to the model")
+    columns: dict[str, str] = Field({}, description="the task's input roles to columns, e.g. "
+                                                    "{ text = 'query', text_pair = 'passage' }")
+    template: str | None = Field(None, min_length=1, description="builds the text from several columns, e.g. "
+                                                                 "'Title: {title}\\n{body}'")
     format: Literal["auto", "parquet", "csv"] = "auto"
     batch_rows: int = Field(8192, gt=0, description="rows per record batch read (and per output part)")
     csv: CsvOptions = CsvOptions()
@@ -88,6 +94,42 @@ class InputSpec(_Section):
     @property
     def paths(self) -> list[str]:
         return [self.path] if isinstance(self.path, str) else list(self.path)
+
+    def roles(self, main_role: str) -> dict[str, str]:
+        """Role -> input column (`column` feeds the task's first role); a template's role maps to no column."""
+        if self.template is not None:
+            return {main_role: ""}
+        return {main_role: self.column} if self.column is not None else dict(self.columns)
+
+    @property
+    def template_columns(self) -> list[str]:
+        """The columns a template names, in order of first use."""
+        return list(dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(self.template or "")
+                                  if name is not None))
+
+    @property
+    def read_columns(self) -> list[str]:
+        """Every input column the model reads."""
+        return self.template_columns if self.template is not None else \
+            [self.column] if self.column is not None else list(dict.fromkeys(self.columns.values()))
+
+    @field_validator("template")
+    @classmethod
+    def _plain_fields(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            fields = list(string.Formatter().parse(value))
+        except ValueError as exc:
+            raise ValueError(f"{exc}; write {{column}} for a column and {{{{ or }}}} for a brace") from None
+        names = [(name, spec, conv) for _, name, spec, conv in fields if name is not None]
+        if not names:
+            raise ValueError("a template names at least one column, e.g. 'Title: {title}\\n{body}'")
+        odd = [name for name, spec, conv in names if not name or spec or conv]
+        if odd:
+            raise ValueError(f"{odd[0]!r}: a template field is a column name only, e.g. {{title}} "
+                             "(no format specs or conversions)")
+        return value
 
     @field_validator("path")
     @classmethod
@@ -101,10 +143,11 @@ class InputSpec(_Section):
 
 
 class ModelSpec(_Section):
-    """Which model, for which task, on which runtime; task options live here too."""
+    """Which model, for which task, on which runtime. The task's own options (top_k, normalize, ...) are
+    written here too, flat; they are validated by the task's options model and kept in `options`."""
 
     name: str = Field(..., min_length=1, description="hub id, local folder, sample:NAME or package:MODULE/SUBDIR")
-    task: TaskName
+    task: str = Field(..., description="a task name or alias (`batchinfer tasks` lists them)")
     backend: BackendName = "ort"
     revision: str | None = None
     max_length: int | None = Field(None, gt=0, description="truncate inputs to this many tokens")
@@ -118,26 +161,55 @@ class ModelSpec(_Section):
                                  "share of labels equal to fp32 (embeddings: mean cosine)")
     trust_remote_code: bool = Field(False, description="run Python code shipped with the model")
     allow_unsafe_weights: bool = Field(False, description="also load pickle (.bin) weights, not only safetensors")
-    # text-classification
-    top_k: int = Field(1, gt=0)
-    function_to_apply: Literal["default", "softmax", "sigmoid", "none"] = "default"
-    # feature-extraction
-    normalize: bool = False
-    # token-classification
-    aggregation_strategy: Literal["none", "simple", "first", "average", "max"] = "simple"
-    ignore_labels: list[str] = ["O"]
-    # zero-shot-classification
-    candidate_labels: list[str] = []
-    hypothesis_template: str = "This example is {}."
-    multi_label: bool = False
+    options: SerializeAsAny[TaskOptions] = Field(default_factory=TaskOptions,
+                                                 description="the task's own options (its options model)")
 
-    @model_validator(mode="after")
-    def _options_fit_task(self) -> "ModelSpec":
-        if self.backend == "ov":
-            object.__setattr__(self, "backend", "openvino")
-        if not self.task.endswith("classification"):
-            if self.top_k != 1 or self.function_to_apply != "default":
-                raise ValueError(f"top_k and function_to_apply apply to classification tasks, not {self.task}")
+    @model_validator(mode="wrap")
+    @classmethod
+    def _task_options(cls, data: Any, handler):
+        """Validate the base keys and the task's options together, so that every error is reported."""
+        if not isinstance(data, dict):
+            return handler(data)
+        from batchinfer.tasks import canonical_task, option_owners, task_class
+
+        data = dict(data)
+        options = dict(data.pop("options", None) or {})
+        for key in [k for k in data if k not in cls.model_fields]:
+            options[key] = data.pop(key)
+        errors: list[dict[str, Any]] = []
+        task = canonical_task(data["task"]) if isinstance(data.get("task"), str) else None
+        if task is not None:
+            data["task"] = task
+        elif isinstance(data.get("task"), str):
+            errors.append(_error("task", f"unknown task {data['task']!r}; choose one of: "
+                                         f"{', '.join(_task_list())}", data["task"]))
+        try:
+            spec = handler(data)
+        except ValidationError as exc:
+            spec = None
+            errors = [e for e in exc.errors() if e["loc"] != ("task",) or task is not None] + errors
+        if task is not None:
+            model = task_class(task).Options
+            for key in [k for k in options if k not in model.model_fields]:
+                owners = option_owners(key)
+                allowed = sorted([*(f for f in cls.model_fields if f != "options"), *model.model_fields])
+                errors.append(_error(key, f"{key} applies to {', '.join(owners)}, not {task}" if owners else
+                                     f"unknown key; {_near(key, allowed)}allowed keys here: {', '.join(allowed)}",
+                                     options.pop(key)))
+            try:
+                parsed = model.model_validate(options)
+            except ValidationError as exc:
+                errors += exc.errors()
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, [_detail(e) for e in errors])
+        if task is not None:
+            object.__setattr__(spec, "options", parsed)
+        if spec.backend == "ov":
+            object.__setattr__(spec, "backend", "openvino")
+        spec._check_backend_options()
+        return spec
+
+    def _check_backend_options(self) -> None:
         if self.quantize == "dynamic-int8" and self.backend != "ort":
             raise ValueError("quantize = 'dynamic-int8' is offered by the ort backend only "
                              "(openvino: quantize = 'int8-weights')")
@@ -146,16 +218,36 @@ class ModelSpec(_Section):
                              "(ort: quantize = 'dynamic-int8')")
         if self.precision != "fp32" and self.backend not in ("openvino", "ipex"):
             raise ValueError("precision = 'bf16' is offered by the openvino and ipex backends only")
-        if self.task != "feature-extraction" and self.normalize:
-            raise ValueError(f"normalize applies to feature-extraction, not {self.task}")
-        if self.task == "zero-shot-classification":
-            if not self.candidate_labels:
-                raise ValueError("zero-shot-classification needs candidate_labels, e.g. ['sports', 'politics']")
-            if self.hypothesis_template.format("X") == self.hypothesis_template:
-                raise ValueError("hypothesis_template needs a {} where the label goes")
-        elif self.candidate_labels or self.multi_label:
-            raise ValueError(f"candidate_labels and multi_label apply to zero-shot-classification, not {self.task}")
-        return self
+
+    @property
+    def task_class(self):
+        """The task's class (tasks/): its columns, roles, options model."""
+        from batchinfer.tasks import task_class
+
+        return task_class(self.task)
+
+
+def _task_list() -> list[str]:
+    from batchinfer.tasks import task_names
+
+    return task_names()
+
+
+def _near(key: str, allowed: list[str]) -> str:
+    near = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    return f"did you mean {near[0]!r}? " if near else ""
+
+
+def _error(key: str, message: str, value: Any) -> dict[str, Any]:
+    return {"type": PydanticCustomError("job_key", message), "loc": (key,), "input": value}
+
+
+def _detail(error: dict[str, Any]) -> dict[str, Any]:
+    """A collected error (from `errors()` or `_error`) as pydantic's InitErrorDetails."""
+    detail = {"type": error["type"], "loc": error["loc"], "input": error.get("input")}
+    if "ctx" in error:
+        detail["ctx"] = error["ctx"]
+    return detail
 
 
 class BatchingSpec(_Section):
@@ -208,6 +300,34 @@ class JobSpec(_Section):
     output: OutputSpec
     batching: BatchingSpec = BatchingSpec()
     runtime: RuntimeSpec = RuntimeSpec()
+
+    @model_validator(mode="after")
+    def _inputs_fit_task(self) -> "JobSpec":
+        """input.column, input.columns or input.template: one of them, naming the task's input roles."""
+        task = self.model.task_class
+        given = [k for k in ("column", "columns", "template") if getattr(self.input, k)]
+        if not given:
+            raise PydanticCustomError("job_key", f"input.column: required key is missing (or give input.columns or "
+                                                 f"input.template); {task.name} takes {_roles_text(task)}")
+        if len(given) > 1:
+            raise PydanticCustomError("job_key", f"input: give one of input.column, input.columns or input.template, "
+                                                 f"not {' and '.join(given)}; {task.name} takes {_roles_text(task)}")
+        if self.input.template is not None and task.modality != "text":
+            raise PydanticCustomError("job_key", f"input.template builds a text; {task.name} takes {task.modality}s")
+        roles = self.input.roles(task.roles[0])
+        unknown = [r for r in roles if r not in task.roles]
+        missing = [r for r in task.required_roles if r not in roles]
+        if unknown or missing:
+            problem = (f"{', '.join(map(repr, unknown))} is not an input of {task.name}" if unknown else
+                       f"{task.name} needs {', '.join(map(repr, missing))}")
+            raise PydanticCustomError("job_key", f"input.columns: {problem}; it takes {_roles_text(task)}")
+        return self
+
+
+def _roles_text(task) -> str:
+    optional = [r for r in task.roles if r not in task.required_roles]
+    return (f"{', '.join(task.required_roles)}" + (f" (and optionally {', '.join(optional)})" if optional else "")
+            + f", e.g. input.columns = {{ {', '.join(f'{r} = {chr(34)}...{chr(34)}' for r in task.roles)} }}")
 
 
 def _is_url(path: str) -> bool:
@@ -277,11 +397,11 @@ def _format_error(err: dict[str, Any]) -> str:
     key = ".".join(str(p) for p in loc) or "(top level)"
     if err["type"] == "extra_forbidden":
         fields = _fields_at(loc[:-1])
-        near = difflib.get_close_matches(str(loc[-1]), fields, n=1, cutoff=0.6)
-        suggestion = f"did you mean {near[0]!r}? " if near else ""
-        return f"{key}: unknown key; {suggestion}allowed keys here: {', '.join(fields)}"
+        return f"{key}: unknown key; {_near(str(loc[-1]), fields)}allowed keys here: {', '.join(fields)}"
     if err["type"] == "missing":
         return f"{key}: required key is missing"
+    if err["type"] == "job_key":  # our own messages (the task checks) say what was wrong, and where
+        return err["msg"] if not loc else f"{key}: {err['msg']}"
     shown = err.get("input")
     if any(word in key.lower() for word in SECRET_WORDS) or "storage_options" in key:
         shown = "***"

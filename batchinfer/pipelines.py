@@ -25,7 +25,7 @@ from batchinfer.export import default_cache_dir
 from batchinfer.job import BatchingSpec, ModelSpec, RuntimeSpec
 from batchinfer.model_ref import ModelRef, read_config, resolve_model
 from batchinfer.tasks import Task, task_class
-from batchinfer.tasks.base import Encoded
+from batchinfer.tasks.base import Encoded, row_cosines
 
 log = logging.getLogger("batchinfer")
 
@@ -85,8 +85,8 @@ class Pipeline:
 
 
 def _as_texts(texts: Any) -> list[str]:
-    if isinstance(texts, list):
-        return ["" if t is None else str(t) for t in texts]
+    if isinstance(texts, list):  # texts, or tuples of texts (text pairs)
+        return ["" if t is None else t if isinstance(t, tuple) else str(t) for t in texts]
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     if pa.types.is_null(texts.type):
@@ -188,20 +188,12 @@ def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir,
     if verdict is not None and verdict.is_file():
         agreement = json.loads(verdict.read_text())["mean_cosine"]
     else:
-        task = cls(config, processor) if cls.name != "zero-shot-classification" else cls(
-            config, processor, candidate_labels=["positive", "negative"])
-        inputs = task.preprocess(PROBE_TEXTS) if task.modality == "text" else None
-        if inputs is None:
+        if cls.modality != "text":
             raise ModelError(f"{reduced} is offered for text models only")
+        task = cls(config, processor, cls.probe_options())
+        inputs = task.preprocess(PROBE_TEXTS)
         reference = OrtBackend(graph, threads=runtime.threads or 1, cache_dir=cache_dir)
-        a, b = reference.forward(inputs)[graph.output_name], backend.forward(inputs)[graph.output_name]
-        if cls.name == "feature-extraction":  # compare what the user gets: the pooled embeddings
-            a = task.postprocess({graph.output_name: a}, inputs)["embedding"]
-            b = task.postprocess({graph.output_name: b}, inputs)["embedding"]
-        elif graph.sequence_output:  # compare real tokens only: padding positions carry no answer
-            mask = inputs["attention_mask"][..., None].astype(a.dtype)
-            a, b = a * mask, b * mask
-        a, b = a.reshape(len(a), -1).astype(np.float32), b.reshape(len(a), -1).astype(np.float32)
+        a, b = (task.comparable(run.forward(inputs), inputs) for run in (reference, backend))
         cos = row_cosines(a, b)
         agreement = float(cos.mean())
         if verdict is not None:
@@ -211,11 +203,6 @@ def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir,
     if agreement < minimum:
         raise ModelError(f"{reduced} changes this model's outputs too much: mean cosine to fp32 is {agreement:.4f} "
                          f"on probe sentences, below {minimum}", hint=f"use {back_to_fp32(reduced)}")
-
-
-def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The cosine of each row of `a` with the same row of `b` (2-D float arrays)."""
-    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
 def back_to_fp32(reduced: str) -> str:
@@ -254,15 +241,6 @@ def _sentence_transformers_max_length(ref: ModelRef) -> int | None:
 def _build(model: ModelSpec, runtime: RuntimeSpec) -> Pipeline:
     cls = task_class(model.task)
     loaded = _load(model, runtime, cls)
-    options: dict[str, Any] = {"max_length": model.max_length or _sentence_transformers_max_length(loaded.ref)}
-    if model.task in ("text-classification", "image-classification"):
-        options.update(top_k=model.top_k, function_to_apply=model.function_to_apply)
-    elif model.task == "token-classification":
-        options.update(aggregation_strategy=model.aggregation_strategy, ignore_labels=model.ignore_labels)
-    elif model.task == "zero-shot-classification":
-        options.update(candidate_labels=model.candidate_labels, hypothesis_template=model.hypothesis_template,
-                       multi_label=model.multi_label)
-    elif model.task == "feature-extraction":
-        options.update(normalize=model.normalize)
-    task = cls(loaded.config, loaded.tokenizer, **options)
+    max_length = model.max_length or _sentence_transformers_max_length(loaded.ref)
+    task = cls(loaded.config, loaded.tokenizer, model.options, max_length=max_length)
     return Pipeline(task=task, backend=loaded.backend, ref=loaded.ref)

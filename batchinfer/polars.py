@@ -18,26 +18,38 @@ from batchinfer.job import BatchingSpec, InputSpec, JobSpec, ModelSpec, OutputSp
 
 _SECTIONS = {"input": InputSpec, "model": ModelSpec, "batching": BatchingSpec, "output": OutputSpec,
              "runtime": RuntimeSpec}
-_NOT_OPTIONS = {"path", "name", "task", "column", "format", "csv", "storage_options"}
+# set by the call's own parameters (`column` maps input roles; `columns=` renames predictions, as in output.columns)
+_NOT_OPTIONS = {"input": {"path", "column", "columns", "format", "csv", "storage_options"},
+                "model": {"name", "task", "options"}, "output": {"path", "storage_options"}}
 
 
-def _route(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _route(options: dict[str, Any], task: str) -> dict[str, dict[str, Any]]:
+    """Each keyword to the job section that has it; a task's own options go to the model section."""
+    from batchinfer.tasks import canonical_task, option_owners, task_class
+
     sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
     for key, value in options.items():
-        owner = [name for name, model in _SECTIONS.items() if key in model.model_fields and key not in _NOT_OPTIONS]
+        owner = [name for name, model in _SECTIONS.items()
+                 if key in model.model_fields and key not in _NOT_OPTIONS.get(name, ())]
+        if not owner and option_owners(key):
+            owner = ["model"]  # the model section checks that the option is this task's
         if not owner:
-            allowed = sorted({k for m in _SECTIONS.values() for k in m.model_fields} - _NOT_OPTIONS)
+            own = sorted(task_class(task).Options.model_fields) if canonical_task(task) else []
+            allowed = sorted({k for name, m in _SECTIONS.items() for k in m.model_fields
+                              if k not in _NOT_OPTIONS.get(name, ())} | set(own))
             raise TypeError(f"unknown option {key!r}; the job file's options are: {', '.join(allowed)}")
         sections[owner[0]][key] = value
     return sections
 
 
-def job_from_call(column: str, *, task: str, model: str, backend: str = "ort", output: str | None = None,
-                  output_storage_options: dict | None = None, **options: Any) -> JobSpec:
-    """The JobSpec a Python call means (validated by the same schema as job files)."""
-    sections = _route(options)
+def job_from_call(column: str | dict[str, str] | None, *, task: str, model: str, backend: str = "ort",
+                  output: str | None = None, output_storage_options: dict | None = None, **options: Any) -> JobSpec:
+    """The JobSpec a Python call means (validated by the same schema as job files). `column` is the input
+    column, or a dict of the task's input roles to columns (e.g. {"text": "query", "text_pair": "passage"})."""
+    sections = _route(options, task)
+    columns = {} if column is None else {"columns": dict(column)} if isinstance(column, dict) else {"column": column}
     data = {
-        "input": {"path": "<frame>", "column": column, **sections["input"]},
+        "input": {"path": "<frame>", **columns, **sections["input"]},
         "model": {"name": model, "task": task, "backend": backend, **sections["model"]},
         "batching": sections["batching"],
         "output": {"path": output or tempfile.mkdtemp(prefix="batchinfer-"), "mode": "overwrite",
@@ -47,8 +59,8 @@ def job_from_call(column: str, *, task: str, model: str, backend: str = "ort", o
     return parse_job(data, source="options")
 
 
-def predict(frame: pl.DataFrame | pl.LazyFrame, column: str, *, task: str, model: str, backend: str = "ort",
-            output: str | None = None, **options: Any):
+def predict(frame: pl.DataFrame | pl.LazyFrame, column: str | dict[str, str] | None = None, *, task: str,
+            model: str, backend: str = "ort", output: str | None = None, **options: Any):
     """Add prediction columns to a polars frame.
 
     - DataFrame, no `output`: returns the DataFrame with the prediction columns (rows in input order).
@@ -117,30 +129,39 @@ class LazyFrameInference:
 
 @pl.api.register_expr_namespace("infer")
 class ExprInference:
-    """`pl.col("text").infer.classify(model=...)` gives a struct {label, score}; `.infer.embed(model=...)` an array."""
+    """`pl.col("text").infer.predict(task=..., model=...)`: the task's prediction, as one column's type or a
+    struct of its columns. Tasks with a shortcut have a method of that name: `pl.col("text").infer.classify(
+    model=...)` gives a struct {label, score}, `.infer.embed(model=...)` an array."""
 
     def __init__(self, expr: pl.Expr) -> None:
         self._expr = expr
 
-    def _map(self, task: str, model: str, backend: str, options: dict[str, Any]) -> pl.Expr:
+    def predict(self, *, task: str, model: str, backend: str = "ort", **options: Any) -> pl.Expr:
         from batchinfer.pipelines import build_pipeline
 
         spec = job_from_call("x", task=task, model=model, backend=backend, **options)
         pipe = build_pipeline(spec.model, spec.runtime)
         schema = pipe.task.output_schema()
         dtype = pl.from_arrow(pa.table({f.name: pa.array([], f.type) for f in schema})).schema
+        single = schema.names[0] if len(schema) == 1 else None
 
         def run(series: pl.Series) -> pl.Series:
             columns = pipe.predict(series.to_arrow(), spec.batching)
-            if task == "feature-extraction":
-                return pl.Series(series.name, columns["embedding"], dtype=dtype["embedding"])
+            if single:
+                return pl.Series(series.name, columns[single], dtype=dtype[single])
             return pl.from_arrow(pa.table(columns)).to_struct(series.name)
 
-        return_dtype = dtype["embedding"] if task == "feature-extraction" else pl.Struct(dtype)
-        return self._expr.map_batches(run, return_dtype=return_dtype)
+        return self._expr.map_batches(run, return_dtype=dtype[single] if single else pl.Struct(dtype))
 
-    def classify(self, *, model: str, backend: str = "ort", **options: Any) -> pl.Expr:
-        return self._map("text-classification", model, backend, options)
+    def __getattr__(self, method: str):
+        from batchinfer.tasks import shortcut_task
 
-    def embed(self, *, model: str, backend: str = "ort", **options: Any) -> pl.Expr:
-        return self._map("feature-extraction", model, backend, options)
+        task = shortcut_task(method) if not method.startswith("_") else None
+        if task is None:
+            raise AttributeError(f"'infer' has no method {method!r}; use .infer.predict(task=..., model=...)")
+
+        def shortcut(*, model: str, backend: str = "ort", **options: Any) -> pl.Expr:
+            return self.predict(task=task.name, model=model, backend=backend, **options)
+
+        shortcut.__doc__ = f"`.infer.predict(task={task.name!r}, ...)`"
+        return shortcut

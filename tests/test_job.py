@@ -57,9 +57,9 @@ def test_urls_are_left_alone(tmp_path):
 
 
 def test_unknown_key_lists_allowed_keys(tmp_path):
-    msg = error_of(tmp_path, GOOD.replace('column = "text"', 'column = "text"\ncolumns = "x"'))
-    assert "input.columns: unknown key" in msg
-    assert "path, column, format" in msg
+    msg = error_of(tmp_path, GOOD.replace('column = "text"', 'column = "text"\ncolum = "x"'))
+    assert "input.colum: unknown key; did you mean 'column'?" in msg
+    assert "path, column, columns, template, format" in msg
 
 
 def test_unknown_section(tmp_path):
@@ -69,7 +69,8 @@ def test_unknown_section(tmp_path):
 
 def test_unknown_task_and_backend_list_allowed_values(tmp_path):
     msg = error_of(tmp_path, GOOD.replace('"text-classification"', '"summarization"') + "")
-    assert "model.task" in msg and "'text-classification', 'feature-extraction', 'image-classification'" in msg
+    assert "model.task: unknown task 'summarization'; choose one of: text-classification, feature-extraction, " \
+           "token-classification, zero-shot-classification, image-classification" in msg
     msg = error_of(tmp_path, GOOD, ["model.backend=tensorrt"])
     assert "model.backend" in msg and "'ort', 'openvino', 'ov', 'ipex' or 'torch'" in msg
 
@@ -99,11 +100,12 @@ def test_not_toml_and_missing_file(tmp_path):
 
 def test_set_overrides_are_typed(tmp_path):
     spec = load_job(write(tmp_path, GOOD), ["batching.batch_size=64", "model.backend=torch",
-                                            "output.keep_columns=['a', 'b']", "model.normalize=false",
+                                            "output.keep_columns=['a', 'b']", "model.top_k=2",
                                             "input.csv.delimiter=;"])
     assert spec.batching.batch_size == 64
     assert spec.model.backend == "torch"
     assert spec.output.keep_columns == ["a", "b"]
+    assert spec.model.options.top_k == 2
     assert spec.input.csv.delimiter == ";"
 
 

@@ -1,24 +1,66 @@
-"""Tasks, one module each, looked up by their transformers pipeline name."""
+"""The task registry: one module per task, looked up by its transformers pipeline name or an alias.
+
+A new task is a module under `tasks/` defining one `Task` subclass, named in `TASK_MODULES`. Everything else
+(the job schema, the CLI, the polars API, `batchinfer.pipeline`, the agreement gate) reads the class.
+"""
 
 from __future__ import annotations
 
-from batchinfer.errors import ModelError
-from batchinfer.tasks.base import Task
-from batchinfer.tasks.feature_extraction import FeatureExtraction
-from batchinfer.tasks.image_classification import ImageClassification
-from batchinfer.tasks.text_classification import TextClassification
-from batchinfer.tasks.token_classification import TokenClassification
-from batchinfer.tasks.zero_shot import ZeroShotClassification
+import importlib
+from functools import cache
 
-TASKS: dict[str, type[Task]] = {t.name: t for t in (TextClassification, FeatureExtraction, ImageClassification,
-                                                    TokenClassification, ZeroShotClassification)}
+from batchinfer.errors import ModelError
+from batchinfer.tasks.base import Task, TaskOptions
+
+TASK_MODULES = ("text_classification", "feature_extraction", "token_classification", "zero_shot",
+                "image_classification")
+
+
+@cache
+def tasks() -> dict[str, type[Task]]:
+    """Canonical name -> task class, in TASK_MODULES order."""
+    found: dict[str, type[Task]] = {}
+    for module_name in TASK_MODULES:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, Task) and value.__module__ == module.__name__ \
+                    and "name" in vars(value):
+                found[value.name] = value
+    return found
+
+
+@cache
+def _names() -> dict[str, str]:
+    return {alias: cls.name for cls in tasks().values() for alias in (cls.name, *cls.aliases)}
+
+
+def canonical_task(name: str) -> str | None:
+    """The task's canonical name for a name or alias, or None if no task has it."""
+    return _names().get(name)
 
 
 def task_class(name: str) -> type[Task]:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ModelError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}") from None
+    canonical = canonical_task(name)
+    if canonical is None:
+        raise ModelError(f"unknown task {name!r}; choose one of: {', '.join(tasks())}",
+                         hint="`batchinfer tasks` lists every task with its aliases, inputs and options")
+    return tasks()[canonical]
 
 
-__all__ = ["TASKS", "Task", "task_class"]
+def task_names(*, aliases: bool = False) -> list[str]:
+    """Every task's canonical name (and, with `aliases`, every alias too)."""
+    return list(_names()) if aliases else list(tasks())
+
+
+def option_owners(key: str) -> list[str]:
+    """The tasks that have an option named `key`."""
+    return [name for name, cls in tasks().items() if key in cls.Options.model_fields]
+
+
+def shortcut_task(method: str) -> type[Task] | None:
+    """The task a polars expression shortcut (`pl.col(...).infer.classify`) stands for."""
+    return next((cls for cls in tasks().values() if cls.shortcut == method), None)
+
+
+__all__ = ["TASK_MODULES", "Task", "TaskOptions", "canonical_task", "option_owners", "shortcut_task", "task_class",
+           "task_names", "tasks"]

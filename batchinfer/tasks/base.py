@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
+from pydantic import BaseModel, ConfigDict
+
 from batchinfer.errors import ModelError
 
 
@@ -43,18 +45,49 @@ class Encoded:
         return np.repeat(self.starts[rows], counts) + within, counts
 
 
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The cosine of each row of `a` with the same row of `b` (2-D float arrays)."""
+    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+
+
+class TaskOptions(BaseModel):
+    """A task's own options (job file `[model]` keys, `batchinfer.predict` keywords); none by default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class Task(ABC):
+    """Everything about one task. Outside `tasks/`, code reads these declarations and never a task's name.
+
+    Declarations: `name` and `aliases` (as transformers accepts them), `modality`, input `roles` (the first
+    is the one `input.column` feeds; `required_roles` must be mapped), `Options` (its pydantic options model),
+    `columns` (its prediction columns, canonical names; `output_schema` types them), `call_options` (what its
+    transformers pipeline accepts), `agreement` ("labels" or "cosine": how the below-fp32 gate compares two
+    runs) and `shortcut` (the polars expression method, e.g. `pl.col("x").infer.classify`).
+    """
+
     name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
     modality: ClassVar[str] = "text"  # "text" or "image": which column types and which preprocessor
+    roles: ClassVar[tuple[str, ...]] = ("text",)
+    required_roles: ClassVar[tuple[str, ...]] = ("text",)
+    Options: ClassVar[type[TaskOptions]] = TaskOptions
+    columns: ClassVar[tuple[str, ...]]
+    call_options: ClassVar[frozenset[str]] = frozenset({"batch_size"})
+    agreement: ClassVar[str] = "labels"
+    shortcut: ClassVar[str | None] = None
     auto_class: ClassVar[str]  # the transformers Auto class that loads a model for this task
     output_name: ClassVar[str]  # the model output the task reads
     sequence_output: ClassVar[bool] = False  # does the output keep the sequence axis (per-token logits)?
     pairs_per_row: int = 1  # model inputs each row becomes (zero-shot: one per candidate label)
     encodes_once: ClassVar[bool] = False  # is preprocess a plain tokenizer call, so `encode` can do it up front?
+    keeps_call_batches: ClassVar[bool] = False  # must `batchinfer.pipeline` batch in input order (as transformers)?
 
-    def __init__(self, config: dict[str, Any], processor: Any, *, max_length: int | None = None) -> None:
+    def __init__(self, config: dict[str, Any], processor: Any, options: TaskOptions | None = None, *,
+                 max_length: int | None = None, **option_values: Any) -> None:
         self.config = config
         self.tokenizer = processor
+        self.options = options if options is not None else self.Options(**option_values)
         self.max_length = self._max_length(max_length)
 
     # -- checks ------------------------------------------------------------------------------------
@@ -150,9 +183,13 @@ class Task(ABC):
         out["attention_mask"] = mask.astype(np.int64)
         return out
 
-    def preprocess(self, texts: list[str]) -> dict[str, np.ndarray]:
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True,
-                             return_tensors="np")
+    def preprocess(self, texts: list[Any]) -> dict[str, np.ndarray]:
+        """Model inputs of one batch: texts, or (text, text_pair) tuples for tasks with two text roles."""
+        pairs = [t for t in texts if isinstance(t, tuple)]
+        if pairs and len(pairs) != len(texts):
+            raise ValueError("a batch mixes single texts and text pairs")
+        args = ([t[0] for t in texts], [t[1] for t in texts]) if pairs else (texts,)
+        enc = self.tokenizer(*args, truncation=True, max_length=self.max_length, padding=True, return_tensors="np")
         return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
 
     @abstractmethod
@@ -170,16 +207,99 @@ class Task(ABC):
     def empty_results(self) -> dict[str, pa.Array]:
         return {f.name: pa.array([], type=f.type) for f in self.output_schema()}
 
+    # -- rows ----------------------------------------------------------------------------------------
+    def row_values(self, roles: dict[str, list[Any]]) -> list[Any]:
+        """One value per row from each mapped role's values: the first role's alone, or tuples in role order."""
+        mapped = [r for r in self.roles if r in roles]
+        if len(mapped) == 1:
+            return list(roles[mapped[0]])
+        return list(zip(*(roles[r] for r in mapped)))
+
+    def check_rows(self, values: list[Any]) -> dict[int, str]:
+        """{row: why} for rows this task cannot predict (checked before inference; they become bad rows)."""
+        return {}
+
+    # -- the transformers pipeline contract (batchinfer.pipeline) ---------------------------------
+    @classmethod
+    def from_call(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The task options a transformers pipeline call's keyword arguments mean."""
+        return {k: v for k, v in kwargs.items() if k in cls.Options.model_fields and v is not None}
+
+    def call_value(self, value: Any) -> Any:
+        """One transformers-style input as a row value: a string, or a dict keyed by this task's roles."""
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(self.roles))
+            missing = [r for r in self.required_roles if r not in value]
+            if unknown or missing:
+                raise ValueError(f"{self.name} takes a dict with the keys {', '.join(self.roles)} "
+                                 f"({', '.join(self.required_roles)} required); got {', '.join(map(str, value))}")
+            given = [r for r in self.roles if value.get(r) is not None]
+            return value[given[0]] if len(given) == 1 else tuple(value[r] for r in given)
+        raise TypeError(f"{self.name} inputs must be strings (or dicts of {', '.join(self.roles)}), "
+                        f"not {type(value).__name__}")
+
+    def transformers_rows(self, outputs: dict[str, np.ndarray], inputs: dict[str, np.ndarray],
+                          values: list[Any], call: dict[str, Any]) -> list[Any]:
+        """One model batch's results as transformers' pipeline returns them, one per row: the value of a
+        task's one prediction column, else a dict of its columns."""
+        table = pa.table(self.to_arrow(self.postprocess(outputs, inputs)))
+        return table.column(0).to_pylist() if table.num_columns == 1 else table.to_pylist()
+
+    def transformers_single(self, results: list[Any], call: dict[str, Any], value: Any) -> Any:
+        """What transformers returns for one input `value` (not in a list), given its one-row results."""
+        return results[0]
+
+    # -- the below-fp32 gate -----------------------------------------------------------------------
+    @classmethod
+    def probe_options(cls) -> TaskOptions:
+        """Options to run probe sentences through (the artifact check before a job's own rows)."""
+        return cls.Options()
+
+    def comparable(self, outputs: dict[str, np.ndarray], inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The model output two runs are compared on (real tokens only: padding carries no answer)."""
+        out = outputs[self.output_name]
+        if self.sequence_output:
+            out = out * inputs["attention_mask"][..., None].astype(out.dtype)
+        return out.reshape(len(out), -1).astype(np.float32)
+
+    def compare(self, got: dict[str, pa.Array], want: dict[str, pa.Array]) -> tuple[float, str]:
+        """(agreement, what it measures) of two runs' prediction columns: the share of equal answers."""
+        key = self.columns[0]
+        same = [g == w for g, w in zip(got[key].to_pylist(), want[key].to_pylist())]
+        return float(np.mean(same)) if same else 1.0, f"share of equal {key}"
+
 
 class ImageTask(Task):
     """A task over images: the model's image processor turns decoded PIL images into pixel values."""
 
     modality = "image"
 
-    def __init__(self, config: dict[str, Any], processor: Any, **_: Any) -> None:
+    def __init__(self, config: dict[str, Any], processor: Any, options: TaskOptions | None = None, *,
+                 max_length: int | None = None, **option_values: Any) -> None:
         self.config = config
         self.processor = processor
+        self.options = options if options is not None else self.Options(**option_values)
         self.max_length = None
+
+    def call_value(self, value: Any) -> Any:
+        """A PIL image, a path, a URL or bytes, as transformers' load_image makes it: EXIF-rotated RGB."""
+        import io
+
+        import fsspec
+        from PIL import Image, ImageOps
+
+        if isinstance(value, Image.Image):
+            image = value
+        elif isinstance(value, (bytes, bytearray)):
+            image = Image.open(io.BytesIO(value))
+        elif isinstance(value, str):
+            with fsspec.open(value, "rb") as fh:
+                image = Image.open(io.BytesIO(fh.read()))
+        else:
+            raise TypeError(f"an image input must be a PIL image, a path, a URL or bytes, not {type(value).__name__}")
+        return ImageOps.exif_transpose(image).convert("RGB")
 
     def token_lengths(self, values: list[Any]) -> np.ndarray:
         return np.zeros(len(values), dtype=np.int64)

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
-from batchinfer.tasks.base import Task
+from batchinfer.tasks.base import Task, TaskOptions, row_cosines
 
 
 def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -16,22 +17,31 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return summed / np.clip(weights.sum(axis=1), 1e-9, None)
 
 
+class EmbeddingOptions(TaskOptions):
+    normalize: bool = Field(False, description="L2-normalise each embedding (cosine = dot product)")
+
+
 class FeatureExtraction(Task):
     name = "feature-extraction"
     auto_class = "AutoModel"
     output_name = "last_hidden_state"
     sequence_output = True
     encodes_once = True
+    Options = EmbeddingOptions
+    columns = ("embedding",)
+    agreement = "cosine"
+    shortcut = "embed"
+    call_options = frozenset({"batch_size", "truncation", "max_length", "padding", "tokenize_kwargs"})
+    keeps_call_batches = True  # transformers pads each input's token vectors to the longest of its batch
 
-    def __init__(self, config: dict[str, Any], tokenizer: Any, *, max_length: int | None = None,
-                 normalize: bool = False) -> None:
-        super().__init__(config, tokenizer, max_length=max_length)
-        self.normalize = normalize
+    def __init__(self, config: dict[str, Any], tokenizer: Any, options: EmbeddingOptions | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(config, tokenizer, options, **kwargs)
         self.dim = int(config.get("hidden_size") or config.get("d_model") or 0)
 
     def postprocess(self, outputs, inputs):
         emb = mean_pool(outputs["last_hidden_state"].astype(np.float32, copy=False), inputs["attention_mask"])
-        if self.normalize:
+        if self.options.normalize:
             emb = emb / np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)
         return {"embedding": emb.astype(np.float32, copy=False)}
 
@@ -41,3 +51,14 @@ class FeatureExtraction(Task):
     def to_arrow(self, results):
         emb = np.ascontiguousarray(results["embedding"], dtype=np.float32)
         return {"embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), self.dim)}
+
+    def transformers_rows(self, outputs, inputs, values, call):
+        """transformers returns each input's token vectors (padded to its batch's longest), not a pooled one."""
+        return [[hidden.tolist()] for hidden in outputs["last_hidden_state"]]
+
+    def comparable(self, outputs, inputs):
+        return self.postprocess(outputs, inputs)["embedding"]
+
+    def compare(self, got, want):
+        a, b = (np.asarray(x["embedding"].to_pylist(), dtype=np.float32) for x in (got, want))
+        return (float(row_cosines(a, b).mean()) if len(a) else 1.0), "mean embedding cosine"

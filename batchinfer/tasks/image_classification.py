@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from batchinfer.tasks.base import ImageTask
-from batchinfer.tasks.text_classification import Classification
+from batchinfer.tasks.text_classification import Classification, ClassificationOptions
 
 
 class ImageClassification(Classification, ImageTask):
@@ -13,8 +13,12 @@ class ImageClassification(Classification, ImageTask):
     auto_class = "AutoModelForImageClassification"
     output_name = "logits"
     head_suffix = "ForImageClassification"
+    roles = ("image",)
+    required_roles = ("image",)
+    default_call_top_k = 5  # transformers' default for images
+    call_options = frozenset({"batch_size", "top_k", "function_to_apply", "timeout"})
 
-    def __init__(self, config: dict[str, Any], processor: Any, *, top_k: int = 1,
-                 function_to_apply: str = "default", **_: Any) -> None:
-        ImageTask.__init__(self, config, processor)
-        self._setup_labels(config, top_k, function_to_apply)
+    def __init__(self, config: dict[str, Any], processor: Any, options: ClassificationOptions | None = None,
+                 **kwargs: Any) -> None:
+        ImageTask.__init__(self, config, processor, options, **kwargs)
+        self._setup_labels(config)

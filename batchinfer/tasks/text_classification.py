@@ -1,14 +1,19 @@
-"""text-classification: softmax/sigmoid over logits, top-k labels from the model's id2label."""
+"""text-classification: softmax/sigmoid over logits, top-k labels from the model's id2label.
+
+A text, or a text pair (`input.columns = {text = "query", text_pair = "passage"}`): cross-encoders and NLI
+models score the pair as one sequence, as transformers' pipeline does for `{"text": ..., "text_pair": ...}`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
 from batchinfer.errors import ModelError
-from batchinfer.tasks.base import Task
+from batchinfer.tasks.base import Task, TaskOptions
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -20,17 +25,51 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+ALL_LABELS = 1_000_000  # top_k = None in a transformers call: every label
+
+
+class ClassificationOptions(TaskOptions):
+    top_k: int = Field(1, gt=0, description="labels per row, best first (more than 1: list columns)")
+    function_to_apply: Literal["default", "softmax", "sigmoid", "none"] = "default"
+
+
 class Classification:
     """Shared by text and image classification: scores, top-k labels from id2label, label/score columns."""
 
     head_suffix: str = "ForSequenceClassification"
+    Options = ClassificationOptions
+    columns = ("label", "score")
+    default_call_top_k: int | None = None  # transformers' top_k when a call gives none (images: 5)
 
-    def _setup_labels(self, config: dict[str, Any], top_k: int, function_to_apply: str) -> None:
+    def _setup_labels(self, config: dict[str, Any]) -> None:
         id2label = config.get("id2label") or {}
         self.num_labels = len(id2label) or int(config.get("num_labels", 2))
         self.labels = [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(self.num_labels)]
-        self.top_k = min(top_k, self.num_labels)
-        self.function = self._function(function_to_apply)
+        self.top_k = min(self.options.top_k, self.num_labels)
+        self.function = self._function(self.options.function_to_apply)
+
+    @classmethod
+    def from_call(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        top_k = kwargs["top_k"] if "top_k" in kwargs else cls.default_call_top_k
+        if "top_k" in kwargs or top_k is not None:
+            options["top_k"] = ALL_LABELS if top_k is None else top_k
+        if kwargs.get("function_to_apply") is not None:
+            function = kwargs["function_to_apply"]
+            options["function_to_apply"] = str(getattr(function, "value", function)).lower()
+        return options
+
+    def transformers_rows(self, outputs, inputs, values, call):
+        """Dicts {label, score}: one per row without top_k, else a list per row (transformers' shapes)."""
+        out = self.postprocess(outputs, inputs)
+        ids, scores = out["label"], out["score"]
+        if ids.ndim == 1:
+            ids, scores = ids[:, None], scores[:, None]
+        rows = [[{"label": self.labels[j], "score": float(v)} for j, v in zip(i, s)] for i, s in zip(ids, scores)]
+        return rows if self._listed(call) else [row[0] for row in rows]
+
+    def _listed(self, call: dict[str, Any]) -> bool:
+        return "top_k" in call or self.default_call_top_k is not None
 
     def _function(self, requested: str) -> str:
         """The same default as transformers' classification pipelines."""
@@ -85,11 +124,19 @@ class Classification:
 
 class TextClassification(Classification, Task):
     name = "text-classification"
+    aliases = ("sentiment-analysis",)
+    roles = ("text", "text_pair")
     auto_class = "AutoModelForSequenceClassification"
     encodes_once = True
     output_name = "logits"
+    shortcut = "classify"
+    call_options = frozenset({"batch_size", "top_k", "function_to_apply", "truncation", "max_length", "padding"})
 
-    def __init__(self, config: dict[str, Any], tokenizer: Any, *, max_length: int | None = None,
-                 top_k: int = 1, function_to_apply: str = "default") -> None:
-        Task.__init__(self, config, tokenizer, max_length=max_length)
-        self._setup_labels(config, top_k, function_to_apply)
+    def __init__(self, config: dict[str, Any], tokenizer: Any, options: ClassificationOptions | None = None, *,
+                 max_length: int | None = None, **option_values: Any) -> None:
+        Task.__init__(self, config, tokenizer, options, max_length=max_length, **option_values)
+        self._setup_labels(config)
+
+    def transformers_single(self, results, call, value):
+        """transformers: one string input without top_k gives a list holding one dict (a dict input: the dict)."""
+        return results if isinstance(value, str) and not self._listed(call) else results[0]

@@ -8,16 +8,19 @@ lists equal transformers' for every strategy. Offsets come from the fast tokeniz
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 
 from batchinfer.errors import ModelError
-from batchinfer.tasks.base import Task
+from batchinfer.tasks.base import Task, TaskOptions
 from batchinfer.tasks.text_classification import softmax
 
-STRATEGIES = ("none", "simple", "first", "average", "max")
+
+class TokenOptions(TaskOptions):
+    aggregation_strategy: Literal["none", "simple", "first", "average", "max"] = "simple"
+    ignore_labels: list[str] = ["O"]
 
 
 def _entity_type(strategy: str) -> pa.DataType:
@@ -31,17 +34,22 @@ def _entity_type(strategy: str) -> pa.DataType:
 
 class TokenClassification(Task):
     name = "token-classification"
+    aliases = ("ner",)
     auto_class = "AutoModelForTokenClassification"
     output_name = "logits"
     sequence_output = True
+    Options = TokenOptions
+    columns = ("entities",)
+    call_options = frozenset({"batch_size", "aggregation_strategy", "ignore_labels"})
 
-    def __init__(self, config: dict[str, Any], tokenizer: Any, *, max_length: int | None = None,
-                 aggregation_strategy: str = "simple", ignore_labels: list[str] | None = None, **_: Any) -> None:
-        super().__init__(config, tokenizer, max_length=max_length)
+    def __init__(self, config: dict[str, Any], tokenizer: Any, options: TokenOptions | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(config, tokenizer, options, **kwargs)
         if not getattr(tokenizer, "is_fast", False):
-            raise ModelError("token-classification needs a fast tokenizer (tokenizer.json) for character offsets")
+            raise ModelError(f"{self.name} needs a fast tokenizer (tokenizer.json) for character offsets")
+        aggregation_strategy = self.options.aggregation_strategy
         self.strategy = aggregation_strategy
-        self.ignore = ["O"] if ignore_labels is None else list(ignore_labels)
+        self.ignore = list(self.options.ignore_labels)
         from transformers import TokenClassificationPipeline
         from transformers.pipelines.token_classification import AggregationStrategy
 
@@ -51,6 +59,14 @@ class TokenClassification(Task):
         grouper.model = SimpleNamespace(config=SimpleNamespace(id2label=id2label))
         self._grouper = grouper
         self._strategy = AggregationStrategy(aggregation_strategy)
+
+    @classmethod
+    def from_call(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        strategy = kwargs.get("aggregation_strategy") or "none"  # transformers' default
+        options: dict[str, Any] = {"aggregation_strategy": str(getattr(strategy, "value", strategy)).lower()}
+        if kwargs.get("ignore_labels") is not None:
+            options["ignore_labels"] = list(kwargs["ignore_labels"])
+        return options
 
     @classmethod
     def check_model(cls, config: dict[str, Any], model_name: str) -> None:

@@ -11,25 +11,48 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from pydantic import Field, field_validator
 
 from batchinfer.errors import ModelError
-from batchinfer.tasks.base import Task
+from batchinfer.tasks.base import Task, TaskOptions
+
+
+class ZeroShotOptions(TaskOptions):
+    candidate_labels: list[str] = Field([], validate_default=True)
+    hypothesis_template: str = "This example is {}."
+    multi_label: bool = False
+
+    @field_validator("candidate_labels", mode="before")
+    @classmethod
+    def _some_labels(cls, value: Any) -> Any:
+        if isinstance(value, str):  # transformers also takes "a, b, c"
+            value = [label.strip() for label in value.split(",") if label.strip()]
+        if not value:
+            raise ValueError("zero-shot-classification needs candidate_labels, e.g. ['sports', 'politics']")
+        return value
+
+    @field_validator("hypothesis_template")
+    @classmethod
+    def _has_a_slot(cls, value: str) -> str:
+        if value.format("X") == value:
+            raise ValueError("hypothesis_template needs a {} where the label goes")
+        return value
 
 
 class ZeroShotClassification(Task):
     name = "zero-shot-classification"
     auto_class = "AutoModelForSequenceClassification"
     output_name = "logits"
+    Options = ZeroShotOptions
+    columns = ("labels", "scores")
+    call_options = frozenset({"batch_size", "candidate_labels", "hypothesis_template", "multi_label"})
 
-    def __init__(self, config: dict[str, Any], tokenizer: Any, *, max_length: int | None = None,
-                 candidate_labels: list[str] | None = None, hypothesis_template: str = "This example is {}.",
-                 multi_label: bool = False, **_: Any) -> None:
-        super().__init__(config, tokenizer, max_length=max_length)
-        if not candidate_labels:
-            raise ModelError("zero-shot-classification needs candidate_labels")
-        self.labels = list(candidate_labels)
-        self.hypotheses = [hypothesis_template.format(label) for label in self.labels]
-        self.multi_label = multi_label or len(self.labels) == 1
+    def __init__(self, config: dict[str, Any], tokenizer: Any, options: ZeroShotOptions | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(config, tokenizer, options, **kwargs)
+        self.labels = list(self.options.candidate_labels)
+        self.hypotheses = [self.options.hypothesis_template.format(label) for label in self.labels]
+        self.multi_label = self.options.multi_label or len(self.labels) == 1
         self.entailment = self.entailment_id(config)
         if self.entailment < 0:
             raise ModelError("zero-shot-classification needs an NLI model: its label2id has no 'entailment' label",
@@ -39,6 +62,18 @@ class ZeroShotClassification(Task):
     @property
     def pairs_per_row(self) -> int:
         return len(self.labels)
+
+    @classmethod
+    def probe_options(cls) -> ZeroShotOptions:
+        return ZeroShotOptions(candidate_labels=["positive", "negative"])
+
+    @classmethod
+    def from_call(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {"multi_label": False, **super().from_call(kwargs)}
+
+    def transformers_rows(self, outputs, inputs, values, call):
+        rows = super().transformers_rows(outputs, inputs, values, call)
+        return [{"sequence": text, **row} for text, row in zip(values, rows)]
 
     @staticmethod
     def entailment_id(config: dict[str, Any]) -> int:
