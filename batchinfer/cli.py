@@ -177,8 +177,7 @@ _cache_option = click.option("--cache-dir", metavar="DIR", help="Default: $BATCH
 
 @main.command()
 @click.argument("model")
-@click.option("--task", required=True, type=click.Choice(["text-classification", "feature-extraction",
-                                                         "image-classification"]))
+@click.option("--task", required=True, metavar="TASK", help="A task name or alias (`batchinfer tasks` lists them).")
 @click.option("--backend", default="ort", show_default=True, type=click.Choice(["ort", "openvino", "ov", "torch"]))
 @_cache_option
 def export(model: str, task: str, backend: str, cache_dir: str | None) -> None:
@@ -187,13 +186,30 @@ def export(model: str, task: str, backend: str, cache_dir: str | None) -> None:
     from batchinfer.job import ModelSpec, RuntimeSpec
     from batchinfer.pipelines import build_pipeline
 
+    from batchinfer.tasks import task_class
+
     try:
-        pipe = build_pipeline(ModelSpec(name=model, task=task, backend=backend),
+        options = task_class(task).probe_options().model_dump()  # options shape no artifact
+        pipe = build_pipeline(ModelSpec(name=model, task=task, backend=backend, **options),
                               RuntimeSpec(cache_dir=str(_cache_dir(cache_dir))))
     except BatchinferError as exc:
         _fail(exc)
     where = getattr(pipe.backend, "ir", None) or getattr(pipe.backend, "onnx_path", None) or pipe.ref.path
     click.echo(f"batchinfer: {model} ready for {task} on {backend}: {where}")
+
+
+@main.command()
+def tasks() -> None:
+    """List the tasks: name and aliases, input roles, prediction columns and options."""
+    from batchinfer.tasks import tasks as registry
+
+    for cls in registry().values():
+        aliases = f" (alias: {', '.join(cls.aliases)})" if cls.aliases else ""
+        roles = ", ".join(r if r in cls.required_roles else f"[{r}]" for r in cls.roles)
+        options = ", ".join(f"{name}={field.get_default(call_default_factory=True)!r}"
+                            for name, field in cls.Options.model_fields.items())
+        click.echo(f"{cls.name}{aliases}\n  {cls.modality} in: {roles}\n  columns: {', '.join(cls.columns)}"
+                   f"\n  options: {options or '-'}")
 
 
 @main.group()

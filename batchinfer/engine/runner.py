@@ -22,15 +22,11 @@ from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, ModelErro
 from batchinfer.io import ParquetSink, Source, SourceBatch
 from batchinfer.io.sink import unit_name
 from batchinfer.job import JobSpec
-from batchinfer.pipelines import Pipeline, back_to_fp32, build_pipeline, row_cosines
-from batchinfer.tasks import task_class
+from batchinfer.pipelines import Pipeline, back_to_fp32, build_pipeline
 from batchinfer.tasks.base import Encoded
 
 log = logging.getLogger("batchinfer")
 
-PREDICTION_COLUMNS = {"text-classification": ("label", "score"), "feature-extraction": ("embedding",),
-                      "image-classification": ("label", "score"), "token-classification": ("entities",),
-                      "zero-shot-classification": ("labels", "scores")}
 ERROR_COLUMNS = ("_error", "_source_file", "_source_row")
 
 
@@ -89,7 +85,7 @@ class RunResult:
 
 def prediction_names(spec: JobSpec) -> dict[str, str]:
     """Canonical prediction column -> output name, after `output.columns` renames (checked)."""
-    canonical = PREDICTION_COLUMNS[spec.model.task]
+    canonical = spec.model.task_class.columns
     unknown = [k for k in spec.output.columns if k not in canonical]
     if unknown:
         raise JobFileError(f"output.columns: {', '.join(map(repr, unknown))} is not a prediction column of "
@@ -121,7 +117,7 @@ def check_job(spec: JobSpec, source=None, *, allow_complete: bool = False
         raise JobFileError(f"output.path {spec.output.path} is where input.path {overlap!r} reads: every run "
                            "would read its own output back as input",
                            hint="write the output outside the input folder (or narrow the input pattern)")
-    schema = source.check(spec.input.column, spec.output.keep_columns, modality=task_class(spec.model.task).modality)
+    schema = source.check(spec.input.column, spec.output.keep_columns, modality=spec.model.task_class.modality)
     predictions = prediction_names(spec)
     keep = kept_columns(spec, schema, predictions)
     sink.check(allow_complete=allow_complete)
@@ -147,14 +143,7 @@ def check_reduced_on_data(spec: JobSpec, source, pipe: Pipeline) -> float:
     reference = build_pipeline(spec.model.model_copy(update={"quantize": "none", "precision": "fp32"}),
                                spec.runtime)
     got, want = pipe.predict(sample, spec.batching), reference.predict(sample, spec.batching)
-    if "embedding" in got:
-        a, b = (np.asarray(x.to_pylist(), dtype=np.float32) for x in (got["embedding"], want["embedding"]))
-        agreement = float(row_cosines(a, b).mean())
-        what = "mean embedding cosine"
-    else:
-        key = next(iter(got))  # label, labels or entities: the answer itself
-        agreement = float(np.mean([g == w for g, w in zip(got[key].to_pylist(), want[key].to_pylist())]))
-        what = f"share of equal {key}"
+    agreement, what = pipe.task.compare(got, want)
     log.info("model: %s vs fp32 on the first %d rows of the input: %s %.4f", reduced, len(sample), what,
              agreement)
     if agreement < spec.model.min_agreement:
