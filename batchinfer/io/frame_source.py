@@ -9,6 +9,7 @@ import fsspec
 import pyarrow as pa
 
 from batchinfer.errors import InputError
+from batchinfer.io.schema import names_of
 from batchinfer.io.source import SourceBatch, _is_image_type, _is_text_type
 
 
@@ -31,13 +32,14 @@ class FrameSource:
     def schema_of(self, index: int) -> pa.Schema:
         return self.schema
 
-    def check(self, column: str, keep: list[str] | None, *, modality: str = "text") -> pa.Schema:
+    def check(self, column: str | list[str], keep: list[str] | None, *, modality: str = "text") -> pa.Schema:
         names = self.schema.names
-        if column not in names:
-            raise InputError(f"the frame has no column {column!r}; its columns are: {', '.join(names)}")
-        fits = _is_text_type if modality == "text" else _is_image_type
-        if not fits(self.schema.field(column).type):
-            raise InputError(f"column {column!r} has type {self.schema.field(column).type}, not {modality}")
+        for name in names_of(column):
+            if name not in names:
+                raise InputError(f"the frame has no column {name!r}; its columns are: {', '.join(names)}")
+            fits = _is_text_type if modality == "text" else _is_image_type
+            if not fits(self.schema.field(name).type):
+                raise InputError(f"column {name!r} has type {self.schema.field(name).type}, not {modality}")
         missing = [c for c in keep or [] if c not in names]
         if missing:
             raise InputError(f"the frame has no column(s) {', '.join(map(repr, missing))}; "

@@ -9,6 +9,8 @@ input error naming the files and the types.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from collections import Counter
 
 import pyarrow as pa
@@ -71,19 +73,25 @@ def _is_text(t: pa.DataType) -> bool:
     return pa.types.is_string(_plain(t)) or pa.types.is_large_string(_plain(t))
 
 
-def unify(files: list[tuple[str, str, pa.Schema]], columns: list[str], *, skip: str | None = None
+def names_of(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """One column name, several, or none, as a tuple."""
+    return () if value is None else (value,) if isinstance(value, str) else tuple(value)
+
+
+def unify(files: list[tuple[str, str, pa.Schema]], columns: list[str], *, skip: str | Iterable[str] | None = None
           ) -> tuple[pa.Schema, set[str]]:
     """The job's schema over `columns`, from (display path, format, schema) per file.
 
-    Returns the schema and the columns that CSV files must read as text. `skip` (the text column, decoded
+    Returns the schema and the columns that CSV files must read as text. `skip` (the text columns, decoded
     later) is left as the first file has it.
     """
+    skip = names_of(skip)
     fields, as_text = [], set()
     for name in columns:
         typed = [(path, s.field(name).type) for path, fmt, s in files if fmt != "csv"]
         inferred = [(path, s.field(name).type) for path, fmt, s in files if fmt == "csv"]
         found = typed + inferred
-        if name == skip:
+        if name in skip:
             fields.append(pa.field(name, found[0][1]))
             continue
         merged = _merge(typed)
@@ -117,11 +125,13 @@ def _merge(found: list[tuple[str, pa.DataType]], start: pa.DataType | None = Non
     return merged
 
 
-def conform(batch: pa.RecordBatch, schema: pa.Schema, *, skip: str | None = None) -> pa.RecordBatch:
-    """Cast a batch's columns to the job's schema (widening only, so no value changes)."""
+def conform(batch: pa.RecordBatch, schema: pa.Schema, *, skip: str | Iterable[str] | None = None
+            ) -> pa.RecordBatch:
+    """Cast a batch's columns to the job's schema (widening only, so no value changes); `skip` stays as read."""
+    skip = names_of(skip)
     arrays, changed = [], False
     for name, column in zip(batch.schema.names, batch.columns):
-        want = schema.field(name).type if name != skip and name in schema.names else column.type
+        want = schema.field(name).type if name not in skip and name in schema.names else column.type
         if column.type != want:
             column, changed = column.cast(want), True
         arrays.append(column)

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from batchinfer import faults
 from batchinfer.errors import InputError
 from batchinfer.io.retry import is_permission_error, is_storage_error, retrying
-from batchinfer.io.schema import conform, duplicate_names, unify
+from batchinfer.io.schema import conform, duplicate_names, names_of, unify
 from batchinfer.io.storage import open_fs, storage_errors as _storage_errors
 from batchinfer.job import InputSpec
 
@@ -179,9 +179,10 @@ class Source:
         except (pa.ArrowException, ValueError, UnicodeDecodeError) as exc:
             raise InputError(f"input {self.display(path)} cannot be read as {fmt}: {exc}") from None
 
-    def check(self, column: str, keep: list[str] | None, *, modality: str = "text") -> pa.Schema:
-        """Check every file has the input column (of a fitting type) and the kept columns; return the job's
+    def check(self, column: str | list[str], keep: list[str] | None, *, modality: str = "text") -> pa.Schema:
+        """Check every file has the input column(s) (of a fitting type) and the kept columns; return the job's
         schema, unified over all files (see io/schema.py)."""
+        inputs = names_of(column)
         first: pa.Schema | None = None
         found = []
         for i, path in enumerate(self.files):
@@ -191,11 +192,13 @@ class Source:
                 raise InputError(f"input {self.display(path)} has more than one column named "
                                  f"{', '.join(map(repr, twice))}",
                                  hint="give every column its own name in the file (CSV: the header line)")
-            if column not in schema.names:
-                raise InputError(f"input {path} has no column {column!r}; its columns are: {', '.join(schema.names)}",
-                                 hint="set input.column to one of them")
+            absent = [c for c in inputs if c not in schema.names]
+            if absent:
+                raise InputError(f"input {path} has no column {', '.join(map(repr, absent))}; its columns are: "
+                                 f"{', '.join(schema.names)}",
+                                 hint="set input.column (or input.columns, input.template) to columns it has")
             fits = _is_text_type if modality == "text" else _is_image_type
-            if not fits(schema.field(column).type):
+            for column in (c for c in inputs if not fits(schema.field(c).type)):
                 if modality != "text":
                     hint = "an image column holds bytes, {bytes, path} structs, or paths"
                 elif self.formats[i] == "csv":
@@ -215,11 +218,11 @@ class Source:
                                  hint="give every input file the same columns, or list the ones to keep in "
                                       "output.keep_columns")
             found.append((self.display(path), self.formats[i], schema))
-        columns = list(dict.fromkeys([*(keep if keep is not None else first.names), column]))
-        text_column = column if modality == "text" else None
-        self.schema, as_text = unify(found, columns, skip=text_column)
+        columns = list(dict.fromkeys([*(keep if keep is not None else first.names), *inputs]))
+        texts = inputs if modality == "text" else ()
+        self.schema, as_text = unify(found, columns, skip=texts)
         self.csv_types = {f.name: pa.string() if f.name in as_text else f.type for f in self.schema
-                           if f.name != text_column and not pa.types.is_null(f.type)}
+                           if f.name not in texts and not pa.types.is_null(f.type)}
         return self.schema
 
     def versions(self) -> list[tuple[str, int | None, str]]:
@@ -313,8 +316,8 @@ class Source:
     def _open_csv(self, path: str, columns: list[str] | None, text_column: str | None = None,
                   bad_rows: list[BadRow] | None = None):
         types = self._string_types(path) | self.csv_types
-        if text_column:  # undecodable text must fail one row, not the whole block
-            types[text_column] = pa.binary()
+        for name in names_of(text_column):  # undecodable text must fail one row, not the whole block
+            types[name] = pa.binary()
 
         def on_invalid(row) -> str:
             bad_rows.append(BadRow(row.number, f"expected {row.expected_columns} columns, got {row.actual_columns}",
@@ -421,7 +424,8 @@ class Source:
             yield from self._csv_batches_in_python(i, path, columns, text_column, offset, reported, j)
 
     def _read_schema(self, columns: list[str], text_column: str | None) -> pa.Schema:
-        return pa.schema([pa.field(c, pa.binary()) if c == text_column else self.schema.field(c) for c in columns])
+        texts = names_of(text_column)
+        return pa.schema([pa.field(c, pa.binary()) if c in texts else self.schema.field(c) for c in columns])
 
     def _csv_batches_in_python(self, i: int, path: str, columns: list[str], text_column: str | None,
                                skip_rows: int, skip_bad: int, index: int) -> Iterator[SourceBatch]:
