@@ -78,13 +78,14 @@ class InferencePipeline:
         return pipe.task.preprocess([value])
 
     def _forward(self, model_inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the backend: numpy arrays in, numpy arrays out."""
-        return self._base.backend.forward(model_inputs)
+        """Run the backend: numpy arrays in, numpy arrays out (the inputs kept beside the outputs, as
+        transformers keeps what its postprocess needs, e.g. fill-mask's input_ids)."""
+        return {**model_inputs, **self._base.backend.forward(model_inputs)}
 
     def postprocess(self, model_outputs: dict[str, np.ndarray], **kwargs: Any) -> Any:
         """Model outputs of one input to what transformers returns for it."""
         options = self._options(kwargs)
-        return self._pipeline(options).task.transformers_rows(model_outputs, {}, [None], options)[0]
+        return self._pipeline(options).task.transformers_rows(model_outputs, model_outputs, [None], options)[0]
 
     # -- calling -----------------------------------------------------------------------------------
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
@@ -105,10 +106,12 @@ class InferencePipeline:
             rows = pipe.task.transformers_rows(outputs, model_inputs, [values[i] for i in idx], options)
             for i, row in zip(idx, rows):
                 results[i] = row
-        return pipe.task.transformers_single(results, options, inputs) if single else results
+        if single:
+            return pipe.task.transformers_single(results, options, inputs)
+        return pipe.task.transformers_list(results, options)
 
     def _check_length(self, pipe: Pipeline, values: list[Any], options: dict[str, Any]) -> None:
-        if options.get("truncation"):
+        if options.get("truncation") or (options.get("tokenizer_kwargs") or {}).get("truncation"):
             return
         lengths = pipe.token_lengths(values)
         too_long = np.flatnonzero(lengths > pipe.max_length)

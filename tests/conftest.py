@@ -198,3 +198,30 @@ def tiny_nli(tmp_path_factory) -> Path:
     BertForSequenceClassification(config).eval().save_pretrained(str(path))
     _tiny_tokenizer(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm(tmp_path_factory) -> Path:
+    """BertForMaskedLM (its head tied to the word embeddings); weights wide enough that the best tokens stand
+    clear of each other (logit gaps far above the backends' float differences)."""
+    import torch
+    from transformers import BertForMaskedLM
+
+    path = tmp_path_factory.mktemp("tiny-mlm")
+    torch.manual_seed(7)
+    BertForMaskedLM(_bert_config(initializer_range=0.5)).eval().save_pretrained(str(path))
+    _tiny_tokenizer(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory) -> Path:
+    """A cross-encoder: BertForSequenceClassification with one output (a relevance score for a text pair)."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    path = tmp_path_factory.mktemp("tiny-cross-encoder")
+    torch.manual_seed(8)
+    BertForSequenceClassification(_bert_config(num_labels=1, initializer_range=0.2)).eval().save_pretrained(str(path))
+    _tiny_tokenizer(path)
+    return path

@@ -130,3 +130,33 @@ def test_ipex_token_classification_and_zero_shot(tiny_ner, tiny_nli):
                                    candidate_labels=LABELS)).predict(sentences)
     assert got["labels"].to_pylist() == [w["labels"] for w in want]
     np.testing.assert_allclose(np.array(got["scores"].to_pylist()), [w["scores"] for w in want], atol=1e-4)
+
+
+@pytest.mark.ipex
+def test_ipex_fill_mask_matches_transformers(tiny_mlm):
+    from transformers import pipeline
+
+    from tests.test_fill_mask import MASKED, TARGETS, same_row, same_rows
+
+    reference = pipeline("fill-mask", model=str(tiny_mlm), device="cpu")
+    ours = batchinfer.pipeline("fill-mask", model=str(tiny_mlm), accelerator="ipex")
+    assert "ipex 2.8" in ours._base.backend.description
+    for kwargs in ({}, {"top_k": 3}, {"targets": TARGETS}):
+        same_rows(ours(MASKED, **kwargs), reference(MASKED, **kwargs))
+        same_row(ours(MASKED[0], **kwargs), reference(MASKED[0], **kwargs))
+
+
+@pytest.mark.ipex
+def test_ipex_text_pair_classification_matches_transformers(tiny_cross_encoder, tiny_nli):
+    from transformers import pipeline
+
+    from tests.test_text_pairs import LONG_PAIR, PAIRS, as_dicts, assert_same
+
+    for model in (tiny_cross_encoder, tiny_nli):
+        reference = pipeline("text-classification", model=str(model), device="cpu")
+        ours = batchinfer.pipeline("text-classification", model=str(model), accelerator="ipex")
+        for kwargs in ({}, {"top_k": None}):
+            assert_same(ours(as_dicts(PAIRS)[0], **kwargs), reference(as_dicts(PAIRS)[0], **kwargs))
+            assert_same(ours(as_dicts(PAIRS), **kwargs), reference(as_dicts(PAIRS), **kwargs))
+        both = as_dicts([*PAIRS, LONG_PAIR])
+        assert_same(ours(both, truncation=True), reference(both, truncation=True))

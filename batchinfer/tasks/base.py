@@ -247,6 +247,10 @@ class Task(ABC):
         table = pa.table(self.to_arrow(self.postprocess(outputs, inputs)))
         return table.column(0).to_pylist() if table.num_columns == 1 else table.to_pylist()
 
+    def transformers_list(self, results: list[Any], call: dict[str, Any]) -> Any:
+        """What transformers returns for a list of inputs, given each one's results."""
+        return results
+
     def transformers_single(self, results: list[Any], call: dict[str, Any], value: Any) -> Any:
         """What transformers returns for one input `value` (not in a list), given its one-row results."""
         return results[0]
