@@ -56,6 +56,14 @@ def test_the_import_graph_has_no_cycles():
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
+# Words that are some task's column name but mean something else where they appear (module -> words).
+NOT_COLUMNS = {
+    "batchinfer.job": {"token"},  # a secret-looking storage option key (SECRET_WORDS)
+    "batchinfer.io.lock": {"token"},  # the lock owner's random token
+    "batchinfer.model.onnx_export": {"sequence"},  # the ONNX graph's dynamic axis name
+}
+
+
 def test_no_module_outside_tasks_names_a_task_or_its_columns():
     names = {n for cls in tasks().values() for n in (cls.name, *cls.aliases, *cls.columns)}
     found = []
@@ -63,6 +71,7 @@ def test_no_module_outside_tasks_names_a_task_or_its_columns():
         if name.startswith("batchinfer.tasks"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names \
+                    and node.value not in NOT_COLUMNS.get(name, ()):
                 found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {node.value!r}")
     assert not found, "\n".join(found)
