@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from batchinfer.errors import BatchinferError, ClusterError, JobFileError
-from batchinfer.io.sink import unit_name
+from batchinfer.io.layout import file_of, unit_name
 
 log = logging.getLogger("batchinfer")
 
@@ -143,7 +143,7 @@ def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
              cpus)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # stderr stays ours (and JSON with --log-format json)
     csv_files = {i for i, fmt in enumerate(source.formats) if fmt != "parquet"}
-    done_in_csv = [u for u in done if int(u.split("-")[1]) in csv_files]  # Parquet items are planned around
+    done_in_csv = [u for u in done if file_of(u) in csv_files]  # Parquet items are planned around
     with _job_settings(ray.data.DataContext.get_current()):  # a dataset copies the settings when made
         dataset = ray.data.from_items(items, override_num_blocks=len(items))  # an item per block: all actors work
         with warnings.catch_warnings():  # Ray 2.60 deprecates ray_remote_args with no named max_restarts yet

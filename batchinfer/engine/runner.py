@@ -20,7 +20,7 @@ from batchinfer.engine.rows import decode_images, decode_texts, lossy_text
 from batchinfer.engine.stages import WriteBehind, read_ahead
 from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, ModelError, RowErrors
 from batchinfer.io import ParquetSink, Source, SourceBatch
-from batchinfer.io.sink import unit_name
+from batchinfer.io.layout import dead_letter_path, unit_name
 from batchinfer.job import JobSpec
 from batchinfer.pipelines import Pipeline, back_to_fp32, build_pipeline, row_cosines
 from batchinfer.tasks import task_class
@@ -225,8 +225,7 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
     seconds = time.perf_counter() - started
     result.update(rows=totals["rows"], failed=totals["failed"], truncated=totals["truncated"],
                   parts=totals["units"])
-    dead = f"{spec.output.path.rstrip('/')}/_dead_letter" if totals["failed"] and \
-        spec.input.on_error == "dead-letter" else None
+    dead = dead_letter_path(spec.output.path) if totals["failed"] and spec.input.on_error == "dead-letter" else None
     return RunResult(seconds=seconds, output_path=spec.output.path, files=len(source.files),
                      backend=spec.model.backend, skipped_units=len(done), model_fingerprint=fingerprint,
                      dead_letter=dead,

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from batchinfer import faults
 from batchinfer.errors import InputError
+from batchinfer.io import layout
 from batchinfer.io.retry import is_permission_error, is_storage_error, retrying
 from batchinfer.io.schema import conform, duplicate_names, unify
 from batchinfer.io.storage import open_fs, storage_errors as _storage_errors
@@ -147,7 +148,7 @@ class Source:
         back as input)."""
         if type(fs) is not type(self.fs):
             return None
-        probe = f"{root}/part-00000-000000.parquet"
+        probe = f"{root}/{layout.part_name(layout.unit_name(0, 0))}"  # the first part an output there holds
         for given in self.spec.paths:
             pattern = fs._strip_protocol(given).rstrip("/")
             if any(c in pattern for c in _GLOB_CHARS):
