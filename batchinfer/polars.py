@@ -73,7 +73,8 @@ def predict(frame: pl.DataFrame | pl.LazyFrame, column: str, *, task: str, model
 
 def _predict_in_memory(spec: JobSpec, source) -> pl.DataFrame:
     """The job runner's per-unit steps, without writing: for a DataFrame that fits in memory anyway."""
-    from batchinfer.engine.runner import _infer, _prepare, check_job
+    from batchinfer.engine.runner import check_job
+    from batchinfer.engine.units import infer_unit, prepare_unit
     from batchinfer.pipelines import build_pipeline
 
     if spec.input.on_error == "dead-letter":
@@ -82,14 +83,14 @@ def _predict_in_memory(spec: JobSpec, source) -> pl.DataFrame:
     pipe = build_pipeline(spec.model, spec.runtime)
     read = list(dict.fromkeys([*keep, spec.input.column]))
     bytes_column = spec.input.column if pipe.task.modality == "text" else None
-    tables = [_infer(spec, _prepare(spec, sb, pipe, source), keep, names, pipe)[0]
+    tables = [infer_unit(spec, prepare_unit(spec, sb, pipe, source), keep, names, pipe)[0]
               for sb in source.batches(read, bytes_column)]
     if not tables:
         empty = pa.RecordBatch.from_pylist([], schema=pa.schema([source.schema_of(0).field(c) for c in read]))
         from batchinfer.io.source import SourceBatch
 
-        tables = [_infer(spec, _prepare(spec, SourceBatch(0, "<frame>", 0, empty), pipe, source), keep, names,
-                         pipe)[0]]
+        tables = [infer_unit(spec, prepare_unit(spec, SourceBatch(0, "<frame>", 0, empty), pipe, source), keep,
+                             names, pipe)[0]]
     return pl.from_arrow(pa.concat_tables(tables))
 
 

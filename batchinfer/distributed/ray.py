@@ -1,5 +1,7 @@
 """The Ray executor: the same job on Ray Data, committed with batchinfer's own exactly-once protocol.
 
+`RayExecutor` implements engine/executors.py's protocol; the per-unit work is engine/units.py's.
+
 The driver lists and checks the input, holds the output lock and plans work items: one per unit of a Parquet
 file (its rows are known from the footer), one per CSV file (read whole). Ray Data hands the items, one per
 block, to a pool of actors that each hold one cached Pipeline. An actor reads its item with batchinfer's
@@ -23,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from batchinfer.engine.executors import Units
 from batchinfer.errors import BatchinferError, ClusterError, JobFileError
 from batchinfer.io.layout import file_of, unit_name
 
@@ -41,6 +44,27 @@ def import_ray():
     return ray
 
 
+class RayExecutor:
+    """Units on Ray Data actors, each with its own Pipeline; the driver's sink commits them."""
+
+    def check(self, spec, source) -> None:
+        """Ray Data is installed, and the job reads files (a frame lives in this process only)."""
+        from batchinfer.io import Source
+
+        import_ray()
+        if not isinstance(source, Source):
+            raise JobFileError("runtime.executor = 'ray' runs jobs that read files; a polars frame is predicted "
+                               "here", hint="leave runtime.executor as 'local' for frames, or write the frame to "
+                                            "Parquet")
+
+    def run(self, units: Units, *, pipe=None, on_rows=None) -> dict[str, int]:
+        """`pipe` is not used: each actor builds its own from the spec."""
+        result = run_units(units.spec, units.source, units.keep, units.predictions, units.sink, units.done,
+                           on_rows=on_rows)
+        units.sink.remove_temp_files()  # parts a killed worker left half-written (its unit was redone by another)
+        return result
+
+
 def plan_items(batch_counts: list[int | None], formats: list[str], done) -> list[dict[str, int]]:
     """Work items in input order: each Parquet unit not done yet; each CSV file (its units are skipped inside)."""
     items = []
@@ -57,7 +81,7 @@ def plan_items(batch_counts: list[int | None], formats: list[str], done) -> list
 class UnitWorker:
     """A Ray actor: one cached Pipeline; reads, predicts and writes the units of the work items it gets."""
 
-    def __init__(self, spec, files: list[str], formats: list[str], schema, csv_types: dict, target: str,
+    def __init__(self, spec, files: list[str], formats: list[str], schema, csv_types: dict, target,
                  done: list[str], keep: list[str], predictions: dict[str, str], threads: int) -> None:
         from batchinfer.io import ParquetSink, Source
         from batchinfer.pipelines import build_pipeline
@@ -70,7 +94,7 @@ class UnitWorker:
         self.keep, self.predictions = keep, predictions
 
     def __call__(self, items: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from batchinfer.engine.runner import process_units
+        from batchinfer.engine.units import process_units
 
         out: dict[str, list] = {"file": [], "first": [], "rows_this_run": [], "rows_in": [], "error": [],
                                 "error_type": [], "hint": []}
