@@ -19,6 +19,7 @@ from batchinfer.job import BatchingSpec, InputSpec, JobSpec, ModelSpec, OutputSp
 _SECTIONS = {"input": InputSpec, "model": ModelSpec, "batching": BatchingSpec, "output": OutputSpec,
              "runtime": RuntimeSpec}
 _NOT_OPTIONS = {"path", "name", "task", "column", "format", "csv", "storage_options"}
+_IN_MEMORY = "<memory>"  # output.path of a DataFrame predicted without output= (a MemorySink: no folder)
 
 
 def _route(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -51,7 +52,8 @@ def predict(frame: pl.DataFrame | pl.LazyFrame, column: str, *, task: str, model
             output: str | None = None, **options: Any):
     """Add prediction columns to a polars frame.
 
-    - DataFrame, no `output`: returns the DataFrame with the prediction columns (rows in input order).
+    - DataFrame, no `output`: returns the DataFrame with the prediction columns (rows in input order); the
+      same job run, its units kept in memory (io/memory_sink.py) instead of written.
     - LazyFrame (or any frame with `output=`): streams it in batches of `batch_rows` through the model,
       writes the job's Parquet output (exactly once, resumable) and returns a LazyFrame scanning it. Memory is
       bounded by the batch sizes; without `output` the parts go to a temporary folder.
@@ -59,39 +61,22 @@ def predict(frame: pl.DataFrame | pl.LazyFrame, column: str, *, task: str, model
     """
     from batchinfer.engine.runner import run_job
     from batchinfer.io.frame_source import FrameSource
+    from batchinfer.io.memory_sink import MemorySink
 
     if not isinstance(frame, (pl.DataFrame, pl.LazyFrame)):
         raise TypeError(f"predict takes a polars DataFrame or LazyFrame, not {type(frame).__name__}")
-    spec = job_from_call(column, task=task, model=model, backend=backend, output=output, **options)
+    in_memory = isinstance(frame, pl.DataFrame) and output is None
+    spec = job_from_call(column, task=task, model=model, backend=backend,
+                         output=_IN_MEMORY if in_memory else output, **options)
+    if in_memory and spec.input.on_error == "dead-letter":
+        raise JobFileError("on_error = 'dead-letter' needs output= (the dead letters are written beside it)")
     source = FrameSource(frame, batch_rows=spec.input.batch_rows)
-    if isinstance(frame, pl.DataFrame) and output is None:
-        return _predict_in_memory(spec, source)
-    result = run_job(spec, source=source, progress=False)
+    sink = MemorySink() if in_memory else None  # a DataFrame fits in memory: its predictions are kept there
+    result = run_job(spec, source=source, sink=sink, progress=False)
+    if sink is not None:
+        return pl.from_arrow(sink.table())
     return pl.scan_parquet(f"{result.output_path.rstrip('/')}/*.parquet",
                            storage_options=spec.output.storage_options or None)
-
-
-def _predict_in_memory(spec: JobSpec, source) -> pl.DataFrame:
-    """The job runner's per-unit steps, without writing: for a DataFrame that fits in memory anyway."""
-    from batchinfer.engine.runner import check_job
-    from batchinfer.engine.units import infer_unit, prepare_unit
-    from batchinfer.pipelines import build_pipeline
-
-    if spec.input.on_error == "dead-letter":
-        raise JobFileError("on_error = 'dead-letter' needs output= (the dead letters are written beside it)")
-    source, keep, names, _ = check_job(spec, source)
-    pipe = build_pipeline(spec.model, spec.runtime)
-    read = list(dict.fromkeys([*keep, spec.input.column]))
-    bytes_column = spec.input.column if pipe.task.modality == "text" else None
-    tables = [infer_unit(spec, prepare_unit(spec, sb, pipe, source), keep, names, pipe)[0]
-              for sb in source.batches(read, bytes_column)]
-    if not tables:
-        empty = pa.RecordBatch.from_pylist([], schema=pa.schema([source.schema_of(0).field(c) for c in read]))
-        from batchinfer.io.source import SourceBatch
-
-        tables = [infer_unit(spec, prepare_unit(spec, SourceBatch(0, "<frame>", 0, empty), pipe, source), keep,
-                             names, pipe)[0]]
-    return pl.from_arrow(pa.concat_tables(tables))
 
 
 @pl.api.register_dataframe_namespace("infer")

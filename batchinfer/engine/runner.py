@@ -108,11 +108,14 @@ def kept_columns(spec: JobSpec, schema: pa.Schema, predictions: dict[str, str]) 
     return keep
 
 
-def check_job(spec: JobSpec, source=None, *, allow_complete: bool = False
+def check_job(spec: JobSpec, source=None, *, sink=None, allow_complete: bool = False
               ) -> tuple[Source, list[str], dict[str, str], ParquetSink]:
-    """Every check that needs neither the model nor a write: input files and columns, names, output mode."""
+    """Every check that needs neither the model nor a write: input files and columns, names, output mode.
+
+    `source` replaces the files of `spec.input`, `sink` the Parquet folder of `spec.output`.
+    """
     source = source or Source(spec.input)
-    sink = ParquetSink(spec.output)
+    sink = sink or ParquetSink(spec.output)
     overlap = source.reads_under(sink.fs, sink.root)
     if overlap is not None:
         raise JobFileError(f"output.path {spec.output.path} is where input.path {overlap!r} reads: every run "
@@ -181,15 +184,16 @@ def _digest(data: dict) -> str:
 
 
 def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool | None = None,
-            source=None, if_complete: str = "error") -> RunResult:
-    """Run a job; `source` replaces the files of `spec.input` (the polars API passes a frame).
+            source=None, sink=None, if_complete: str = "error") -> RunResult:
+    """Run a job; `source` replaces the files of `spec.input` (the polars API passes a frame), `sink` the
+    Parquet folder of `spec.output` (the polars API passes a MemorySink for a DataFrame).
 
     `if_complete = "skip"`: an output already completed by this same job is left as it is (exit 0), whatever
     the output mode: what a scheduler's retry of a finished task wants.
     """
     started = time.perf_counter()
     # 1. fail early, before the model and before writing
-    source, keep, predictions, sink = check_job(spec, source, allow_complete=if_complete == "skip")
+    source, keep, predictions, sink = check_job(spec, source, sink=sink, allow_complete=if_complete == "skip")
     executor = load_executor(spec.runtime.executor)
     executor.check(spec, source)  # e.g. Ray installed? (before the model is loaded)
     pipe = pipeline or build_pipeline(spec.model, spec.runtime)

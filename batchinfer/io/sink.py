@@ -335,9 +335,7 @@ class ParquetSink:
         return totals
 
     def totals(self) -> dict[str, int]:
-        done = self.inspect().done.values()
-        return {key: sum(int(d.get(key, 0)) for d in done) for key in ("rows", "failed", "truncated")} | {
-            "units": len(done)}
+        return totals_of(list(self.inspect().done.values()))
 
     def _finish(self, summary: dict[str, Any]) -> dict[str, int]:
         """Write _SUCCESS with the totals over every manifest entry; return those totals."""
@@ -396,6 +394,12 @@ class ParquetSink:
         totals = self._finish(summary)
         self.fs.rm(staging.folder, recursive=True)
         return totals
+
+
+def totals_of(entries: list[dict]) -> dict[str, int]:
+    """rows, failed, truncated and units over manifest entries (what commit returns)."""
+    return {key: sum(int(e.get(key, 0)) for e in entries) for key in ("rows", "failed", "truncated")} | {
+        "units": len(entries)}
 
 
 def _agrees(summary: dict[str, Any], done: dict[str, dict]) -> bool:
