@@ -61,6 +61,7 @@ def predict(frame: pl.DataFrame | pl.LazyFrame, column: str, *, task: str, model
     """
     from batchinfer.engine.runner import run_job
     from batchinfer.io.frame_source import FrameSource
+    from batchinfer.io.layout import parts_glob
     from batchinfer.io.memory_sink import MemorySink
 
     if not isinstance(frame, (pl.DataFrame, pl.LazyFrame)):
@@ -75,8 +76,7 @@ def predict(frame: pl.DataFrame | pl.LazyFrame, column: str, *, task: str, model
     result = run_job(spec, source=source, sink=sink, progress=False)
     if sink is not None:
         return pl.from_arrow(sink.table())
-    return pl.scan_parquet(f"{result.output_path.rstrip('/')}/*.parquet",
-                           storage_options=spec.output.storage_options or None)
+    return pl.scan_parquet(parts_glob(result.output_path), storage_options=spec.output.storage_options or None)
 
 
 @pl.api.register_dataframe_namespace("infer")

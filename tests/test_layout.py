@@ -60,3 +60,4 @@ def test_targets_place_parts_entries_and_plans():
     assert out.path_of(layout.staged_entry("x.json")) == "o/_batchinfer/done/x.json"
     assert layout.marker_path("o") == "o/_SUCCESS" and layout.lock_path("o") == "o/_batchinfer/lock"
     assert layout.dead_letter_path("s3://b/out/") == "s3://b/out/_dead_letter"
+    assert layout.parts_glob("s3://b/out/") == "s3://b/out/*.parquet"

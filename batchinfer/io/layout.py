@@ -126,6 +126,11 @@ def dead_letter_path(output: str) -> str:
     return f"{output.rstrip('/')}/{DEAD}"
 
 
+def parts_glob(output: str) -> str:
+    """What a reader of an output path scans: its parts (`out/*.parquet`; `_dead_letter/` is not matched)."""
+    return f"{output.rstrip('/')}/*{PART}"
+
+
 def staged_dead(name: str) -> str:
     """A dead-letter part's name in a staging folder's COMPLETE list."""
     return f"{DEAD}/{name}"
