@@ -110,7 +110,8 @@ def kept_columns(spec: JobSpec, schema: pa.Schema, predictions: dict[str, str]) 
 
 def check_job(spec: JobSpec, source=None, *, sink=None, allow_complete: bool = False
               ) -> tuple[Source, list[str], dict[str, str], ParquetSink]:
-    """Every check that needs neither the model nor a write: input files and columns, names, output mode.
+    """Every check that needs neither the model nor a write: input files and columns, names, output mode,
+    the executor (e.g. Ray installed).
 
     `source` replaces the files of `spec.input`, `sink` the Parquet folder of `spec.output`.
     """
@@ -125,6 +126,7 @@ def check_job(spec: JobSpec, source=None, *, sink=None, allow_complete: bool = F
     predictions = prediction_names(spec)
     keep = kept_columns(spec, schema, predictions)
     sink.check(allow_complete=allow_complete)
+    load_executor(spec.runtime.executor).check(spec, source)
     return source, keep, predictions, sink
 
 
@@ -194,8 +196,6 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
     started = time.perf_counter()
     # 1. fail early, before the model and before writing
     source, keep, predictions, sink = check_job(spec, source, sink=sink, allow_complete=if_complete == "skip")
-    executor = load_executor(spec.runtime.executor)
-    executor.check(spec, source)  # e.g. Ray installed? (before the model is loaded)
     pipe = pipeline or build_pipeline(spec.model, spec.runtime)
     if getattr(pipe.backend, "reduced", None):
         check_reduced_on_data(spec, source, pipe)
@@ -213,9 +213,10 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
 
     done = sink.open(plan)  # 2. lock, recover, and learn what an earlier run already committed
     try:
-        bar = _progress(spec, source, progress)
+        bar = _progress(spec, source, progress)  # 3. predict every unit not done, on the chosen executor
         try:
-            result = executor.run(Units(spec, source, keep, predictions, sink, done), pipe=pipe, on_rows=bar.update)
+            result = load_executor(spec.runtime.executor).run(Units(spec, source, keep, predictions, sink, done),
+                                                              pipe=pipe, on_rows=bar.update)
         finally:
             bar.close()
         totals = sink.commit({"model": spec.model.name, "task": spec.model.task, "backend": spec.model.backend,
