@@ -21,6 +21,7 @@ _SECTIONS = {"input": InputSpec, "model": ModelSpec, "batching": BatchingSpec, "
 # set by the call's own parameters (`column` maps input roles; `columns=` renames predictions, as in output.columns)
 _NOT_OPTIONS = {"input": {"path", "column", "columns", "format", "csv", "storage_options"},
                 "model": {"name", "task", "options"}, "output": {"path", "storage_options"}}
+_IN_MEMORY = "<memory>"  # output.path of a DataFrame predicted without output= (a MemorySink: no folder)
 
 
 def _route(options: dict[str, Any], task: str) -> dict[str, dict[str, Any]]:
@@ -63,7 +64,8 @@ def predict(frame: pl.DataFrame | pl.LazyFrame, column: str | dict[str, str] | N
             model: str, backend: str = "ort", output: str | None = None, **options: Any):
     """Add prediction columns to a polars frame.
 
-    - DataFrame, no `output`: returns the DataFrame with the prediction columns (rows in input order).
+    - DataFrame, no `output`: returns the DataFrame with the prediction columns (rows in input order); the
+      same job run, its units kept in memory (io/memory_sink.py) instead of written.
     - LazyFrame (or any frame with `output=`): streams it in batches of `batch_rows` through the model,
       writes the job's Parquet output (exactly once, resumable) and returns a LazyFrame scanning it. Memory is
       bounded by the batch sizes; without `output` the parts go to a temporary folder.
@@ -71,38 +73,22 @@ def predict(frame: pl.DataFrame | pl.LazyFrame, column: str | dict[str, str] | N
     """
     from batchinfer.engine.runner import run_job
     from batchinfer.io.frame_source import FrameSource
+    from batchinfer.io.layout import parts_glob
+    from batchinfer.io.memory_sink import MemorySink
 
     if not isinstance(frame, (pl.DataFrame, pl.LazyFrame)):
         raise TypeError(f"predict takes a polars DataFrame or LazyFrame, not {type(frame).__name__}")
-    spec = job_from_call(column, task=task, model=model, backend=backend, output=output, **options)
-    source = FrameSource(frame, batch_rows=spec.input.batch_rows)
-    if isinstance(frame, pl.DataFrame) and output is None:
-        return _predict_in_memory(spec, source)
-    result = run_job(spec, source=source, progress=False)
-    return pl.scan_parquet(f"{result.output_path.rstrip('/')}/*.parquet",
-                           storage_options=spec.output.storage_options or None)
-
-
-def _predict_in_memory(spec: JobSpec, source) -> pl.DataFrame:
-    """The job runner's per-unit steps, without writing: for a DataFrame that fits in memory anyway."""
-    from batchinfer.engine.runner import _infer, _prepare, check_job
-    from batchinfer.pipelines import build_pipeline
-
-    if spec.input.on_error == "dead-letter":
+    in_memory = isinstance(frame, pl.DataFrame) and output is None
+    spec = job_from_call(column, task=task, model=model, backend=backend,
+                         output=_IN_MEMORY if in_memory else output, **options)
+    if in_memory and spec.input.on_error == "dead-letter":
         raise JobFileError("on_error = 'dead-letter' needs output= (the dead letters are written beside it)")
-    source, keep, names, _ = check_job(spec, source)
-    pipe = build_pipeline(spec.model, spec.runtime)
-    read = list(dict.fromkeys([*keep, spec.input.column]))
-    bytes_column = spec.input.column if pipe.task.modality == "text" else None
-    tables = [_infer(spec, _prepare(spec, sb, pipe, source), keep, names, pipe)[0]
-              for sb in source.batches(read, bytes_column)]
-    if not tables:
-        empty = pa.RecordBatch.from_pylist([], schema=pa.schema([source.schema_of(0).field(c) for c in read]))
-        from batchinfer.io.source import SourceBatch
-
-        tables = [_infer(spec, _prepare(spec, SourceBatch(0, "<frame>", 0, empty), pipe, source), keep, names,
-                         pipe)[0]]
-    return pl.from_arrow(pa.concat_tables(tables))
+    source = FrameSource(frame, batch_rows=spec.input.batch_rows)
+    sink = MemorySink() if in_memory else None  # a DataFrame fits in memory: its predictions are kept there
+    result = run_job(spec, source=source, sink=sink, progress=False)
+    if sink is not None:
+        return pl.from_arrow(sink.table())
+    return pl.scan_parquet(parts_glob(result.output_path), storage_options=spec.output.storage_options or None)
 
 
 @pl.api.register_dataframe_namespace("infer")
@@ -112,7 +98,7 @@ class DataFrameInference:
     def __init__(self, df: pl.DataFrame) -> None:
         self._df = df
 
-    def predict(self, column: str, **kwargs: Any):
+    def predict(self, column: str | dict[str, str] | None = None, **kwargs: Any):
         return predict(self._df, column, **kwargs)
 
 
@@ -123,7 +109,7 @@ class LazyFrameInference:
     def __init__(self, lf: pl.LazyFrame) -> None:
         self._lf = lf
 
-    def predict(self, column: str, **kwargs: Any):
+    def predict(self, column: str | dict[str, str] | None = None, **kwargs: Any):
         return predict(self._lf, column, **kwargs)
 
 

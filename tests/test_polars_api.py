@@ -33,6 +33,23 @@ def test_dataframe_predict_matches_the_cli(tmp_path, frame, tiny_classifier):
                                batch_rows=1000).equals(cli)
 
 
+def test_dataframe_with_skipped_rows_matches_the_job_with_output(tmp_path, frame, tiny_classifier):
+    """One code path: a DataFrame predicted in memory drops the bad rows the job with output= drops."""
+    long_rows = [7, 150, 420]
+    texts = frame["text"].to_list()
+    for row in long_rows:
+        texts[row] = "word " * 200  # more tokens than the tiny model's 64 positions
+    bad = frame.with_columns(text=pl.Series(texts))
+    options = {"task": "text-classification", "model": str(tiny_classifier), "batch_rows": 200, "on_error": "skip",
+               "truncation": False}
+    got = batchinfer.predict(bad, "text", **options)
+    written = batchinfer.predict(bad, "text", output=str(tmp_path / "out"), **options).collect()
+    assert got.equals(written)
+    assert got.height == bad.height - len(long_rows) and not set(long_rows) & set(got["row_id"].to_list())
+    with pytest.raises(JobFileError, match="dead-letter' needs output="):
+        batchinfer.predict(bad, "text", **{**options, "on_error": "dead-letter"})
+
+
 def test_options_are_the_job_file_options(frame, tiny_classifier, tiny_encoder):
     got = batchinfer.predict(frame.head(50), "text", task="text-classification", model=str(tiny_classifier),
                              top_k=2, batch_size=8, keep_columns=["row_id"], columns={"label": "labels"})

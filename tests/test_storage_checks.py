@@ -47,6 +47,22 @@ def test_a_missing_bucket_or_container_is_never_created(tmp_path, store, tiny_cl
     assert not store.fs.exists(missing)
 
 
+@pytest.mark.parametrize("inputs", ["in/a.parquet", "in/*.parquet", "in"])
+def test_an_input_in_a_missing_bucket_or_container_says_so(tmp_path, store, tiny_classifier, inputs):
+    """The stores answer "no such file" under a missing bucket: the input says which bucket is missing, as the
+    output does (one translator)."""
+    missing = f"bi-missing-{uuid.uuid4().hex[:8]}"
+    path = write_job(tmp_path, store, tiny_classifier, inputs=[inputs])
+    path.write_text(path.read_text().replace(f'"{store.prefix}/{inputs}"', f'"{store.kind}://{missing}/{inputs}"'))
+    result, _ = run_cli(path)
+    assert result.exit_code == InputError.exit_code, result.output
+    assert f"input {store.kind}://{missing}/{inputs}: the bucket or container '{missing}' does not exist" \
+        in result.output
+    assert "create it" in result.output and "input.path" in result.output
+    store.fs.invalidate_cache()
+    assert not store.fs.exists(missing)
+
+
 def test_opening_a_sink_never_creates_a_bucket(store):
     """Past the check, too: a bucket deleted between the check and the run is not made again."""
     missing = f"bi-missing-{uuid.uuid4().hex[:8]}"

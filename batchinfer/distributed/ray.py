@@ -1,5 +1,7 @@
 """The Ray executor: the same job on Ray Data, committed with batchinfer's own exactly-once protocol.
 
+`RayExecutor` implements engine/executors.py's protocol; the per-unit work is engine/units.py's.
+
 The driver lists and checks the input, holds the output lock and plans work items: one per unit of a Parquet
 file (its rows are known from the footer), one per CSV file (read whole). Ray Data hands the items, one per
 block, to a pool of actors that each hold one cached Pipeline. An actor reads its item with batchinfer's
@@ -23,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from batchinfer.engine.executors import Units
 from batchinfer.errors import BatchinferError, ClusterError, JobFileError
-from batchinfer.io.sink import unit_name
+from batchinfer.io.layout import file_of, unit_name
 
 log = logging.getLogger("batchinfer")
 
@@ -39,6 +42,27 @@ def import_ray():
         raise JobFileError("runtime.executor = 'ray' needs Ray Data",
                            hint='pip install "batchinfer[ray]" (or "ray[data]")') from None
     return ray
+
+
+class RayExecutor:
+    """Units on Ray Data actors, each with its own Pipeline; the driver's sink commits them."""
+
+    def check(self, spec, source) -> None:
+        """Ray Data is installed, and the job reads files (a frame lives in this process only)."""
+        from batchinfer.io import Source
+
+        import_ray()
+        if not isinstance(source, Source):
+            raise JobFileError("runtime.executor = 'ray' runs jobs that read files; a polars frame is predicted "
+                               "here", hint="leave runtime.executor as 'local' for frames, or write the frame to "
+                                            "Parquet")
+
+    def run(self, units: Units, *, pipe=None, on_rows=None) -> dict[str, int]:
+        """`pipe` is not used: each actor builds its own from the spec."""
+        result = run_units(units.spec, units.source, units.keep, units.predictions, units.sink, units.done,
+                           on_rows=on_rows)
+        units.sink.remove_temp_files()  # parts a killed worker left half-written (its unit was redone by another)
+        return result
 
 
 def plan_items(batch_counts: list[int | None], formats: list[str], done) -> list[dict[str, int]]:
@@ -57,7 +81,7 @@ def plan_items(batch_counts: list[int | None], formats: list[str], done) -> list
 class UnitWorker:
     """A Ray actor: one cached Pipeline; reads, predicts and writes the units of the work items it gets."""
 
-    def __init__(self, spec, files: list[str], formats: list[str], schema, csv_types: dict, target: str,
+    def __init__(self, spec, files: list[str], formats: list[str], schema, csv_types: dict, target,
                  done: list[str], keep: list[str], predictions: dict[str, str], threads: int) -> None:
         from batchinfer.io import ParquetSink, Source
         from batchinfer.pipelines import build_pipeline
@@ -70,7 +94,7 @@ class UnitWorker:
         self.keep, self.predictions = keep, predictions
 
     def __call__(self, items: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from batchinfer.engine.runner import process_units
+        from batchinfer.engine.units import process_units
 
         out: dict[str, list] = {"file": [], "first": [], "rows_this_run": [], "rows_in": [], "error": [],
                                 "error_type": [], "hint": []}
@@ -143,7 +167,7 @@ def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
              cpus)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # stderr stays ours (and JSON with --log-format json)
     csv_files = {i for i, fmt in enumerate(source.formats) if fmt != "parquet"}
-    done_in_csv = [u for u in done if int(u.split("-")[1]) in csv_files]  # Parquet items are planned around
+    done_in_csv = [u for u in done if file_of(u) in csv_files]  # Parquet items are planned around
     with _job_settings(ray.data.DataContext.get_current()):  # a dataset copies the settings when made
         dataset = ray.data.from_items(items, override_num_blocks=len(items))  # an item per block: all actors work
         with warnings.catch_warnings():  # Ray 2.60 deprecates ray_remote_args with no named max_restarts yet

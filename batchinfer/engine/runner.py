@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import posixpath
 import sys
 import time
 from dataclasses import dataclass, field
@@ -14,16 +13,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from batchinfer import faults
+from batchinfer.engine.executors import Units, load_executor
 from batchinfer.engine.progress import Progress
-from batchinfer.engine.rows import decode_images, decode_texts, lossy_text
-from batchinfer.engine.stages import WriteBehind, read_ahead
-from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, ModelError, RowErrors
-from batchinfer.io import ParquetSink, Source, SourceBatch
-from batchinfer.io.sink import unit_name
+from batchinfer.engine.inputs import decode_text_inputs
+from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, ModelError
+from batchinfer.io import ParquetSink, Source
+from batchinfer.io.layout import dead_letter_path
 from batchinfer.job import JobSpec
 from batchinfer.pipelines import Pipeline, back_to_fp32, build_pipeline
-from batchinfer.tasks.base import Encoded
 
 log = logging.getLogger("batchinfer")
 
@@ -107,21 +104,39 @@ def kept_columns(spec: JobSpec, schema: pa.Schema, predictions: dict[str, str]) 
     return keep
 
 
-def check_job(spec: JobSpec, source=None, *, allow_complete: bool = False
+def check_job(spec: JobSpec, source=None, *, sink=None, allow_complete: bool = False
               ) -> tuple[Source, list[str], dict[str, str], ParquetSink]:
-    """Every check that needs neither the model nor a write: input files and columns, names, output mode."""
+    """Every check that needs neither the model nor a write: input files and columns, names, output mode,
+    the executor (e.g. Ray installed).
+
+    `source` replaces the files of `spec.input`, `sink` the Parquet folder of `spec.output`.
+    """
     source = source or Source(spec.input)
-    sink = ParquetSink(spec.output)
+    sink = sink or ParquetSink(spec.output)
     overlap = source.reads_under(sink.fs, sink.root)
     if overlap is not None:
         raise JobFileError(f"output.path {spec.output.path} is where input.path {overlap!r} reads: every run "
                            "would read its own output back as input",
                            hint="write the output outside the input folder (or narrow the input pattern)")
-    schema = source.check(spec.input.column, spec.output.keep_columns, modality=spec.model.task_class.modality)
+    _check_template(spec, source)
+    schema = source.check(spec.input.read_columns, spec.output.keep_columns, modality=spec.model.task_class.modality)
     predictions = prediction_names(spec)
     keep = kept_columns(spec, schema, predictions)
     sink.check(allow_complete=allow_complete)
+    load_executor(spec.runtime.executor).check(spec, source)
     return source, keep, predictions, sink
+
+
+def _check_template(spec: JobSpec, source) -> None:
+    """A template naming columns the input does not have is a mistake in the job file."""
+    if spec.input.template is None:
+        return
+    names = source.schema_of(0).names
+    missing = [c for c in spec.input.template_columns if c not in names]
+    if missing:
+        raise JobFileError(f"input.template names column(s) {', '.join(map(repr, missing))}, which input "
+                           f"{source.files[0]} does not have; its columns are: {', '.join(names)}",
+                           hint="write {column} with the name of a column the input has")
 
 
 REDUCED_SAMPLE_ROWS = 512
@@ -133,11 +148,13 @@ def check_reduced_on_data(spec: JobSpec, source, pipe: Pipeline) -> float:
     Classification: the share of equal labels; embeddings: the mean cosine. Must reach model.min_agreement.
     """
     reduced = pipe.backend.reduced
-    first = next(iter(source.batches([spec.input.column], spec.input.column)), None)
+    columns = spec.input.read_columns
+    first = next(iter(source.batches(columns, columns)), None)
     if first is None:
         return 1.0
-    texts, _ = decode_texts(first.batch.column(spec.input.column), null_text="empty")
-    sample = [t for t in texts.to_pylist() if t][:REDUCED_SAMPLE_ROWS]
+    inputs = decode_text_inputs(spec.input, pipe.task, first.batch, null_text="empty")
+    bad = inputs.errors | pipe.task.check_rows(inputs.values)
+    sample = [v for i, v in enumerate(inputs.values) if v and i not in bad][:REDUCED_SAMPLE_ROWS]
     if not sample:
         return 1.0
     reference = build_pipeline(spec.model.model_copy(update={"quantize": "none", "precision": "fp32"}),
@@ -160,7 +177,7 @@ def plan_of(spec: JobSpec, source: Source, pipe: Pipeline) -> dict:
         "files": [[path, _digest({"size": size, "version": version})] for path, size, version in source.versions()],
         "input": _digest(spec.input.model_dump(exclude={"path", "storage_options"})),
         # a change of the kept columns' types would mix schemas in one folder (the text column is decoded)
-        "schema": _digest({f.name: str(f.type) for f in source.schema if f.name != spec.input.column}),
+        "schema": _digest({f.name: str(f.type) for f in source.schema if f.name not in spec.input.read_columns}),
         "model": _digest({**model, "content": pipe.ref.content_hash}),
         "batching": _digest(spec.batching.model_dump()),
         "output": _digest(spec.output.model_dump(include={"keep_columns", "columns", "compression",
@@ -173,19 +190,16 @@ def _digest(data: dict) -> str:
 
 
 def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool | None = None,
-            source=None, if_complete: str = "error") -> RunResult:
-    """Run a job; `source` replaces the files of `spec.input` (the polars API passes a frame).
+            source=None, sink=None, if_complete: str = "error") -> RunResult:
+    """Run a job; `source` replaces the files of `spec.input` (the polars API passes a frame), `sink` the
+    Parquet folder of `spec.output` (the polars API passes a MemorySink for a DataFrame).
 
     `if_complete = "skip"`: an output already completed by this same job is left as it is (exit 0), whatever
     the output mode: what a scheduler's retry of a finished task wants.
     """
     started = time.perf_counter()
     # 1. fail early, before the model and before writing
-    source, keep, predictions, sink = check_job(spec, source, allow_complete=if_complete == "skip")
-    if spec.runtime.executor == "ray":
-        from batchinfer.distributed.ray import import_ray
-
-        import_ray()  # installed? (before the model is loaded)
+    source, keep, predictions, sink = check_job(spec, source, sink=sink, allow_complete=if_complete == "skip")
     pipe = pipeline or build_pipeline(spec.model, spec.runtime)
     if getattr(pipe.backend, "reduced", None):
         check_reduced_on_data(spec, source, pipe)
@@ -203,10 +217,12 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
 
     done = sink.open(plan)  # 2. lock, recover, and learn what an earlier run already committed
     try:
-        if spec.runtime.executor == "ray":
-            result = _stream_on_ray(spec, source, keep, predictions, sink, done, progress)
-        else:
-            result = _stream(spec, source, keep, predictions, sink, pipe, done, progress)
+        bar = _progress(spec, source, progress)  # 3. predict every unit not done, on the chosen executor
+        try:
+            result = load_executor(spec.runtime.executor).run(Units(spec, source, keep, predictions, sink, done),
+                                                              pipe=pipe, on_rows=bar.update)
+        finally:
+            bar.close()
         totals = sink.commit({"model": spec.model.name, "task": spec.model.task, "backend": spec.model.backend,
                               "files": len(source.files), "model_fingerprint": fingerprint})
     finally:
@@ -214,164 +230,17 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
     seconds = time.perf_counter() - started
     result.update(rows=totals["rows"], failed=totals["failed"], truncated=totals["truncated"],
                   parts=totals["units"])
-    dead = f"{spec.output.path.rstrip('/')}/_dead_letter" if totals["failed"] and \
-        spec.input.on_error == "dead-letter" else None
+    dead = dead_letter_path(spec.output.path) if totals["failed"] and spec.input.on_error == "dead-letter" else None
     return RunResult(seconds=seconds, output_path=spec.output.path, files=len(source.files),
                      backend=spec.model.backend, skipped_units=len(done), model_fingerprint=fingerprint,
                      dead_letter=dead,
                      timings={"setup": round(ready - started, 3), "total": round(seconds, 3)}, **result)
 
 
-@dataclass
-class Prepared:
-    """One unit made ready for the model in the reader thread: decoded, checked, tokenized."""
-
-    sb: SourceBatch
-    values: list  # the good rows' texts or images
-    good: np.ndarray  # bool per row
-    errors: dict[int, str]
-    encoded: Encoded | None = None  # text tokenized once: counts, and the ids where the task allows
-    truncated: int = 0
-    decoded: pa.Array | None = None  # the text column as strings, where it was read as bytes
-
-
 def _progress(spec: JobSpec, source, progress: bool | None) -> Progress:
     if progress is None:
         progress = spec.runtime.progress == "always" or (spec.runtime.progress == "auto" and sys.stderr.isatty())
     return Progress(source.total_rows(), enabled=progress)
-
-
-def _stream(spec, source, keep, predictions, sink, pipe, done, progress) -> dict:
-    bar = _progress(spec, source, progress)
-    try:
-        return process_units(spec, source, keep, predictions, sink, pipe, done, on_rows=bar.update)
-    finally:
-        bar.close()
-
-
-def _stream_on_ray(spec, source, keep, predictions, sink, done, progress) -> dict:
-    from batchinfer.distributed.ray import run_units
-
-    if not isinstance(source, Source):
-        raise JobFileError("runtime.executor = 'ray' runs jobs that read files; a polars frame is predicted here",
-                           hint="leave runtime.executor as 'local' for frames, or write the frame to Parquet")
-    bar = _progress(spec, source, progress)
-    try:
-        result = run_units(spec, source, keep, predictions, sink, done, on_rows=bar.update)
-    finally:
-        bar.close()
-    sink.remove_temp_files()  # parts a killed worker left half-written (its unit was redone by another)
-    return result
-
-
-def process_units(spec: JobSpec, source: Source, keep: list[str], predictions: dict[str, str], sink: ParquetSink,
-                  pipe: Pipeline, done, *, files: list[int] | None = None, first: int = 0,
-                  stop: int | None = None, on_rows=None) -> dict:
-    """Predict and write every unit not in `done`, of all files or of `files` (batches first..stop-1).
-
-    Reading, tokenising, inference and writing overlap (reader thread, this thread, writer thread). A file
-    with no rows still gets an empty part, so the output's schema is known. Returns this call's row counts.
-    """
-    read_columns = list(dict.fromkeys([*keep, spec.input.column]))
-    seen_files: set[int] = set()
-    rows_this_run = rows_in = 0
-    keep_bad = spec.input.on_error != "fail"
-
-    def prepared():  # runs in the reader thread: reading, decoding and tokenising overlap inference
-        bytes_column = spec.input.column if pipe.task.modality == "text" else None  # CSV text read as bytes
-        part = {} if files is None else {"files": files, "first": first, "stop": stop}  # frames: all, always
-        for sb in source.batches(read_columns, bytes_column, keep_bad_rows=keep_bad, **part):
-            done_already = unit_name(sb.file_index, sb.batch_index) in done
-            yield sb, None if done_already else _prepare(spec, sb, pipe, source)
-
-    writer = WriteBehind(sink.write)
-    try:
-        for sb, prep in read_ahead(prepared()):
-            seen_files.add(sb.file_index)
-            if prep is not None:
-                table, dead, stats = _infer(spec, prep, keep, predictions, pipe)
-                writer.submit(unit_name(sb.file_index, sb.batch_index), table, dead=dead, stats=stats)
-                rows_this_run += table.num_rows
-                rows_in += sb.batch.num_rows + len(sb.bad_rows)
-            if on_rows is not None:
-                on_rows(sb.batch.num_rows)
-    finally:
-        writer.close()  # units predicted before an error are still committed
-    for i in range(len(source.files)) if files is None else files:
-        unit = unit_name(i, 0)
-        if i not in seen_files and unit not in done and not first:
-            empty = pa.RecordBatch.from_pylist([], schema=pa.schema([source.schema.field(c) for c in read_columns]))
-            sb = SourceBatch(i, source.files[i], 0, empty)
-            table, _, stats = _infer(spec, _prepare(spec, sb, pipe, source), keep, predictions, pipe)
-            sink.write(unit, table, dead=None, stats=stats)
-    return {"rows_this_run": rows_this_run, "rows_in": rows_in}
-
-
-def _prepare(spec: JobSpec, sb: SourceBatch, pipe: Pipeline, source: Source) -> Prepared:
-    column = sb.batch.column(spec.input.column)
-    if pipe.task.modality == "image":
-        images, errors = decode_images(column, base=posixpath.dirname(sb.file), fs=source.fs)
-        good = np.array([i not in errors for i in range(len(images))], dtype=bool)
-        return Prepared(sb, [im for im, ok in zip(images, good) if ok], good, errors)
-    texts, errors = decode_texts(column, null_text=spec.input.null_text)
-    good = np.ones(len(texts), dtype=bool)
-    for row in errors:
-        good[row] = False
-    values = [t if t is not None else "" for t in texts.to_pylist()]
-    good_values = [v for v, ok in zip(values, good) if ok]
-    encoded = pipe.encode(good_values)
-    too_long = encoded.lengths > pipe.max_length
-    if not spec.model.truncation and too_long.any():
-        good_idx = np.flatnonzero(good)
-        for pos in np.flatnonzero(too_long):
-            errors[int(good_idx[pos])] = (f"text has {int(encoded.lengths[pos])} tokens, more than max_length "
-                                          f"{pipe.max_length} (model.truncation = false)")
-        good[good_idx[too_long]] = False
-        good_values = [v for v, long in zip(good_values, too_long) if not long]
-        encoded, too_long = encoded.subset(np.flatnonzero(~too_long)), too_long[~too_long]
-    return Prepared(sb, good_values, good, errors, encoded=encoded,
-                    truncated=int(too_long.sum()) if spec.model.truncation else 0,
-                    decoded=texts if column.type != texts.type else None)
-
-
-def _infer(spec: JobSpec, prep: Prepared, keep: list[str], names: dict[str, str], pipe: Pipeline):
-    """Predict one unit: returns the output table, the dead-letter table (or None) and the unit's counts."""
-    sb, errors, good = prep.sb, prep.errors, prep.good
-    if errors and spec.input.on_error == "fail":
-        row = min(errors)
-        raise RowErrors(f"input {sb.file}, row {sb.row_offset + row}: {errors[row]}",
-                        hint="fix the row, or set input.on_error = 'skip' or 'dead-letter'; "
-                             "rows already written are kept")
-    faults.hit("infer")
-    preds = pipe.predict(prep.values, spec.batching, encoded=prep.encoded)
-    batch = sb.batch
-    if spec.input.column in keep and prep.decoded is not None:  # decoded CSV text replaces the raw bytes
-        batch = batch.set_column(batch.schema.get_field_index(spec.input.column), spec.input.column, prep.decoded)
-    good_rows = batch.filter(pa.array(good)) if not good.all() else batch
-    table = pa.Table.from_arrays([good_rows.column(c) for c in keep] + [preds[c] for c in names],
-                                 names=[*keep, *names.values()])
-    dead = None
-    failed = len(errors) + len(sb.bad_rows)
-    if spec.input.on_error == "dead-letter" and failed:
-        text_column = spec.input.column if pipe.task.modality == "text" else None
-        dead = _dead_letter(sb, keep, errors, text_column)
-    return table, dead, {"failed": failed, "truncated": prep.truncated}
-
-
-def _dead_letter(sb: SourceBatch, keep: list[str], errors: dict[int, str], text_column: str | None) -> pa.Table:
-    rows = sorted(errors)
-    taken = sb.batch.take(pa.array(rows, type=pa.int64()))
-    columns = {c: lossy_text(taken.column(c)) if c == text_column else taken.column(c) for c in keep}
-    table = pa.table({**columns, "_error": pa.array([errors[r] for r in rows], pa.string()),
-                      "_source_file": pa.array([sb.file] * len(rows), pa.string()),
-                      "_source_row": pa.array([sb.row_offset + r for r in rows], pa.int64())})
-    if sb.bad_rows:  # unparseable CSV rows: only the raw line survives
-        bad = pa.table({c: pa.nulls(len(sb.bad_rows), table.schema.field(c).type) for c in keep}
-                       | {"_error": pa.array([b.error + ": " + b.text for b in sb.bad_rows], pa.string()),
-                          "_source_file": pa.array([sb.file] * len(sb.bad_rows), pa.string()),
-                          "_source_row": pa.array([b.line for b in sb.bad_rows], pa.int64())})
-        table = pa.concat_tables([table, bad.cast(table.schema)])
-    return table
 
 
 def run(job: str | Path | JobSpec | dict, overrides: list[str] = (), *, progress: bool = False,

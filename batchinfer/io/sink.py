@@ -1,16 +1,6 @@
 """The Parquet sink: exactly-once output, one part per input unit, committed through a manifest.
 
-Layout of an output folder::
-
-    part-FFFFF-BBBBBB.parquet       predictions of input file F, record batch B (name order = input order)
-    _dead_letter/part-....parquet   rows that failed, with the error (on_error = "dead-letter")
-    _SUCCESS                        JSON summary, written last: the output is complete
-    _batchinfer/plan.json           what job wrote this output (a resume must match it)
-    _batchinfer/done/part-....json  one entry per committed unit, written after its part is in place
-    _batchinfer/lock                held while a run writes here
-    _batchinfer/staging-RUN/        an overwrite run's new output until it is complete
-
-A unit counts as done only when its manifest entry exists; its part (and dead-letter part) are written
+The folder's layout (part, manifest, dead-letter and staging names) is io/layout.py's. A unit counts as done only when its manifest entry exists; its part (and dead-letter part) are written
 before, each under a temporary name and renamed, so a rerun redoes any unit that was cut short and
 rewrites its part under the same name. `overwrite` writes into a staging folder and swaps it in only when
 complete; a swap cut short is rolled forward by the next run.
@@ -21,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,20 +20,13 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from batchinfer import faults
+from batchinfer.io import layout
 from batchinfer.errors import JobFileError, OutputError
+from batchinfer.io.layout import Target
 from batchinfer.io.lock import ObjectStoreLock, OutputLock
 from batchinfer.io.retry import retrying
 from batchinfer.io.storage import open_fs, storage_errors
 from batchinfer.job import OutputSpec
-
-MARKER = "_SUCCESS"
-META = "_batchinfer"
-DEAD = "_dead_letter"
-
-
-def unit_name(file_index: int, batch_index: int) -> str:
-    return f"part-{file_index:05d}-{batch_index:06d}"
-
 
 @dataclass
 class OutputState:
@@ -70,11 +52,12 @@ class ParquetSink:
         except (ImportError, ValueError, TypeError) as exc:
             raise OutputError(f"output {spec.path}: cannot open this location: {exc}") from None
         self.root = root.rstrip("/")
-        self.meta = posixpath.join(self.root, META)
+        self.meta = layout.meta_path(self.root)
+        self.output = Target.output(self.root)
         # Locally a file is written under a temporary name and renamed; on object stores a PUT is atomic by
         # itself (the object appears whole or not at all), so parts go straight to their final names.
         self.local = isinstance(self.fs, LocalFileSystem)
-        self.target = self.root  # where this run writes: the root, or a staging folder for overwrite
+        self.target = self.output  # where this run writes: the root, or a staging folder for overwrite
         self._lock: OutputLock | None = None
         self._staged: list[str] = []
         self._probed = False
@@ -84,7 +67,7 @@ class ParquetSink:
         self.units_written = 0
 
     @classmethod
-    def writer_into(cls, spec: OutputSpec, target: str) -> ParquetSink:
+    def writer_into(cls, spec: OutputSpec, target: Target) -> ParquetSink:
         """A sink for a worker of a run whose driver holds the lock: writes units into `target`, never commits."""
         sink = cls(spec)
         sink.target = target
@@ -115,7 +98,7 @@ class ParquetSink:
         if not self.local:
             retrying(lambda: self.fs.pipe_file(path, data), what=f"writing {self.fs.unstrip_protocol(path)}")
             return
-        tmp = self._join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}")
+        tmp = self._join(posixpath.dirname(path), layout.temp_name(posixpath.basename(path)))
         with self.fs.open(tmp, "wb") as fh:
             fh.write(data)
         self.fs.mv(tmp, path)
@@ -138,16 +121,16 @@ class ParquetSink:
                 raise OutputError(f"output {self.spec.path} is a file, not a folder", hint="set output.path to a folder")
             names = self._ls(self.root)
             done = {}
-            for entry in self._ls(self._join(self.meta, "done")):
-                if entry.endswith(".json"):
-                    body = self._read_json(self._join(self.meta, "done", entry))
+            for entry in self._ls(self.output.done):
+                if layout.is_entry(entry):
+                    body = self._read_json(self._join(self.output.done, entry))
                     if body is not None:
-                        done[entry.removesuffix(".json")] = body
-            summary = self._read_json(self._join(self.root, MARKER)) if MARKER in names else None
+                        done[layout.unit_of_entry(entry)] = body
+            summary = self._read_json(layout.marker_path(self.root)) if layout.MARKER in names else None
             return OutputState(
                 exists=True, complete=summary is not None and _agrees(summary, done),
-                parts=[n for n in names if n.startswith("part-") and n.endswith(".parquet")],
-                done=done, plan=self._read_json(self._join(self.meta, "plan.json")), summary=summary)
+                parts=[n for n in names if layout.is_part(n)], done=done,
+                plan=self._read_json(self.output.plan), summary=summary)
 
     def check(self, *, allow_complete: bool = False) -> OutputState:
         """Raise if the output cannot be written here or output.mode forbids it. Safe before any inference:
@@ -234,17 +217,16 @@ class ParquetSink:
         """Uncommit every unit of these files (`_SUCCESS` first, then manifest, then parts), then record the
         new plan. Killed anywhere in here, the folder is incomplete and a rerun redoes what is missing."""
         self._unmark_complete()  # already gone when called from `open`; kept here so the order holds alone
-        prefixes = tuple(f"part-{i:05d}-" for i in indices)
-        for folder in (self._join(self.meta, "done"), self.root, self._join(self.root, DEAD)):
+        for folder in (self.output.done, self.root, self.output.dead):
             for name in self._ls(folder):
-                if name.startswith(prefixes):
+                if layout.is_unit(name) and layout.file_of(name) in indices:
                     self.fs.rm(self._join(folder, name))
-        self._put(self._join(self.meta, "plan.json"), _dumps(plan))
+        self._put(self.output.plan, _dumps(plan))
         faults.hit("after-plan")
 
     def _unmark_complete(self) -> None:
-        if self._exists(self._join(self.root, MARKER)):
-            self.fs.rm(self._join(self.root, MARKER))
+        if self._exists(layout.marker_path(self.root)):
+            self.fs.rm(layout.marker_path(self.root))
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def open(self, plan: dict) -> dict[str, dict]:
@@ -252,19 +234,18 @@ class ParquetSink:
         with self._guard("preparing"):
             self._makedirs(self.meta)
             if self.local:
-                self._lock = OutputLock(Path(self.meta) / "lock", label=self.spec.path)
+                self._lock = OutputLock(Path(layout.lock_path(self.root)), label=self.spec.path)
             else:
-                self._lock = ObjectStoreLock(self.fs, self._join(self.meta, "lock"), label=self.spec.path)
+                self._lock = ObjectStoreLock(self.fs, layout.lock_path(self.root), label=self.spec.path)
             self._lock.acquire()
             try:
                 self._recover_staging()
                 self.remove_temp_files()
                 state = self.check()
                 if self.spec.mode == "overwrite":
-                    run = uuid.uuid4().hex[:12]
-                    self.target = self._join(self.meta, f"staging-{run}")
-                    self._makedirs(self._join(self.target, "done"))
-                    self._put(self._join(self.target, "plan.json"), _dumps(plan))
+                    self.target = Target.staging(self.root, layout.staging_name())
+                    self._makedirs(self.target.done)
+                    self._put(self.target.plan, _dumps(plan))
                     return {}
                 if self.spec.mode == "resume":
                     conflict = self.resume_conflict(state, plan)
@@ -278,9 +259,9 @@ class ParquetSink:
                     if changed:
                         self._forget_files(changed, plan)
                         state = self.inspect()
-                self._makedirs(self._join(self.meta, "done"))
+                self._makedirs(self.output.done)
                 if state.plan is None:
-                    self._put(self._join(self.meta, "plan.json"), _dumps(plan))
+                    self._put(self.output.plan, _dumps(plan))
                 self._probe()
                 return state.done
             except BaseException:
@@ -289,18 +270,18 @@ class ParquetSink:
 
     def remove_temp_files(self) -> None:
         """Temporary files of a run that was killed mid-write (we hold the lock: nobody else writes)."""
-        folders = {self.root, self._join(self.root, DEAD), self._join(self.meta, "done"), self.target,
-                   self._join(self.target, DEAD), self._join(self.target, "done")}
+        folders = {self.root, self.output.dead, self.output.done, self.target.folder, self.target.dead,
+                   self.target.done}
         for folder in sorted(folders):
             for name in self._ls(folder):
-                if name.startswith(".probe-") or name.startswith(".") and ".tmp-" in name:
+                if layout.is_temp(name):
                     self.fs.rm(self._join(folder, name))
 
     def _probe(self) -> None:
         """Write and delete an empty file under the output: it is writable (once per sink)."""
         if self._probed:
             return
-        probe = self._join(self.root, f".probe-{uuid.uuid4().hex}")
+        probe = self._join(self.root, layout.probe_name())
         retrying(lambda: self.fs.pipe_file(probe, b""), what=f"writing {self.spec.path}")
         retrying(lambda: self.fs.rm(probe), what=f"deleting in {self.spec.path}")
         self._probed = True
@@ -309,14 +290,13 @@ class ParquetSink:
         """Write one unit's part (and dead-letter part), then commit it with its manifest entry."""
         with self._guard(f"writing {unit}"):
             faults.hit("before-part")
-            self._write_parquet(self._join(self.target, f"{unit}.parquet"), table)
+            self._write_parquet(self.target.part(unit), table)
             faults.hit("after-part")
             if dead is not None and dead.num_rows:
-                self._makedirs(self._join(self.target, DEAD))
-                self._write_parquet(self._join(self.target, DEAD, f"{unit}.parquet"), dead)
+                self._makedirs(self.target.dead)
+                self._write_parquet(self.target.dead_part(unit), dead)
                 faults.hit("after-dead-letter")
-            done_dir = self._join(self.target, "done") if self.target != self.root else self._join(self.meta, "done")
-            self._put(self._join(done_dir, f"{unit}.json"), _dumps({"rows": table.num_rows, **stats}))
+            self._put(self.target.entry(unit), _dumps({"rows": table.num_rows, **stats}))
             faults.hit("after-manifest")
         self.rows_written += table.num_rows
         self.units_written += 1
@@ -327,7 +307,7 @@ class ParquetSink:
             pq.write_table(table, buffer, **self._parquet)
             self._put(path, buffer.getvalue().to_pybytes())
             return
-        tmp = self._join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:12]}")
+        tmp = self._join(posixpath.dirname(path), layout.temp_name(posixpath.basename(path)))
         try:
             with self.fs.open(tmp, "wb") as fh:
                 pq.write_table(table, fh, **self._parquet)
@@ -344,25 +324,23 @@ class ParquetSink:
         """Mark the output complete (for overwrite: swap the staged run in first). Returns the totals."""
         with self._guard("committing"):
             faults.hit("before-commit")
-            if self.target != self.root:
+            if self.target.staged:
                 staged = self._staged_files(self.target)
-                self._put(self._join(self.target, "COMPLETE"), _dumps({"files": staged, "summary": summary}))
+                self._put(self.target.complete, _dumps({"files": staged, "summary": summary}))
                 faults.hit("staged-complete")
                 totals = self._roll_forward(self.target, staged, summary)
-                self.target = self.root
+                self.target = self.output
             else:
                 totals = self._finish(summary)
         return totals
 
     def totals(self) -> dict[str, int]:
-        done = self.inspect().done.values()
-        return {key: sum(int(d.get(key, 0)) for d in done) for key in ("rows", "failed", "truncated")} | {
-            "units": len(done)}
+        return totals_of(list(self.inspect().done.values()))
 
     def _finish(self, summary: dict[str, Any]) -> dict[str, int]:
         """Write _SUCCESS with the totals over every manifest entry; return those totals."""
         totals = self.totals()
-        self._put(self._join(self.root, MARKER), _dumps({**totals, **summary}))
+        self._put(layout.marker_path(self.root), _dumps({**totals, **summary}))
         return totals
 
     def close(self) -> None:
@@ -371,51 +349,57 @@ class ParquetSink:
             self._lock = None
 
     # -- overwrite staging -------------------------------------------------------------------------
-    def _staged_files(self, staging: str) -> list[str]:
-        files = [n for n in self._ls(staging) if n.startswith("part-")]
-        files += [f"{DEAD}/{n}" for n in self._ls(self._join(staging, DEAD)) if n.startswith("part-")]
-        files += [f"done/{n}" for n in self._ls(self._join(staging, "done")) if n.endswith(".json")]
-        return files
+    def _staged_files(self, staging: Target) -> list[str]:
+        """What COMPLETE lists: the staged names (layout.Target) of a staging folder's parts and entries."""
+        return [*(n for n in self._ls(staging.folder) if layout.is_part(n)),
+                *(layout.staged_dead(n) for n in self._ls(staging.dead) if layout.is_part(n)),
+                *(layout.staged_entry(n) for n in self._ls(staging.done) if layout.is_entry(n))]
 
     def _recover_staging(self) -> None:
         for name in self._ls(self.meta):
-            if not name.startswith("staging-"):
+            if not layout.is_staging(name):
                 continue
-            staging = self._join(self.meta, name)
-            complete = self._read_json(self._join(staging, "COMPLETE"))
+            staging = Target.staging(self.root, name)
+            complete = self._read_json(staging.complete)
             if complete is None:
-                self.fs.rm(staging, recursive=True)  # an overwrite that never finished: the old output stands
+                self.fs.rm(staging.folder, recursive=True)  # an overwrite that never finished: the old output stands
             else:
                 self._roll_forward(staging, complete["files"], complete["summary"])
 
-    def _roll_forward(self, staging: str, files: list[str], summary: dict[str, Any]) -> dict[str, int]:
+    def _roll_forward(self, staging: Target, files: list[str], summary: dict[str, Any]) -> dict[str, int]:
         """Replace the old output by a complete staged one. Idempotent: a crash here is finished next run."""
         keep = set(files)
+        out = self.output
         self._unmark_complete()
         for name in self._ls(self.root):
-            if name.startswith("part-") and name not in keep:
+            if layout.is_part(name) and name not in keep:
                 self.fs.rm(self._join(self.root, name))
-        for name in self._ls(self._join(self.root, DEAD)):
-            if f"{DEAD}/{name}" not in keep:
-                self.fs.rm(self._join(self.root, DEAD, name))
-        for name in self._ls(self._join(self.meta, "done")):
-            if f"done/{name}" not in keep:
-                self.fs.rm(self._join(self.meta, "done", name))
-        self._makedirs(self._join(self.meta, "done"))
+        for name in self._ls(out.dead):
+            if layout.staged_dead(name) not in keep:
+                self.fs.rm(self._join(out.dead, name))
+        for name in self._ls(out.done):
+            if layout.staged_entry(name) not in keep:
+                self.fs.rm(self._join(out.done, name))
+        self._makedirs(out.done)
         for rel in files:
-            src = self._join(staging, rel)
+            src = staging.path_of(rel)
             if not self._exists(src):
                 continue  # moved before a crash
-            dst = self._join(self.meta, rel) if rel.startswith("done/") else self._join(self.root, rel)
-            if rel.startswith(DEAD):
-                self._makedirs(self._join(self.root, DEAD))
+            dst = out.path_of(rel)
+            self._makedirs(posixpath.dirname(dst))
             self.fs.mv(src, dst)
             faults.hit("swap")
-        if self._exists(self._join(staging, "plan.json")):
-            self.fs.mv(self._join(staging, "plan.json"), self._join(self.meta, "plan.json"))
+        if self._exists(staging.plan):
+            self.fs.mv(staging.plan, out.plan)
         totals = self._finish(summary)
-        self.fs.rm(staging, recursive=True)
+        self.fs.rm(staging.folder, recursive=True)
         return totals
+
+
+def totals_of(entries: list[dict]) -> dict[str, int]:
+    """rows, failed, truncated and units over manifest entries (what commit returns)."""
+    return {key: sum(int(e.get(key, 0)) for e in entries) for key in ("rows", "failed", "truncated")} | {
+        "units": len(entries)}
 
 
 def _agrees(summary: dict[str, Any], done: dict[str, dict]) -> bool:

@@ -21,9 +21,10 @@ import pyarrow.parquet as pq
 
 from batchinfer import faults
 from batchinfer.errors import InputError
+from batchinfer.io import layout
 from batchinfer.io.retry import is_permission_error, is_storage_error, retrying
 from batchinfer.io.schema import conform, duplicate_names, names_of, unify
-from batchinfer.io.storage import open_fs, storage_errors as _storage_errors
+from batchinfer.io.storage import check_bucket, open_fs, storage_errors as _storage_errors
 from batchinfer.job import InputSpec
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -112,7 +113,7 @@ class Source:
                 self.fs = fs
             elif type(fs) is not type(self.fs):
                 raise InputError(f"input {url}: all input paths must be on one filesystem")
-            with storage_errors(f"input {url}"):
+            with storage_errors(f"input {url}", fs):
                 found.extend(self._expand(fs, url, root))
         for path in dict.fromkeys(found):  # a file two patterns match is read once
             fmt = _format_of(path, self.spec.format)
@@ -130,6 +131,7 @@ class Source:
             base = _glob_base(root)
             matches = sorted(p for p in call(fs.glob, root) if not _hidden(p, base) and call(fs.isfile, p))
             if not matches:
+                check_bucket(fs, root, f"input {url}", InputError)
                 raise InputError(f"input {url}: the pattern matches no files")
             return matches
         if call(fs.isdir, root):
@@ -140,6 +142,7 @@ class Source:
             return matches
         if call(fs.isfile, root):
             return [root]
+        check_bucket(fs, root, f"input {url}", InputError)
         raise InputError(f"input {url} does not exist", hint="check input.path in the job file")
 
     def reads_under(self, fs, root: str) -> str | None:
@@ -147,7 +150,7 @@ class Source:
         back as input)."""
         if type(fs) is not type(self.fs):
             return None
-        probe = f"{root}/part-00000-000000.parquet"
+        probe = f"{root}/{layout.part_name(layout.unit_name(0, 0))}"  # the first part an output there holds
         for given in self.spec.paths:
             pattern = fs._strip_protocol(given).rstrip("/")
             if any(c in pattern for c in _GLOB_CHARS):
@@ -165,7 +168,7 @@ class Source:
     # -- checks ------------------------------------------------------------------------------------
     def schema_of(self, index: int) -> pa.Schema:
         path, fmt = self.files[index], self.formats[index]
-        with storage_errors(f"input {self.display(path)}"):
+        with storage_errors(f"input {self.display(path)}", self.fs):
             return retrying(lambda: self._schema(path, fmt), what=f"reading {self.display(path)}")
 
     def _schema(self, path: str, fmt: str) -> pa.Schema:
@@ -248,7 +251,7 @@ class Source:
                 if fmt != "parquet":
                     rows.append(None)
                     continue
-                with storage_errors(f"input {self.display(path)}"), self.fs.open(path, "rb") as fh:
+                with storage_errors(f"input {self.display(path)}", self.fs), self.fs.open(path, "rb") as fh:
                     rows.append(pq.ParquetFile(fh).metadata.num_rows)
             self._parquet_rows = rows
         return self._parquet_rows
@@ -358,7 +361,7 @@ class Source:
                     yield from self._csv_batches(i, path, columns, text_column, keep_bad_rows)
             except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, UnicodeDecodeError) as exc:
                 if is_permission_error(exc) or is_storage_error(exc):
-                    with storage_errors(f"input {self.display(path)}"):
+                    with storage_errors(f"input {self.display(path)}", self.fs):
                         raise
                 typed = fmt == "csv" and "CSV conversion error" in str(exc) and self.spec.csv.infer_types
                 raise InputError(f"input {self.display(path)} ({fmt}) cannot be read: {exc}",
@@ -468,9 +471,9 @@ class Source:
                 yield SourceBatch(i, path, index, _batch_of(rows, schema), offset, tuple(found))
 
 
-def storage_errors(what: str):
-    """Object store failures as InputErrors naming the URL (never the credentials): see io/storage.py."""
-    return _storage_errors(what, InputError)
+def storage_errors(what: str, fs=None):
+    """Object store failures as InputErrors naming the URL and endpoint (never the credentials): io/storage.py."""
+    return _storage_errors(what, InputError, fs=fs)
 
 
 def _hidden(path: str, root: str) -> bool:

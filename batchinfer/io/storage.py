@@ -4,6 +4,7 @@
 seconds, not minutes (the stores' own defaults retry for up to 7 minutes under our retries in retry.py).
 The user's storage_options win over these defaults. `storage_errors` is the one translation of storage
 failures into errors a user can act on: it names the URL and the endpoint, never the credentials.
+`check_bucket` asks why a path was found nowhere: object stores list a missing bucket as an empty one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ CONNECT_TIMEOUT = 10  # seconds to open a connection
 CLIENT_RETRIES = 1  # the client's own retries of one request, a second or two later; retry.py retries calls too
 _S3 = ("s3", "s3a")
 _AZURE = ("az", "abfs", "abfss")
+_BUCKETS = (*_S3, *_AZURE, "gs", "gcs")  # stores whose paths start with a bucket or container
 
 
 def open_fs(url: str, storage_options: dict[str, Any]) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -81,10 +83,7 @@ def storage_error(exc: BaseException, what: str, error: type[BatchinferError], *
         return error(f"{what}: access denied{during}", hint="check the credentials and permissions for this "
                                                               "location (storage_options or the environment)")
     if is_missing_bucket(cause):
-        bucket = re.search(r"://([^/@\s]+)", what)
-        return error(f"{what}: the bucket or container {bucket[1]!r} does not exist" if bucket
-                     else f"{what}: the bucket or container does not exist",
-                     hint=f"create it (batchinfer never creates one), or fix {side}.path")
+        return _no_bucket(what, error)
     resume = ("; committed parts are kept and output.mode = 'resume' continues from them"
               if side == "output" and doing not in (None, "checking", "reading") else "")
     if is_connection_error(cause):
@@ -97,6 +96,31 @@ def storage_error(exc: BaseException, what: str, error: type[BatchinferError], *
         return error(f"{what}: no space left on the device{during}", hint=f"free space there{resume}")
     return error(f"{what}: {doing + ' ' if doing else ''}failed: {type(cause).__name__}: {line}",
                  hint=f"check the location and its permissions{resume}")
+
+
+def check_bucket(fs, path: str, what: str, error: type[BatchinferError]) -> None:
+    """Raise `error` for `what` if `path` is on an object store whose bucket or container does not exist.
+
+    For a path found nowhere: the stores answer "no such file" (or list nothing) under a missing bucket too.
+    """
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    bucket = fs._strip_protocol(path).split("/", 1)[0]
+    if not bucket or not set(protocols) & set(_BUCKETS):
+        return
+    try:
+        fs.info(bucket)
+    except FileNotFoundError:
+        raise _no_bucket(what, error) from None
+    except Exception:  # denied, unreachable: no answer about the bucket; the caller's own error stands
+        return
+
+
+def _no_bucket(what: str, error: type[BatchinferError]) -> BatchinferError:
+    side = what.split(" ", 1)[0]  # "input" or "output"
+    bucket = re.search(r"://([^/@\s]+)", what)
+    return error(f"{what}: the bucket or container {bucket[1]!r} does not exist" if bucket
+                 else f"{what}: the bucket or container does not exist",
+                 hint=f"create it (batchinfer never creates one), or fix {side}.path")
 
 
 @contextmanager
