@@ -151,8 +151,7 @@ def validate(job_file: str, overrides: tuple[str, ...]) -> None:
     _setup_logging(0, True)
     spec = _load(job_file, overrides)
     from batchinfer.engine.runner import check_job
-    from batchinfer.export import default_cache_dir
-    from batchinfer.model_ref import read_config, resolve_model
+    from batchinfer.model import default_cache_dir, read_config, resolve_model
     from batchinfer.tasks import task_class
 
     try:
@@ -167,7 +166,7 @@ def validate(job_file: str, overrides: tuple[str, ...]) -> None:
 
 
 def _cache_dir(value: str | None) -> Path:
-    from batchinfer.export import default_cache_dir
+    from batchinfer.model import default_cache_dir
 
     return Path(value).expanduser() if value else default_cache_dir()
 
@@ -205,7 +204,7 @@ def cache() -> None:
 @_cache_option
 def cache_list(cache_dir: str | None) -> None:
     """List cached ONNX exports (and their int8 versions), OpenVINO IR, assembled sample models and temporaries."""
-    from batchinfer.cache_admin import entries
+    from batchinfer.model.cache_admin import entries
 
     folder = _cache_dir(cache_dir)
     found = entries(folder)
@@ -220,7 +219,7 @@ def cache_list(cache_dir: str | None) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask.")
 def cache_clear(cache_dir: str | None, yes: bool) -> None:
     """Remove everything in the export cache (it is rebuilt on the next run), except what a running build writes."""
-    from batchinfer.cache_admin import clear, entries
+    from batchinfer.model.cache_admin import clear, entries
 
     folder = _cache_dir(cache_dir)
     found = entries(folder)

@@ -18,12 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchinfer.backends import Backend, ModelGraph, load_backend
+from batchinfer.backends import Backend, load_backend
 from batchinfer.engine.batcher import plan_batches
 from batchinfer.errors import InputError, ModelError
-from batchinfer.export import default_cache_dir
 from batchinfer.job import BatchingSpec, ModelSpec, RuntimeSpec
-from batchinfer.model_ref import ModelRef, read_config, resolve_model
+from batchinfer.model import ModelGraph, ModelRef, default_cache_dir, read_config, resolve_model
 from batchinfer.tasks import Task, task_class
 from batchinfer.tasks.base import Encoded
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import batchinfer.export as export
+import batchinfer.model.onnx_export as export
 from batchinfer.backends.openvino import OpenVinoBackend
 from batchinfer.backends.ort import OrtBackend
 from batchinfer.cli import main
@@ -109,7 +109,7 @@ def test_a_rebuild_that_fails_too_says_how_to_clear_the_cache(tiny_classifier, f
 BUILDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from batchinfer.cache_folder import build_once
+    from batchinfer.model.cache_folder import build_once
 
     def build(tmp):
         (tmp / "model.onnx").write_bytes(b"x" * 3_000_000)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from batchinfer.backends.base import Backend, ModelGraph, default_threads
+from batchinfer.backends.base import Backend, default_threads
 from batchinfer.errors import ModelError
+from batchinfer.model import ModelGraph
 
 BACKENDS = ("ort", "openvino", "ipex", "torch")
 ALIASES = {"ov": "openvino", "onnxruntime": "ort", "pytorch": "torch"}
@@ -34,4 +35,4 @@ def load_backend(name: str, graph: ModelGraph, *, threads: int = 0, cache_dir: P
     raise ModelError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
 
 
-__all__ = ["ALIASES", "BACKENDS", "Backend", "ModelGraph", "default_threads", "load_backend"]
+__all__ = ["ALIASES", "BACKENDS", "Backend", "default_threads", "load_backend"]

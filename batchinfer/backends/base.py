@@ -3,27 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-
-from batchinfer.model_ref import ModelRef
-
-
-@dataclass(frozen=True)
-class ModelGraph:
-    """What to run: the model folder, which transformers Auto class loads it, and which output to return."""
-
-    ref: ModelRef
-    auto_class: str  # e.g. "AutoModelForSequenceClassification"
-    output_name: str  # e.g. "logits" or "last_hidden_state"
-    input_names: tuple[str, ...]  # the tokenizer's model inputs, e.g. ("input_ids", "attention_mask")
-    image_shape: tuple[int, int, int] | None = None
-    sequence_output: bool = False  # the output has a sequence axis (hidden states, per-token logits)  # (channels, height, width) for image models, else None
-    trust_remote_code: bool = False
-    allow_unsafe_weights: bool = False
 
 
 class Backend(Protocol):

@@ -12,9 +12,10 @@ import logging
 import warnings
 from importlib import metadata
 
-from batchinfer.backends.base import ModelGraph, cpu_has_bf16
+from batchinfer.backends.base import cpu_has_bf16
 from batchinfer.backends.pytorch import TorchBackend
 from batchinfer.errors import ModelError
+from batchinfer.model import ModelGraph
 
 log = logging.getLogger("batchinfer")
 

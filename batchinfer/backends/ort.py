@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from batchinfer.backends.base import ModelGraph
-from batchinfer.cache_folder import load_cached
-from batchinfer.export import COMPLETE, QUANT_COMPLETE, export_onnx, quantize_onnx
+from batchinfer.model import ModelGraph
+from batchinfer.model.cache_folder import load_cached
+from batchinfer.model.onnx_export import COMPLETE, export_onnx
+from batchinfer.model.quantize import QUANT_COMPLETE, quantize_onnx
 
 
 class OrtBackend:
