@@ -194,6 +194,29 @@ def test_cache_list_shows_every_kind_and_clear_says_what_it_removes(tiny_classif
     assert empty.exit_code == 0 and "nothing to remove" in empty.output
 
 
+def test_cache_list_names_every_int8_kind_and_clear_removes_exactly_what_it_listed(tiny_classifier, fresh_cache):
+    from batchinfer.model.samples import assemble
+
+    ort(tiny_classifier, fresh_cache, "dynamic-int8")  # and the ONNX export it is made from
+    OpenVinoBackend(graph_for(tiny_classifier), threads=1, cache_dir=fresh_cache)
+    OpenVinoBackend(graph_for(tiny_classifier), threads=1, cache_dir=fresh_cache, quantize="int8-weights")
+    assemble("digits", fresh_cache)
+    (fresh_cache / "notes.txt").write_text("not ours")
+    listed = CliRunner().invoke(main, ["cache", "list", "--cache-dir", str(fresh_cache)])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()[:-1]
+    assert sorted(line.split()[0] for line in lines) == ["models", "onnx", "onnx-int8", "openvino",
+                                                         "openvino-int8"], listed.output
+    shown = {Path(line.split()[-1]) for line in lines}
+    built = {p for sub in ("onnx", "openvino", "models") for p in (fresh_cache / sub).iterdir()}
+    assert shown == built  # nothing hidden
+    cleared = CliRunner().invoke(main, ["cache", "clear", "--yes", "--cache-dir", str(fresh_cache)])
+    assert cleared.exit_code == 0, cleared.output
+    assert cleared.output.splitlines()[:len(lines)] == lines and "5 entries" in cleared.output
+    assert not any(path.exists() for path in shown)
+    assert sorted(p.name for p in fresh_cache.iterdir()) == ["notes.txt"]  # the rest is left alone
+
+
 def test_a_copied_but_unchanged_export_is_not_rebuilt(tiny_classifier, fresh_cache, monkeypatch, warnings_seen):
     path = export.export_onnx(graph_for(tiny_classifier), fresh_cache)
     later = time.time() + 100
