@@ -171,6 +171,23 @@ def _cache_dir(value: str | None) -> Path:
     return Path(value).expanduser() if value else default_cache_dir()
 
 
+class _BackendChoice(click.Choice):
+    """The backend registry's names and aliases, read when the option is used (the CLI starts without it)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from batchinfer.backends import aliases, backend_names
+
+        return (*backend_names(), *aliases())
+
+    @choices.setter
+    def choices(self, value) -> None:  # click.Choice sets it once, empty
+        pass
+
+
 _cache_option = click.option("--cache-dir", metavar="DIR", help="Default: $BATCHINFER_CACHE or ~/.cache/batchinfer.")
 
 
@@ -178,7 +195,7 @@ _cache_option = click.option("--cache-dir", metavar="DIR", help="Default: $BATCH
 @click.argument("model")
 @click.option("--task", required=True, type=click.Choice(["text-classification", "feature-extraction",
                                                          "image-classification"]))
-@click.option("--backend", default="ort", show_default=True, type=click.Choice(["ort", "openvino", "ov", "torch"]))
+@click.option("--backend", default="ort", show_default=True, type=_BackendChoice())
 @_cache_option
 def export(model: str, task: str, backend: str, cache_dir: str | None) -> None:
     """Warm the cache: export MODEL (and convert it for the backend) ahead of a scheduled run."""
@@ -191,7 +208,7 @@ def export(model: str, task: str, backend: str, cache_dir: str | None) -> None:
                               RuntimeSpec(cache_dir=str(_cache_dir(cache_dir))))
     except BatchinferError as exc:
         _fail(exc)
-    where = getattr(pipe.backend, "ir", None) or getattr(pipe.backend, "onnx_path", None) or pipe.ref.path
+    where = pipe.backend.artifact or pipe.ref.path
     click.echo(f"batchinfer: {model} ready for {task} on {backend}: {where}")
 
 
@@ -203,7 +220,7 @@ def cache() -> None:
 @cache.command("list")
 @_cache_option
 def cache_list(cache_dir: str | None) -> None:
-    """List cached ONNX exports (and their int8 versions), OpenVINO IR, assembled sample models and temporaries."""
+    """List cached ONNX exports and OpenVINO IR (and their int8 versions), assembled sample models, temporaries."""
     from batchinfer.model.cache_admin import entries
 
     folder = _cache_dir(cache_dir)

@@ -149,7 +149,7 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
                        trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights)
     backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir,
                            precision=model.precision, quantize=model.quantize)
-    if getattr(backend, "reduced", None):
+    if backend.reduced:
         _check_agreement(cls, config, tokenizer, graph, backend, runtime, cache_dir, PROBE_MIN_COSINE)
     log.info("model: %s (%s) on %s", model.name, model.task, backend.description)
     _LOADED[key] = _Loaded(ref, config, tokenizer, backend)
@@ -179,11 +179,8 @@ PROBE_TEXTS = [
 
 def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir, minimum: float) -> None:
     """int8 or bf16 outputs must agree with fp32 (mean cosine over probe inputs) or the run stops."""
-    from batchinfer.backends.ort import OrtBackend
-
     reduced = backend.reduced
-    artifact = getattr(backend, "artifact", None)
-    verdict = Path(artifact) / f"agreement-{reduced}.json" if artifact else None
+    verdict = backend.artifact.parent / f"agreement-{reduced}.json" if backend.artifact else None
     if verdict is not None and verdict.is_file():
         agreement = json.loads(verdict.read_text())["mean_cosine"]
     else:
@@ -192,7 +189,7 @@ def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir,
         inputs = task.preprocess(PROBE_TEXTS) if task.modality == "text" else None
         if inputs is None:
             raise ModelError(f"{reduced} is offered for text models only")
-        reference = OrtBackend(graph, threads=runtime.threads or 1, cache_dir=cache_dir)
+        reference = load_backend("ort", graph, threads=runtime.threads or 1, cache_dir=cache_dir)
         a, b = reference.forward(inputs)[graph.output_name], backend.forward(inputs)[graph.output_name]
         if cls.name == "feature-extraction":  # compare what the user gets: the pooled embeddings
             a = task.postprocess({graph.output_name: a}, inputs)["embedding"]

@@ -63,9 +63,9 @@ def logits(backend) -> list:
 def test_a_broken_onnx_export_is_rebuilt_once(tiny_classifier, fresh_cache, warnings_seen, damage):
     good = ort(tiny_classifier, fresh_cache)
     expected = logits(good)
-    damage(good.onnx_path)
+    damage(good.artifact)
     again = ort(tiny_classifier, fresh_cache)
-    assert again.onnx_path == good.onnx_path and logits(again) == expected
+    assert again.artifact == good.artifact and logits(again) == expected
     assert "cached ONNX export" in warnings_seen.text and "was broken (model.onnx" in warnings_seen.text
     assert "rebuilt it" in warnings_seen.text
     warnings_seen.clear()
@@ -75,26 +75,26 @@ def test_a_broken_onnx_export_is_rebuilt_once(tiny_classifier, fresh_cache, warn
 
 def test_a_broken_int8_artifact_is_rebuilt(tiny_classifier, fresh_cache, warnings_seen):
     good = ort(tiny_classifier, fresh_cache, "dynamic-int8")
-    fp32 = ort(tiny_classifier, fresh_cache).onnx_path.stat().st_mtime_ns
-    cut_in_half(good.onnx_path)
+    fp32 = ort(tiny_classifier, fresh_cache).artifact.stat().st_mtime_ns
+    cut_in_half(good.artifact)
     again = ort(tiny_classifier, fresh_cache, "dynamic-int8")
-    assert again.onnx_path == good.onnx_path and logits(again) == logits(good)
+    assert again.artifact == good.artifact and logits(again) == logits(good)
     assert "cached quantized ONNX model" in warnings_seen.text and "rebuilt it" in warnings_seen.text
-    assert ort(tiny_classifier, fresh_cache).onnx_path.stat().st_mtime_ns == fp32  # its source was whole
+    assert ort(tiny_classifier, fresh_cache).artifact.stat().st_mtime_ns == fp32  # its source was whole
 
 
 @pytest.mark.parametrize("file", ["model.bin", "model.xml"])
 def test_a_broken_openvino_ir_is_rebuilt(tiny_classifier, fresh_cache, warnings_seen, file):
     good = OpenVinoBackend(graph_for(tiny_classifier), threads=1, cache_dir=fresh_cache)
     expected = logits(good)
-    cut_in_half(good.ir.parent / file)
+    cut_in_half(good.artifact.parent / file)
     again = OpenVinoBackend(graph_for(tiny_classifier), threads=1, cache_dir=fresh_cache)
     assert logits(again) == expected
     assert "cached OpenVINO IR" in warnings_seen.text and f"was broken ({file}" in warnings_seen.text
 
 
 def test_a_rebuild_that_fails_too_says_how_to_clear_the_cache(tiny_classifier, fresh_cache, monkeypatch):
-    path = ort(tiny_classifier, fresh_cache).onnx_path
+    path = ort(tiny_classifier, fresh_cache).artifact
     scramble_keeping_mtime(path)
 
     def garbage(graph, target, opset):  # the export itself now writes something no runtime loads

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from batchinfer.backends.base import cpu_has_bf16
-from batchinfer.backends.ort import _as_model_dtype
-from batchinfer.errors import ModelError
+from batchinfer.backends.base import as_model_dtype, cpu_has_bf16
 from batchinfer.model import ModelGraph
 from batchinfer.model.cache_folder import load_cached
 from batchinfer.model.openvino_ir import COMPLETE, ir_path
@@ -19,14 +17,17 @@ log = logging.getLogger("batchinfer")
 
 class OpenVinoBackend:
     name = "openvino"
+    aliases = ("ov",)
+    requires = "openvino"
+    install_hint = 'pip install "batchinfer[openvino]"'
+    precisions = ("fp32", "bf16")
+    quantizations = ("none", "int8-weights")
+    modalities = ("text", "image")
 
     def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path, precision: str = "fp32",
                  quantize: str = "none") -> None:
-        try:
-            import openvino as ov
-        except ImportError:
-            raise ModelError("backend 'openvino' needs the openvino package",
-                             hint='pip install "batchinfer[openvino]"') from None
+        import openvino as ov
+
         self.graph = graph
         if precision == "bf16" and not cpu_has_bf16():
             log.warning("openvino: this CPU has no AVX-512 BF16/AMX, so bf16 is not available; running fp32")
@@ -36,17 +37,19 @@ class OpenVinoBackend:
         core = ov.Core()  # OpenVINO would pick bf16 by itself on such CPUs: fp32 unless asked
         config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
-        self.ir, self.compiled = load_cached(
+        self.artifact, self.compiled = load_cached(
             lambda broken: ir_path(graph, cache_dir, quantize=quantize, broken=broken),
             lambda path: core.compile_model(str(path), "CPU", config), marker=COMPLETE, runtime="OpenVINO")
-        self.artifact = self.ir.parent
         self._inputs = [port.get_any_name() for port in self.compiled.inputs]
         self._request = self.compiled.create_infer_request()
         self.description = (f"openvino {ov.__version__.split('-')[0]} "
                             f"(CPU, {threads} threads, {self.reduced or 'fp32'})")
 
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = {name: _as_model_dtype(inputs[name]) for name in self._inputs}
+        feed = {name: as_model_dtype(inputs[name]) for name in self._inputs}
         result = self._request.infer(feed)
         out = result[self.compiled.output(self.graph.output_name)]
         return {self.graph.output_name: np.array(out, copy=True)}
+
+
+BACKEND = OpenVinoBackend

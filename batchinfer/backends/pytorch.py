@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from batchinfer.model import ModelGraph
@@ -10,8 +12,17 @@ from batchinfer.model.torch_model import load_torch_model
 
 class TorchBackend:
     name = "torch"
+    aliases = ("pytorch",)
+    requires = "torch"
+    install_hint = "pip install torch (the CPU wheel: --index-url https://download.pytorch.org/whl/cpu)"
+    precisions = ("fp32",)
+    quantizations = ("none",)
+    modalities = ("text", "image")
+    artifact = None  # the model runs in-process from its folder
+    reduced = None
 
-    def __init__(self, graph: ModelGraph, *, threads: int) -> None:
+    def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path | None = None, precision: str = "fp32",
+                 quantize: str = "none") -> None:
         import torch
 
         self._torch = torch
@@ -26,3 +37,6 @@ class TorchBackend:
         with torch.inference_mode():
             out = self.model(**feed)
         return {self.graph.output_name: getattr(out, self.graph.output_name).float().numpy()}
+
+
+BACKEND = TorchBackend

@@ -198,7 +198,7 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
 
         import_ray()  # installed? (before the model is loaded)
     pipe = pipeline or build_pipeline(spec.model, spec.runtime)
-    if getattr(pipe.backend, "reduced", None):
+    if pipe.backend.reduced:
         check_reduced_on_data(spec, source, pipe)
     ready = time.perf_counter()
 
