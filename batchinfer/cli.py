@@ -151,8 +151,7 @@ def validate(job_file: str, overrides: tuple[str, ...]) -> None:
     _setup_logging(0, True)
     spec = _load(job_file, overrides)
     from batchinfer.engine.runner import check_job
-    from batchinfer.export import default_cache_dir
-    from batchinfer.model_ref import read_config, resolve_model
+    from batchinfer.model import default_cache_dir, read_config, resolve_model
     from batchinfer.tasks import task_class
 
     try:
@@ -167,9 +166,26 @@ def validate(job_file: str, overrides: tuple[str, ...]) -> None:
 
 
 def _cache_dir(value: str | None) -> Path:
-    from batchinfer.export import default_cache_dir
+    from batchinfer.model import default_cache_dir
 
     return Path(value).expanduser() if value else default_cache_dir()
+
+
+class _BackendChoice(click.Choice):
+    """The backend registry's names and aliases, read when the option is used (the CLI starts without it)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from batchinfer.backends import aliases, backend_names
+
+        return (*backend_names(), *aliases())
+
+    @choices.setter
+    def choices(self, value) -> None:  # click.Choice sets it once, empty
+        pass
 
 
 _cache_option = click.option("--cache-dir", metavar="DIR", help="Default: $BATCHINFER_CACHE or ~/.cache/batchinfer.")
@@ -178,14 +194,13 @@ _cache_option = click.option("--cache-dir", metavar="DIR", help="Default: $BATCH
 @main.command()
 @click.argument("model")
 @click.option("--task", required=True, metavar="TASK", help="A task name or alias (`batchinfer tasks` lists them).")
-@click.option("--backend", default="ort", show_default=True, type=click.Choice(["ort", "openvino", "ov", "torch"]))
+@click.option("--backend", default="ort", show_default=True, type=_BackendChoice())
 @_cache_option
 def export(model: str, task: str, backend: str, cache_dir: str | None) -> None:
     """Warm the cache: export MODEL (and convert it for the backend) ahead of a scheduled run."""
     _setup_logging(0, False)
     from batchinfer.job import ModelSpec, RuntimeSpec
     from batchinfer.pipelines import build_pipeline
-
     from batchinfer.tasks import task_class
 
     try:
@@ -194,7 +209,7 @@ def export(model: str, task: str, backend: str, cache_dir: str | None) -> None:
                               RuntimeSpec(cache_dir=str(_cache_dir(cache_dir))))
     except BatchinferError as exc:
         _fail(exc)
-    where = getattr(pipe.backend, "ir", None) or getattr(pipe.backend, "onnx_path", None) or pipe.ref.path
+    where = pipe.backend.artifact or pipe.ref.path
     click.echo(f"batchinfer: {model} ready for {task} on {backend}: {where}")
 
 
@@ -220,8 +235,8 @@ def cache() -> None:
 @cache.command("list")
 @_cache_option
 def cache_list(cache_dir: str | None) -> None:
-    """List cached ONNX exports (and their int8 versions), OpenVINO IR, assembled sample models and temporaries."""
-    from batchinfer.cache_admin import entries
+    """List cached ONNX exports and OpenVINO IR (and their int8 versions), assembled sample models, temporaries."""
+    from batchinfer.model.cache_admin import entries
 
     folder = _cache_dir(cache_dir)
     found = entries(folder)
@@ -236,7 +251,7 @@ def cache_list(cache_dir: str | None) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask.")
 def cache_clear(cache_dir: str | None, yes: bool) -> None:
     """Remove everything in the export cache (it is rebuilt on the next run), except what a running build writes."""
-    from batchinfer.cache_admin import clear, entries
+    from batchinfer.model.cache_admin import clear, entries
 
     folder = _cache_dir(cache_dir)
     found = entries(folder)

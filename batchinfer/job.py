@@ -17,7 +17,7 @@ from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationEr
                       model_validator)
 from pydantic_core import PydanticCustomError
 
-from batchinfer.errors import JobFileError
+from batchinfer.errors import JobFileError, ModelError
 from batchinfer.tasks.base import TaskOptions
 
 if sys.version_info >= (3, 11):
@@ -25,7 +25,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-BackendName = Literal["ort", "openvino", "ov", "ipex", "torch"]
 Compression = Literal["zstd", "snappy", "gzip", "lz4", "brotli", "none"]
 
 
@@ -148,15 +147,14 @@ class ModelSpec(_Section):
 
     name: str = Field(..., min_length=1, description="hub id, local folder, sample:NAME or package:MODULE/SUBDIR")
     task: str = Field(..., description="a task name or alias (`batchinfer tasks` lists them)")
-    backend: BackendName = "ort"
+    backend: str = Field("ort", description="a name or alias in the backend registry (batchinfer.backends)")
     revision: str | None = None
     max_length: int | None = Field(None, gt=0, description="truncate inputs to this many tokens")
     truncation: bool = Field(True, description="false makes texts over max_length bad rows instead")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: openvino or ipex, where the CPU has it; "
+    precision: str = Field("fp32", description="fp32, or bf16 where the backend offers it and the CPU has it; "
                                                "used only if its answers agree with fp32 (checked)")
-    quantize: Literal["none", "dynamic-int8", "int8-weights"] = Field(
-        "none", description="dynamic-int8 (ort) or int8-weights (openvino): used only if its answers agree "
-                            "with fp32 (checked)")
+    quantize: str = Field("none", description="none, or an int8 method the backend offers (dynamic-int8, "
+                                              "int8-weights): used only if its answers agree with fp32 (checked)")
     min_agreement: float = Field(0.99, ge=0, le=1, description="int8/bf16 gate on the job's first rows: least "
                                  "share of labels equal to fp32 (embeddings: mean cosine)")
     trust_remote_code: bool = Field(False, description="run Python code shipped with the model")
@@ -204,20 +202,27 @@ class ModelSpec(_Section):
             raise ValidationError.from_exception_data(cls.__name__, [_detail(e) for e in errors])
         if task is not None:
             object.__setattr__(spec, "options", parsed)
-        if spec.backend == "ov":
-            object.__setattr__(spec, "backend", "openvino")
-        spec._check_backend_options()
         return spec
 
-    def _check_backend_options(self) -> None:
-        if self.quantize == "dynamic-int8" and self.backend != "ort":
-            raise ValueError("quantize = 'dynamic-int8' is offered by the ort backend only "
-                             "(openvino: quantize = 'int8-weights')")
-        if self.quantize == "int8-weights" and self.backend != "openvino":
-            raise ValueError("quantize = 'int8-weights' is offered by the openvino backend only "
-                             "(ort: quantize = 'dynamic-int8')")
-        if self.precision != "fp32" and self.backend not in ("openvino", "ipex"):
-            raise ValueError("precision = 'bf16' is offered by the openvino and ipex backends only")
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        from batchinfer.backends import backend_class
+
+        try:
+            return backend_class(value).name  # aliases become the canonical name
+        except ModelError as exc:
+            raise ValueError(exc.message) from None
+
+    @model_validator(mode="after")
+    def _options_fit_backend(self) -> "ModelSpec":
+        from batchinfer.backends import check_options
+
+        try:
+            check_options(self.backend, precision=self.precision, quantize=self.quantize)
+        except ModelError as exc:  # names the backends that offer it
+            raise ValueError(exc.message) from None
+        return self
 
     @property
     def task_class(self):

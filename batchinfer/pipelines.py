@@ -18,12 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchinfer.backends import Backend, ModelGraph, load_backend
+from batchinfer.backends import Backend, load_backend
 from batchinfer.engine.batcher import plan_batches
 from batchinfer.errors import InputError, ModelError
-from batchinfer.export import default_cache_dir
 from batchinfer.job import BatchingSpec, ModelSpec, RuntimeSpec
-from batchinfer.model_ref import ModelRef, read_config, resolve_model
+from batchinfer.model import ModelGraph, ModelRef, default_cache_dir, read_config, resolve_model
 from batchinfer.tasks import Task, task_class
 from batchinfer.tasks.base import Encoded, row_cosines
 
@@ -150,7 +149,7 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
                        trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights)
     backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir,
                            precision=model.precision, quantize=model.quantize)
-    if getattr(backend, "reduced", None):
+    if backend.reduced:
         _check_agreement(cls, config, tokenizer, graph, backend, runtime, cache_dir, PROBE_MIN_COSINE)
     log.info("model: %s (%s) on %s", model.name, model.task, backend.description)
     _LOADED[key] = _Loaded(ref, config, tokenizer, backend)
@@ -180,11 +179,8 @@ PROBE_TEXTS = [
 
 def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir, minimum: float) -> None:
     """int8 or bf16 outputs must agree with fp32 (mean cosine over probe inputs) or the run stops."""
-    from batchinfer.backends.ort import OrtBackend
-
     reduced = backend.reduced
-    artifact = getattr(backend, "artifact", None)
-    verdict = Path(artifact) / f"agreement-{reduced}.json" if artifact else None
+    verdict = backend.artifact.parent / f"agreement-{reduced}.json" if backend.artifact else None
     if verdict is not None and verdict.is_file():
         agreement = json.loads(verdict.read_text())["mean_cosine"]
     else:
@@ -192,7 +188,7 @@ def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir,
             raise ModelError(f"{reduced} is offered for text models only")
         task = cls(config, processor, cls.probe_options())
         inputs = task.preprocess(PROBE_TEXTS)
-        reference = OrtBackend(graph, threads=runtime.threads or 1, cache_dir=cache_dir)
+        reference = load_backend("ort", graph, threads=runtime.threads or 1, cache_dir=cache_dir)
         a, b = (task.comparable(run.forward(inputs), inputs) for run in (reference, backend))
         cos = row_cosines(a, b)
         agreement = float(cos.mean())

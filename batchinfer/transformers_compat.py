@@ -8,7 +8,6 @@ batched and length-sorted through the same Pipeline, backends and export cache a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import threading
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from batchinfer.backends import ALIASES
+from batchinfer.backends import aliases, backend_installed
 from batchinfer.job import BatchingSpec, ModelSpec, RuntimeSpec
 from batchinfer.pipelines import Pipeline, build_pipeline
 from batchinfer.tasks import task_class
@@ -27,10 +26,7 @@ CALL_BATCH = 32  # rows per model call when the results do not depend on the bat
 
 def best_accelerator() -> str:
     """OpenVINO, then ONNX Runtime, then PyTorch: the first one installed."""
-    for module, name in (("openvino", "openvino"), ("onnxruntime", "ort")):
-        if importlib.util.find_spec(module) is not None:
-            return name
-    return "torch"
+    return next((name for name in ("openvino", "ort") if backend_installed(name)), "torch")
 
 
 class InferencePipeline:
@@ -136,7 +132,7 @@ def pipeline(task: str, model: str, *, accelerator: str | None = None, threads: 
     ONNX Runtime, then PyTorch). Keyword arguments become call defaults (`top_k`, `truncation`, ...).
     A second call with the same arguments returns the same object at once.
     """
-    chosen = ALIASES.get(accelerator, accelerator) if accelerator else best_accelerator()
+    chosen = aliases().get(accelerator, accelerator) if accelerator else best_accelerator()
     key = json.dumps([task, str(model), chosen, threads, cache_dir, kwargs], sort_keys=True, default=str)
     if accelerator is None:
         log.info("pipeline: accelerator %r chosen (best installed)", chosen)

@@ -125,7 +125,7 @@ def main() -> None:
     print(f"# int8 options; {machine()}")
     for key in [args.only] if args.only else list(MODELS):
         pipe = load(key)
-        onnx_path = pipe.backend.onnx_path
+        onnx_path = pipe.backend.artifact
         rng = np.random.default_rng(0)
         calib_texts = [train[i] for i in rng.choice(len(train), args.calibration, replace=False)]
         calibration = batches(pipe, calib_texts, size=1)  # one sentence per calibration sample

@@ -49,7 +49,7 @@ def main() -> None:
         options.graph_optimization_level = level
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(pipe.backend.onnx_path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(pipe.backend.artifact), options, providers=["CPUExecutionProvider"])
         sessions[name] = (session, [i.name for i in session.get_inputs()])
     seconds: dict[str, list[float]] = {c[0]: [] for c in cases}
     for _ in range(args.repeats):

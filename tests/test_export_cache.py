@@ -6,10 +6,9 @@ import json
 
 import pytest
 
-import batchinfer.export as export
-from batchinfer.backends import ModelGraph
+import batchinfer.model.onnx_export as export
 from batchinfer.errors import ModelError
-from batchinfer.model_ref import resolve_model
+from batchinfer.model import ModelGraph, resolve_model
 from tests.conftest import copy_model
 
 
@@ -88,7 +87,7 @@ def test_missing_model_folder_and_offline_hub_id(tmp_path, monkeypatch):
 def test_openvino_ir_is_converted_once_from_the_onnx_export(tiny_classifier, fresh_cache, monkeypatch):
     import openvino as ov
 
-    from batchinfer.backends import openvino as ov_backend
+    from batchinfer.model import openvino_ir as ov_backend
 
     graph = graph_for(tiny_classifier)
     first = ov_backend.ir_path(graph, fresh_cache)

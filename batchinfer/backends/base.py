@@ -1,36 +1,41 @@
-"""What every backend offers: numpy arrays in, numpy arrays out. A backend knows nothing of tasks or tables."""
+"""What every backend offers: numpy arrays in, numpy arrays out. A backend knows nothing of tasks or tables.
+
+A backend is one class in one module (named in `batchinfer.backends.MODULES`, exported as `BACKEND`), built as
+`Backend(graph, *, threads, cache_dir, precision, quantize)` once the registry has checked that the options are
+among those it declares.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
-from batchinfer.model_ref import ModelRef
-
-
-@dataclass(frozen=True)
-class ModelGraph:
-    """What to run: the model folder, which transformers Auto class loads it, and which output to return."""
-
-    ref: ModelRef
-    auto_class: str  # e.g. "AutoModelForSequenceClassification"
-    output_name: str  # e.g. "logits" or "last_hidden_state"
-    input_names: tuple[str, ...]  # the tokenizer's model inputs, e.g. ("input_ids", "attention_mask")
-    image_shape: tuple[int, int, int] | None = None
-    sequence_output: bool = False  # the output has a sequence axis (hidden states, per-token logits)  # (channels, height, width) for image models, else None
-    trust_remote_code: bool = False
-    allow_unsafe_weights: bool = False
-
 
 class Backend(Protocol):
-    name: str
-    description: str
+    # what the class declares (read by the registry before anything is loaded)
+    name: ClassVar[str]  # canonical name, e.g. "openvino"
+    aliases: ClassVar[tuple[str, ...]]  # other names accepted for it, e.g. ("ov",)
+    requires: ClassVar[str]  # the module that must be importable, e.g. "openvino"
+    install_hint: ClassVar[str]  # what to run when it is not
+    precisions: ClassVar[tuple[str, ...]]  # the first is the default: ("fp32", "bf16")
+    quantizations: ClassVar[tuple[str, ...]]  # the first is the default: ("none", "int8-weights")
+    modalities: ClassVar[tuple[str, ...]]  # the inputs it runs: ("text", "image")
+    # what an instance tells its callers
+    description: str  # runtime, version, threads and precision, for the log
+    reduced: str | None  # below fp32 ("dynamic-int8", "bf16", "int8-weights+bf16"), None at fp32
+    artifact: Path | None  # the file the runtime loaded (model.onnx, model.xml); None for an in-process model
 
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def as_model_dtype(array: np.ndarray) -> np.ndarray:
+    """Token ids and masks as int64, pixels as float32: what torch.onnx exported."""
+    if array.dtype.kind == "f":
+        return array.astype(np.float32, copy=False)
+    return array.astype(np.int64, copy=False)
 
 
 def cpu_has_bf16() -> bool:

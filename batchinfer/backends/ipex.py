@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 import warnings
 from importlib import metadata
+from pathlib import Path
 
-from batchinfer.backends.base import ModelGraph, cpu_has_bf16
+from batchinfer.backends.base import cpu_has_bf16
 from batchinfer.backends.pytorch import TorchBackend
 from batchinfer.errors import ModelError
+from batchinfer.model import ModelGraph
 
 log = logging.getLogger("batchinfer")
 
-INSTALL_HINT = 'pip install "batchinfer[ipex]" (it pins torch 2.8 and transformers < 5.24); ' \
-               'or use backend = "openvino", the maintained Intel path'
+INSTALL_HINT = 'pip install "batchinfer[ipex]" (Intel Extension for PyTorch 2.8; it pins torch 2.8 and ' \
+               'transformers < 5.24); or use backend = "openvino", the maintained Intel path'
 
 
 def _version(package: str) -> tuple[int, ...] | None:
@@ -47,8 +49,16 @@ def check_ipex() -> None:
 
 class IpexBackend(TorchBackend):
     name = "ipex"
+    aliases = ()
+    requires = "intel_extension_for_pytorch"
+    install_hint = INSTALL_HINT
+    precisions = ("fp32", "bf16")
+    quantizations = ("none",)
+    modalities = ("text", "image")
+    artifact = None
 
-    def __init__(self, graph: ModelGraph, *, threads: int, precision: str = "fp32") -> None:
+    def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path | None = None, precision: str = "fp32",
+                 quantize: str = "none") -> None:
         check_ipex()
         warnings.warn("Intel discontinued Intel Extension for PyTorch after 2.8; backend 'openvino' is the "
                       "maintained Intel path", FutureWarning, stacklevel=2)
@@ -77,3 +87,6 @@ class IpexBackend(TorchBackend):
             return super().forward(inputs)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return super().forward(inputs)
+
+
+BACKEND = IpexBackend

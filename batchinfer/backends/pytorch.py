@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from batchinfer.backends.base import ModelGraph
-from batchinfer.errors import ModelError
-
-
-def load_torch_model(graph: ModelGraph):
-    """Load the transformers model for this graph in eval mode (shared by the backend and the ONNX export)."""
-    import transformers
-
-    auto = getattr(transformers, graph.auto_class)
-    try:
-        model = auto.from_pretrained(str(graph.ref.path), revision=graph.ref.revision,
-                                     trust_remote_code=graph.trust_remote_code,
-                                     use_safetensors=None if graph.allow_unsafe_weights else True)
-    except Exception as exc:
-        hint = None
-        if not graph.allow_unsafe_weights and not any(graph.ref.path.glob("*.safetensors")):
-            hint = ("the folder has no .safetensors weights; convert them, or set model.allow_unsafe_weights = true "
-                    "if you trust the pickle (.bin) weights")
-        raise ModelError(f"model {graph.ref.name} cannot be loaded as {graph.auto_class}: {exc}", hint=hint) from None
-    return model.eval()
+from batchinfer.model import ModelGraph
+from batchinfer.model.torch_model import load_torch_model
 
 
 class TorchBackend:
     name = "torch"
+    aliases = ("pytorch",)
+    requires = "torch"
+    install_hint = "pip install torch (the CPU wheel: --index-url https://download.pytorch.org/whl/cpu)"
+    precisions = ("fp32",)
+    quantizations = ("none",)
+    modalities = ("text", "image")
+    artifact = None  # the model runs in-process from its folder
+    reduced = None
 
-    def __init__(self, graph: ModelGraph, *, threads: int) -> None:
+    def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path | None = None, precision: str = "fp32",
+                 quantize: str = "none") -> None:
         import torch
 
         self._torch = torch
@@ -44,3 +37,6 @@ class TorchBackend:
         with torch.inference_mode():
             out = self.model(**feed)
         return {self.graph.output_name: getattr(out, self.graph.output_name).float().numpy()}
+
+
+BACKEND = TorchBackend

@@ -201,7 +201,7 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
     # 1. fail early, before the model and before writing
     source, keep, predictions, sink = check_job(spec, source, sink=sink, allow_complete=if_complete == "skip")
     pipe = pipeline or build_pipeline(spec.model, spec.runtime)
-    if getattr(pipe.backend, "reduced", None):
+    if pipe.backend.reduced:
         check_reduced_on_data(spec, source, pipe)
     ready = time.perf_counter()
 

@@ -12,12 +12,14 @@ import json
 import shutil
 from pathlib import Path
 
-from batchinfer.cache_folder import build_once
 from batchinfer.errors import ModelError
+from batchinfer.model.cache_dir import MODELS
+from batchinfer.model.cache_folder import build_once
+from batchinfer.model.folders import hash_folder, model_folder
 
 HERE = Path(__file__).resolve().parent
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
-COMPLETE = "assembled.json"
+COMPLETE = MODELS.marker
 
 
 def available(models_dir: Path = HERE) -> list[str]:
@@ -33,12 +35,10 @@ def _head(name: str, models_dir: Path) -> tuple[Path, dict]:
 
 def assemble(name: str, cache_dir: Path, *, models_dir: Path = HERE) -> Path:
     """Return the folder of sample model NAME, assembling it into `cache_dir/models/` on first use."""
-    from batchinfer.model_ref import hash_folder, resolve_model
-
     folder, head = _head(name, models_dir)
-    base = resolve_model(head["base"]) if head.get("base") else None  # no base: the folder is the whole model
-    key = hashlib.sha256((hash_folder(folder) + (base.content_hash if base else "")).encode()).hexdigest()[:16]
-    final = Path(cache_dir) / "models" / f"{name}-{key}"
+    base = model_folder(head["base"]) if head.get("base") else None  # no base: the folder is the whole model
+    key = hashlib.sha256((hash_folder(folder) + (hash_folder(base) if base else "")).encode()).hexdigest()[:16]
+    final = Path(cache_dir) / MODELS.folder / f"{name}-{key}"
 
     def build(tmp: Path) -> None:
         if base is None:
@@ -46,7 +46,7 @@ def assemble(name: str, cache_dir: Path, *, models_dir: Path = HERE) -> Path:
                 if item.is_file() and item.name != "head.json":
                     shutil.copy2(item, tmp / item.name)
         else:
-            _build(base.path, folder, head, tmp)
+            _build(base, folder, head, tmp)
         (tmp / COMPLETE).write_text(json.dumps({"name": name, "base": head["base"], "key": key}, indent=2))
 
     return build_once(final, COMPLETE, build, what=f"assembling sample model {name!r}")

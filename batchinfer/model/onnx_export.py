@@ -3,7 +3,7 @@
 The fingerprint covers everything that changes the artifact: the model's file contents, the Auto class and
 output, the inputs, the opset and the library versions. An export is written to a temporary folder and renamed
 into place when complete, so a half-written export is never loaded; one broken later is rebuilt
-(`cache_folder`).
+(`cache_folder`). The dynamic int8 version of an export is `quantize.py`'s.
 """
 
 from __future__ import annotations
@@ -11,27 +11,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 import warnings
 from pathlib import Path
 
-from batchinfer.backends.base import ModelGraph
-from batchinfer.cache_folder import build_once
+from batchinfer.model.cache_dir import ONNX
+from batchinfer.model.cache_folder import build_once
+from batchinfer.model.graph import ModelGraph
+from batchinfer.model.torch_model import load_torch_model
 
 log = logging.getLogger("batchinfer")
 
 OPSET = 17
 EXPORT_FORMAT = 1  # bump when the way we export changes
-COMPLETE = "export.json"  # written last inside the temp folder; its presence marks a whole export
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("BATCHINFER_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "batchinfer"
+COMPLETE = ONNX.marker  # written last inside the temp folder; its presence marks a whole export
 
 
 def fingerprint(graph: ModelGraph, *, opset: int = OPSET) -> str:
@@ -58,8 +51,6 @@ def fingerprint(graph: ModelGraph, *, opset: int = OPSET) -> str:
 
 def _export(graph: ModelGraph, target: Path, opset: int) -> None:
     import torch
-
-    from batchinfer.backends.pytorch import load_torch_model
 
     model = load_torch_model(graph)
     names = list(graph.input_names)
@@ -100,7 +91,7 @@ def export_onnx(graph: ModelGraph, cache_dir: Path, *, opset: int = OPSET, broke
     `broken`: why the cached export cannot be used (its runtime failed on it): it is rebuilt.
     """
     fp = fingerprint(graph, opset=opset)
-    final = Path(cache_dir) / "onnx" / fp
+    final = Path(cache_dir) / ONNX.folder / fp
 
     def build(tmp: Path) -> None:
         log.info("model: exporting %s to ONNX (opset %d) into %s", graph.ref.name, opset, final)
@@ -115,35 +106,3 @@ def export_onnx(graph: ModelGraph, cache_dir: Path, *, opset: int = OPSET, broke
     build_once(final, COMPLETE, build, what=f"exporting {graph.ref.name} to ONNX", kind="ONNX export", broken=broken)
     return final / "model.onnx"
 
-
-QUANT_COMPLETE = "quantized.json"
-
-
-def quantize_onnx(graph: ModelGraph, cache_dir: Path, *, method: str = "dynamic-int8",
-                  broken: str | None = None) -> Path:
-    """The model's ONNX export with dynamic int8 weights (per channel), cached as its own artifact."""
-    import onnxruntime
-
-    source = export_onnx(graph, cache_dir)
-    final = source.parent.parent / f"{source.parent.name}-{method}-ort{onnxruntime.__version__}"
-
-    def build(tmp: Path) -> None:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        log.info("model: quantizing the ONNX export (%s) into %s", method, final)
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # onnxruntime.quantization advises on the root logger
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                quantize_dynamic(str(source), str(tmp / "model.onnx"), weight_type=QuantType.QInt8,
-                                 per_channel=True)
-        finally:
-            root.setLevel(level)
-        (tmp / QUANT_COMPLETE).write_text(json.dumps({"model": graph.ref.name, "from": str(source),
-                                                      "method": method}, indent=2))
-
-    build_once(final, QUANT_COMPLETE, build, what=f"quantizing {graph.ref.name}", kind="quantized ONNX model",
-               broken=broken)
-    return final / "model.onnx"

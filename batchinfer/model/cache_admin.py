@@ -8,12 +8,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchinfer.cache_folder import builder, is_stale_temp, temporaries
+from batchinfer.model.cache_dir import ARTIFACTS, Artifact
+from batchinfer.model.cache_folder import builder, is_stale_temp, temporaries
 
-# folder -> {marker: kind}: every artifact the cache builds (export.py, backends/openvino.py, sample_models/)
-KINDS = {"onnx": {"export.json": "onnx", "quantized.json": "onnx-int8"},
-         "openvino": {"ir.json": "openvino"},
-         "models": {"assembled.json": "models"}}
+FOLDERS = tuple(dict.fromkeys(a.folder for a in ARTIFACTS))  # the cache's sub-folders, in listing order
+WIDTH = max(len(kind) for kind in [a.kind for a in ARTIFACTS] + ["temporary"])
 
 
 @dataclass
@@ -27,7 +26,7 @@ class CacheEntry:
 
     def line(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.modified))
-        return f"{self.kind:9} {self.size / 1e6:9.1f} MB  {when}  {self.model}  {self.path}"
+        return f"{self.kind:{WIDTH}} {self.size / 1e6:9.1f} MB  {when}  {self.model}  {self.path}"
 
 
 def _size(path: Path) -> int:
@@ -47,25 +46,37 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
+def _read(marker: Path) -> dict:
+    try:
+        meta = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _built(item: Path, kinds: list[Artifact]) -> CacheEntry | None:
+    """The artifact built in folder `item` (the first kind whose marker is there and fits), or None."""
+    present = [a for a in kinds if (item / a.marker).is_file()]
+    if not present:
+        return None
+    meta = _read(item / present[0].marker)
+    kind = next((a for a in present if a.matches(meta)), present[0]).kind
+    return CacheEntry(kind, item, _size(item), _mtime(item / present[0].marker),
+                      str(meta.get("model") or meta.get("name") or meta.get("onnx", "?")))
+
+
 def entries(cache_dir: Path) -> list[CacheEntry]:
     """Every built artifact, then every temporary or half-written folder (a build running or killed)."""
     found = []
-    for folder_name, markers in KINDS.items():
+    for folder_name in FOLDERS:
         folder = Path(cache_dir) / folder_name
         if not folder.is_dir():
             continue
+        kinds = [a for a in ARTIFACTS if a.folder == folder_name]
         temps = temporaries(folder)
         for item in sorted(p for p in folder.iterdir() if p.is_dir() and p not in temps):
-            marker = next((m for m in markers if (item / m).is_file()), None)
-            if marker is None:
-                found.append(CacheEntry("temporary", item, _size(item), _mtime(item), "incomplete (never used)"))
-                continue
-            try:
-                meta = json.loads((item / marker).read_text())
-            except (OSError, ValueError):
-                meta = {}
-            found.append(CacheEntry(markers[marker], item, _size(item), _mtime(item / marker),
-                                    str(meta.get("model") or meta.get("name") or meta.get("onnx", "?"))))
+            entry = _built(item, kinds)
+            found.append(entry or CacheEntry("temporary", item, _size(item), _mtime(item), "incomplete (never used)"))
         for temp in temps:
             stale = is_stale_temp(temp)
             pid = None if stale else builder(temp)
@@ -84,7 +95,7 @@ def clear(cache_dir: Path, chosen: list[CacheEntry] | None = None) -> int:
         if entry.removable and entry.path.exists():
             freed += _size(entry.path)
             shutil.rmtree(entry.path, ignore_errors=True)
-    for folder_name in KINDS:
+    for folder_name in FOLDERS:
         try:
             (Path(cache_dir) / folder_name).rmdir()  # only once empty
         except OSError:

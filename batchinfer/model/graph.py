@@ -1,0 +1,21 @@
+"""What a backend runs: a resolved model, the transformers Auto class that loads it, and its inputs and output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from batchinfer.model.ref import ModelRef
+
+
+@dataclass(frozen=True)
+class ModelGraph:
+    """What to run: the model folder, which transformers Auto class loads it, and which output to return."""
+
+    ref: ModelRef
+    auto_class: str  # e.g. "AutoModelForSequenceClassification"
+    output_name: str  # e.g. "logits" or "last_hidden_state"
+    input_names: tuple[str, ...]  # the tokenizer's model inputs, e.g. ("input_ids", "attention_mask")
+    image_shape: tuple[int, int, int] | None = None  # (channels, height, width) for image models, else None
+    sequence_output: bool = False  # the output has a sequence axis (hidden states, per-token logits)
+    trust_remote_code: bool = False
+    allow_unsafe_weights: bool = False
