@@ -47,6 +47,21 @@ def _bert_config(**extra):
                       intermediate_size=37, max_position_embeddings=MAX_POSITIONS, **extra)
 
 
+def _save_tiny(path: Path, model_class: str, seed: int, **config) -> Path:
+    """A tiny random BERT of `model_class` (a transformers class name) with the tiny tokenizer, into `path`."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    getattr(transformers, model_class)(_bert_config(**config)).eval().save_pretrained(str(path))
+    _tiny_tokenizer(path)
+    return path
+
+
+def _labelled(labels: dict[int, str]) -> dict:
+    return {"num_labels": len(labels), "id2label": labels, "label2id": {v: k for k, v in labels.items()}}
+
+
 @pytest.fixture(scope="session")
 def tiny_classifier(tmp_path_factory) -> Path:
     """BertForSequenceClassification, 3 named labels, random weights wide enough to give clear margins."""
@@ -55,28 +70,14 @@ def tiny_classifier(tmp_path_factory) -> Path:
 
 def build_tiny_classifier(path: Path) -> Path:
     """The `tiny_classifier` model into `path` (also used outside pytest, by bench/kill_campaign.py)."""
-    import torch
-    from transformers import BertForSequenceClassification
-
-    torch.manual_seed(2)  # with this seed and init the tiny model predicts all three labels on TEXTS
-    config = _bert_config(num_labels=3, id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
-                          initializer_range=0.2)
-    BertForSequenceClassification(config).eval().save_pretrained(str(path))
-    _tiny_tokenizer(path)
-    return path
+    # with this seed and init the tiny model predicts all three labels on TEXTS
+    return _save_tiny(path, "BertForSequenceClassification", 2, initializer_range=0.2, **_labelled(LABELS))
 
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory) -> Path:
     """A bare BertModel for embeddings."""
-    import torch
-    from transformers import BertModel
-
-    path = tmp_path_factory.mktemp("tiny-encoder")
-    torch.manual_seed(1)
-    BertModel(_bert_config(initializer_range=0.2)).eval().save_pretrained(str(path))
-    _tiny_tokenizer(path)
-    return path
+    return _save_tiny(tmp_path_factory.mktemp("tiny-encoder"), "BertModel", 1, initializer_range=0.2)
 
 
 @pytest.fixture(scope="session")
@@ -173,55 +174,26 @@ NLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
 @pytest.fixture(scope="session")
 def tiny_ner(tmp_path_factory) -> Path:
     """BertForTokenClassification with BIO labels; weights wide enough that entities appear."""
-    import torch
-    from transformers import BertForTokenClassification
-
-    path = tmp_path_factory.mktemp("tiny-ner")
-    torch.manual_seed(5)
-    config = _bert_config(num_labels=5, id2label=NER_LABELS, label2id={v: k for k, v in NER_LABELS.items()},
-                          initializer_range=0.3)
-    BertForTokenClassification(config).eval().save_pretrained(str(path))
-    _tiny_tokenizer(path)
-    return path
+    return _save_tiny(tmp_path_factory.mktemp("tiny-ner"), "BertForTokenClassification", 5, initializer_range=0.3,
+                      **_labelled(NER_LABELS))
 
 
 @pytest.fixture(scope="session")
 def tiny_nli(tmp_path_factory) -> Path:
     """An NLI-shaped BertForSequenceClassification (entailment / neutral / contradiction)."""
-    import torch
-    from transformers import BertForSequenceClassification
-
-    path = tmp_path_factory.mktemp("tiny-nli")
-    torch.manual_seed(6)
-    config = _bert_config(num_labels=3, id2label=NLI_LABELS, label2id={v: k for k, v in NLI_LABELS.items()},
-                          initializer_range=0.2)
-    BertForSequenceClassification(config).eval().save_pretrained(str(path))
-    _tiny_tokenizer(path)
-    return path
+    return _save_tiny(tmp_path_factory.mktemp("tiny-nli"), "BertForSequenceClassification", 6,
+                      initializer_range=0.2, **_labelled(NLI_LABELS))
 
 
 @pytest.fixture(scope="session")
 def tiny_mlm(tmp_path_factory) -> Path:
     """BertForMaskedLM (its head tied to the word embeddings); weights wide enough that the best tokens stand
     clear of each other (logit gaps far above the backends' float differences)."""
-    import torch
-    from transformers import BertForMaskedLM
-
-    path = tmp_path_factory.mktemp("tiny-mlm")
-    torch.manual_seed(7)
-    BertForMaskedLM(_bert_config(initializer_range=0.5)).eval().save_pretrained(str(path))
-    _tiny_tokenizer(path)
-    return path
+    return _save_tiny(tmp_path_factory.mktemp("tiny-mlm"), "BertForMaskedLM", 7, initializer_range=0.5)
 
 
 @pytest.fixture(scope="session")
 def tiny_cross_encoder(tmp_path_factory) -> Path:
     """A cross-encoder: BertForSequenceClassification with one output (a relevance score for a text pair)."""
-    import torch
-    from transformers import BertForSequenceClassification
-
-    path = tmp_path_factory.mktemp("tiny-cross-encoder")
-    torch.manual_seed(8)
-    BertForSequenceClassification(_bert_config(num_labels=1, initializer_range=0.2)).eval().save_pretrained(str(path))
-    _tiny_tokenizer(path)
-    return path
+    return _save_tiny(tmp_path_factory.mktemp("tiny-cross-encoder"), "BertForSequenceClassification", 8,
+                      num_labels=1, initializer_range=0.2)
