@@ -2,12 +2,16 @@
 
 A single input gives what transformers gives for a single input, a list gives a list; keyword arguments work
 as in transformers (each task declares the ones its transformers pipeline accepts, and how they map to its
-options). The three phases `preprocess`, `_forward` and `postprocess` are exposed; `__call__` runs them
-batched and length-sorted through the same Pipeline, backends and export cache as the job runner.
+options). The three phases `preprocess`, `forward` (`_forward` too) and `postprocess` are public, as a
+transformers pipeline's; `__call__` runs them batched and length-sorted through the same Pipeline, backends and
+export cache as the job runner. As in transformers, texts are not truncated unless `truncation=True`: the model
+takes them up to its position limit, and a longer one raises `InputTooLongError`.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import logging
 import threading
@@ -22,6 +26,11 @@ from batchinfer.tasks import task_class
 
 log = logging.getLogger("batchinfer")
 CALL_BATCH = 32  # rows per model call when the results do not depend on the batches
+
+
+class InputTooLongError(ValueError, RuntimeError):
+    """A text longer than the model takes, without `truncation=True` (transformers fails there with a
+    RuntimeError from the model; `except ValueError` works too)."""
 
 
 def best_accelerator() -> str:
@@ -41,6 +50,7 @@ class InferencePipeline:
         self.defaults = defaults
         # the loaded model the phases share (options such as zero-shot labels only shape inputs and outputs)
         self._base = self._build(self.task_class.probe_options().model_dump())
+        self._limited: dict[tuple[int, int], tuple[Pipeline, Pipeline]] = {}
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _check_options(self, options: dict[str, Any]) -> None:
@@ -51,7 +61,18 @@ class InferencePipeline:
                             f"accepted: {', '.join(sorted(accepted))}")
 
     def _pipeline(self, call: dict[str, Any]) -> Pipeline:
-        return self._build(self.task_class.from_call(call), max_length=call.get("max_length"))
+        pipe = self._build(self.task_class.from_call(call), max_length=call.get("max_length"))
+        limit = pipe.task.transformers_max_length(call)
+        if limit is None or limit == pipe.max_length:
+            return pipe
+        key = (id(pipe), limit)
+        if key not in self._limited or self._limited[key][0] is not pipe:
+            # the same loaded model; only the task's length limit (and its truncating tokenizer) differ
+            task = copy.copy(pipe.task)
+            task.__dict__.pop("_truncator_tok", None)
+            task.max_length = limit
+            self._limited[key] = (pipe, dataclasses.replace(pipe, task=task))
+        return self._limited[key][1]
 
     def _build(self, options: dict[str, Any], *, max_length: int | None = None) -> Pipeline:
         spec: dict[str, Any] = {"name": self.model, "task": self.task, "backend": self.accelerator, **options}
@@ -73,10 +94,12 @@ class InferencePipeline:
             self._check_length(pipe, [value], options)
         return pipe.task.preprocess([value])
 
-    def _forward(self, model_inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def forward(self, model_inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the backend: numpy arrays in, numpy arrays out (the inputs kept beside the outputs, as
         transformers keeps what its postprocess needs, e.g. fill-mask's input_ids)."""
         return {**model_inputs, **self._base.backend.forward(model_inputs)}
+
+    _forward = forward  # transformers' name for the same phase
 
     def postprocess(self, model_outputs: dict[str, np.ndarray], **kwargs: Any) -> Any:
         """Model outputs of one input to what transformers returns for it."""
@@ -113,8 +136,8 @@ class InferencePipeline:
         too_long = np.flatnonzero(lengths > pipe.max_length)
         if too_long.size:
             i = int(too_long[0])
-            raise ValueError(f"input {i} has {int(lengths[i])} tokens, more than the model's maximum "
-                             f"{pipe.max_length}; pass truncation=True to cut it")
+            raise InputTooLongError(f"input {i} has {int(lengths[i])} tokens, more than the model's maximum "
+                                    f"{pipe.max_length}; pass truncation=True to cut it")
 
     def __repr__(self) -> str:
         return f"batchinfer.pipeline(task={self.task!r}, model={self.model!r}, accelerator={self.accelerator!r})"

@@ -50,6 +50,10 @@ def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
+# model types whose position ids start after the padding index (transformers' create_position_ids_from_input_ids)
+_PADDING_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "mpnet", "longformer"})
+
+
 class TaskOptions(BaseModel):
     """A task's own options (job file `[model]` keys, `batchinfer.predict` keywords); none by default."""
 
@@ -224,6 +228,32 @@ class Task(ABC):
     def from_call(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
         """The task options a transformers pipeline call's keyword arguments mean."""
         return {k: v for k, v in kwargs.items() if k in cls.Options.model_fields and v is not None}
+
+    def transformers_max_length(self, call: dict[str, Any]) -> int | None:
+        """The longest text (in tokens) a transformers pipeline call takes, or None to keep `max_length`.
+
+        For tasks whose transformers pipeline takes `truncation`: it does not truncate unless asked, so the
+        model takes texts up to its position limit (`max_position_embeddings`) even where the tokenizer's
+        `model_max_length` is lower; with `truncation=True` the tokenizer cuts at its `model_max_length`.
+        """
+        if "truncation" not in self.call_options or call.get("max_length"):
+            return None
+        kwargs = call.get("tokenizer_kwargs") or call.get("tokenize_kwargs") or {}
+        positions = self.position_limit()
+        if call.get("truncation") or kwargs.get("truncation"):
+            tokenizer_max = getattr(self.tokenizer, "model_max_length", None)
+            if isinstance(tokenizer_max, (int, float)) and 0 < tokenizer_max < 1_000_000:
+                return min(int(tokenizer_max), positions) if positions else int(tokenizer_max)
+        return positions
+
+    def position_limit(self) -> int | None:
+        """The most tokens the model's position embeddings take (RoBERTa-style models start after padding)."""
+        positions = self.config.get("max_position_embeddings")
+        if not isinstance(positions, int) or not 0 < positions < 1_000_000:
+            return None
+        if self.config.get("model_type") in _PADDING_OFFSET_POSITIONS:
+            positions -= int(self.config.get("pad_token_id") or 0) + 1
+        return positions
 
     def call_value(self, value: Any) -> Any:
         """One transformers-style input as a row value: a string, or a dict keyed by this task's roles."""
