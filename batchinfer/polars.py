@@ -7,6 +7,9 @@ so a job file and a Python call are interchangeable. The same engine runs both.
 
 from __future__ import annotations
 
+import atexit
+import difflib
+import shutil
 import tempfile
 from typing import Any
 
@@ -22,6 +25,15 @@ _SECTIONS = {"input": InputSpec, "model": ModelSpec, "batching": BatchingSpec, "
 _NOT_OPTIONS = {"input": {"path", "column", "columns", "format", "csv", "storage_options"},
                 "model": {"name", "task", "options"}, "output": {"path", "storage_options"}}
 _IN_MEMORY = "<memory>"  # output.path of a DataFrame predicted without output= (a MemorySink: no folder)
+_TEMP_OUTPUTS: list[str] = []  # LazyFrame outputs without output=: scanned by the returned LazyFrames
+
+
+@atexit.register
+def _remove_temp_outputs() -> None:
+    """The temporary folders of LazyFrame calls without `output=` live as long as the interpreter (any
+    LazyFrame derived from a result may still scan them), and go with it."""
+    while _TEMP_OUTPUTS:
+        shutil.rmtree(_TEMP_OUTPUTS.pop(), ignore_errors=True)
 
 
 def _route(options: dict[str, Any], task: str) -> dict[str, dict[str, Any]]:
@@ -38,7 +50,10 @@ def _route(options: dict[str, Any], task: str) -> dict[str, dict[str, Any]]:
             own = sorted(task_class(task).Options.model_fields) if canonical_task(task) else []
             allowed = sorted({k for name, m in _SECTIONS.items() for k in m.model_fields
                               if k not in _NOT_OPTIONS.get(name, ())} | set(own))
-            raise TypeError(f"unknown option {key!r}; the job file's options are: {', '.join(allowed)}")
+            close = difflib.get_close_matches(key, allowed, n=1)
+            guess = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"unknown option {key!r}{guess} Keywords are the job file's options "
+                            f"(e.g. on_error='skip'): {', '.join(allowed)}")
         sections[owner[0]][key] = value
     return sections
 
@@ -46,49 +61,73 @@ def _route(options: dict[str, Any], task: str) -> dict[str, dict[str, Any]]:
 def job_from_call(column: str | dict[str, str] | None, *, task: str, model: str, backend: str = "ort",
                   output: str | None = None, output_storage_options: dict | None = None, **options: Any) -> JobSpec:
     """The JobSpec a Python call means (validated by the same schema as job files). `column` is the input
-    column, or a dict of the task's input roles to columns (e.g. {"text": "query", "text_pair": "passage"})."""
+    column, or a dict of the task's input roles to columns (e.g. {"text": "query", "text_pair": "passage"}).
+    Without `output` the output path is a placeholder (no folder is made): the caller chooses where it goes.
+    `mode` defaults to "overwrite" (a job file's to "error")."""
     sections = _route(options, task)
     columns = {} if column is None else {"columns": dict(column)} if isinstance(column, dict) else {"column": column}
     data = {
         "input": {"path": "<frame>", **columns, **sections["input"]},
         "model": {"name": model, "task": task, "backend": backend, **sections["model"]},
         "batching": sections["batching"],
-        "output": {"path": output or tempfile.mkdtemp(prefix="batchinfer-"), "mode": "overwrite",
+        "output": {"path": output or _IN_MEMORY, "mode": "overwrite",
                    "storage_options": output_storage_options or {}, **sections["output"]},
         "runtime": {"progress": "never", **sections["runtime"]},
     }
     return parse_job(data, source="options")
 
 
-def predict(frame: pl.DataFrame | pl.LazyFrame, column: str | dict[str, str] | None = None, *, task: str,
-            model: str, backend: str = "ort", output: str | None = None, **options: Any):
-    """Add prediction columns to a polars frame.
+def predict(frame: pl.DataFrame | pl.LazyFrame | pl.Series, column: str | dict[str, str] | None = None, *,
+            task: str, model: str, backend: str = "ort", output: str | None = None,
+            output_storage_options: dict[str, Any] | None = None, **options: Any):
+    """Add prediction columns to a polars frame; the call runs the whole job before it returns.
 
-    - DataFrame, no `output`: returns the DataFrame with the prediction columns (rows in input order); the
-      same job run, its units kept in memory (io/memory_sink.py) instead of written.
-    - LazyFrame (or any frame with `output=`): streams it in batches of `batch_rows` through the model,
-      writes the job's Parquet output (exactly once, resumable) and returns a LazyFrame scanning it. Memory is
-      bounded by the batch sizes; without `output` the parts go to a temporary folder.
-    Other keywords are job file options (top_k, normalize, batch_size, threads, on_error, keep_columns, ...).
+    - DataFrame (or Series): returns a DataFrame with the prediction columns, rows in input order. Without
+      `output` the job's units are kept in memory (io/memory_sink.py); with `output` the Parquet parts are
+      written there too and the DataFrame returned equals reading them. A Series becomes a one-column frame
+      (its name, or the task's first input role, e.g. "text", when unnamed) and `column` is not needed.
+    - LazyFrame: streams it in batches of `batch_rows` through the model and writes the job's Parquet output
+      (exactly once, resumable) at call time, then returns a LazyFrame scanning the written parts. Memory is
+      bounded by the batch sizes. Without `output` the parts go to a temporary `batchinfer-*` folder, kept
+      while the interpreter runs (a LazyFrame may scan it) and removed at exit; pass `output=` to keep them.
+    `mode` is "overwrite" unless given (a job file's default is "error"); `output_storage_options` are the
+    output's fsspec options (a job file's `output.storage_options`). Other keywords are job file options
+    (top_k, normalize, batch_size, threads, on_error, keep_columns, mode, ...).
     """
     from batchinfer.engine.runner import run_job
     from batchinfer.io.frame_source import FrameSource
     from batchinfer.io.layout import parts_glob
     from batchinfer.io.memory_sink import MemorySink
 
+    if isinstance(frame, pl.Series):
+        frame, column = _series_frame(frame, column, task)
     if not isinstance(frame, (pl.DataFrame, pl.LazyFrame)):
-        raise TypeError(f"predict takes a polars DataFrame or LazyFrame, not {type(frame).__name__}")
-    in_memory = isinstance(frame, pl.DataFrame) and output is None
-    spec = job_from_call(column, task=task, model=model, backend=backend,
-                         output=_IN_MEMORY if in_memory else output, **options)
+        raise TypeError(f"predict takes a polars DataFrame, LazyFrame or Series, not {type(frame).__name__}")
+    eager = isinstance(frame, pl.DataFrame)
+    in_memory = eager and output is None
+    call = dict(task=task, model=model, backend=backend, output_storage_options=output_storage_options, **options)
+    spec = job_from_call(column, output=output, **call)
     if in_memory and spec.input.on_error == "dead-letter":
         raise JobFileError("on_error = 'dead-letter' needs output= (the dead letters are written beside it)")
+    if output is None and not eager:  # checked first: a call that cannot run makes no folder
+        _TEMP_OUTPUTS.append(tempfile.mkdtemp(prefix="batchinfer-"))
+        spec = job_from_call(column, output=_TEMP_OUTPUTS[-1], **call)
     source = FrameSource(frame, batch_rows=spec.input.batch_rows)
     sink = MemorySink() if in_memory else None  # a DataFrame fits in memory: its predictions are kept there
     result = run_job(spec, source=source, sink=sink, progress=False)
     if sink is not None:
         return pl.from_arrow(sink.table())
-    return pl.scan_parquet(parts_glob(result.output_path), storage_options=spec.output.storage_options or None)
+    scanned = pl.scan_parquet(parts_glob(result.output_path), storage_options=spec.output.storage_options or None)
+    return scanned.collect() if eager else scanned
+
+
+def _series_frame(series: pl.Series, column: str | dict[str, str] | None, task: str) -> tuple[pl.DataFrame, str]:
+    from batchinfer.tasks import task_class
+
+    name = series.name or task_class(task).roles[0]
+    if column is not None and column != name:
+        raise TypeError(f"predict on a Series reads the Series itself; pass column=None, not {column!r}")
+    return series.alias(name).to_frame(), name
 
 
 @pl.api.register_dataframe_namespace("infer")
@@ -104,7 +143,8 @@ class DataFrameInference:
 
 @pl.api.register_lazyframe_namespace("infer")
 class LazyFrameInference:
-    """`lf.infer.predict("text", task=..., model=..., output=...)`: streams and writes, returns a LazyFrame."""
+    """`lf.infer.predict("text", task=..., model=..., output=...)`: runs the job now (streamed, written),
+    returns a LazyFrame over the written parts."""
 
     def __init__(self, lf: pl.LazyFrame) -> None:
         self._lf = lf

@@ -43,7 +43,7 @@ def test_dataframe_with_skipped_rows_matches_the_job_with_output(tmp_path, frame
     options = {"task": "text-classification", "model": str(tiny_classifier), "batch_rows": 200, "on_error": "skip",
                "truncation": False}
     got = batchinfer.predict(bad, "text", **options)
-    written = batchinfer.predict(bad, "text", output=str(tmp_path / "out"), **options).collect()
+    written = batchinfer.predict(bad, "text", output=str(tmp_path / "out"), **options)
     assert got.equals(written)
     assert got.height == bad.height - len(long_rows) and not set(long_rows) & set(got["row_id"].to_list())
     with pytest.raises(JobFileError, match="dead-letter' needs output="):
