@@ -87,3 +87,12 @@ def test_public_phases(tiny_classifier):
     assert ours._forward(inputs).keys() == outputs.keys()
     np.testing.assert_array_equal(ours._forward(inputs)["logits"], outputs["logits"])
     assert_same(ours.postprocess(outputs), ours("what a film")[0])
+
+
+@pytest.mark.parametrize("accelerator", ["ov", "torch"])
+def test_long_texts_on_every_backend(sentiment_path, accelerator):
+    from transformers import pipeline
+
+    want = pipeline("text-classification", model=sentiment_path, device="cpu")
+    ours = batchinfer.pipeline("text-classification", model="sample:sentiment-minilm", accelerator=accelerator)
+    assert_same(ours([LONG, "great"]), want([LONG, "great"]))
