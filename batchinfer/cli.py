@@ -25,27 +25,90 @@ def _setup_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
     logs.setup(verbose=verbose, quiet=quiet, fmt=fmt)
 
 
-def _fail(exc: BatchinferError, spec: JobSpec | None = None, *, log_format: str = "text",
-          summary_json: str | None = None) -> None:
-    from batchinfer.logs import scrub as scrub_secrets
+def _meta() -> dict:
+    """What the error handler needs to know of the running command (shared by every click context)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.setdefault("batchinfer", {"log_format": "text", "summary_json": None}) if ctx else {}
 
-    secrets = secret_values(spec) if spec is not None else []
 
-    def scrub(text: str) -> str:
-        return scrub_secrets(text, secrets)
+def _remember_log_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    _meta()["log_format"] = value
+    return value
 
-    if summary_json:
-        _write_json(summary_json, {"status": "failed", "exit_code": exc.exit_code, "error": exc.kind,
-                                   "message": scrub(exc.message)})
-    if log_format == "json":
-        click.echo(json.dumps({"level": "error", "logger": "batchinfer", "event": "failed", "error": exc.kind,
-                               "exit_code": exc.exit_code, "message": scrub(exc.message),
-                               "hint": scrub(exc.hint or "")}), err=True)
+
+_log_format_option = click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    callback=_remember_log_format, is_eager=True,
+    help="json: one JSON object per log line (and failure) on stderr; run also writes its summary as JSON.")
+
+
+def _scrub(text: str) -> str:
+    from batchinfer import logs
+
+    return logs.scrub(text, logs.SCRUB.secrets)
+
+
+def _report_failure(exc: BatchinferError) -> int:
+    """Print a user error (text or a JSON line), write the failure summary if asked; return its exit code."""
+    from batchinfer.logs import json_line
+
+    meta = _meta()
+    if meta.get("summary_json"):
+        _write_json(meta["summary_json"], {"status": "failed", "exit_code": exc.exit_code, "error": exc.kind,
+                                           "message": _scrub(exc.message)})
+    if meta.get("log_format") == "json":
+        click.echo(json_line("error", event="failed", error=exc.kind, exit_code=exc.exit_code,
+                             message=_scrub(exc.message), hint=_scrub(exc.hint or "")), err=True)
     else:
-        click.echo(f"batchinfer: {exc.kind}: {scrub(exc.message)}", err=True)
+        click.echo(f"batchinfer: {exc.kind}: {_scrub(exc.message)}", err=True)
         if exc.hint:
-            click.echo(f"  hint: {scrub(exc.hint)}", err=True)
-    sys.exit(exc.exit_code)
+            click.echo(f"  hint: {_scrub(exc.hint)}", err=True)
+    return exc.exit_code
+
+
+def _report_internal() -> int:
+    """An unexpected exception is a bug: say so, with the trace, and exit 1."""
+    import traceback
+
+    from batchinfer.logs import json_line
+
+    message, trace = "internal error (a bug: please report it with this trace)", _scrub(traceback.format_exc())
+    meta = _meta()
+    if meta.get("summary_json"):
+        _write_json(meta["summary_json"], {"status": "failed", "exit_code": EXIT_INTERNAL, "error": "internal error",
+                                           "message": _scrub(str(sys.exc_info()[1]))})
+    if meta.get("log_format") == "json":
+        click.echo(json_line("error", event="failed", error="internal error", exit_code=EXIT_INTERNAL,
+                             message=message, traceback=trace), err=True)
+    else:
+        click.echo(f"batchinfer: {message}\n{trace}", err=True)
+    return EXIT_INTERNAL
+
+
+def _report_interrupt(exc: KeyboardInterrupt, command: str | None) -> int:
+    terminated = isinstance(exc, _Terminated)
+    tail = ("; committed units are kept and the lock is released (output.mode = 'resume' continues)"
+            if command == "run" else "")
+    click.echo(f"batchinfer: {'terminated (SIGTERM)' if terminated else 'interrupted'}{tail}", err=True)
+    return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
+class _Group(click.Group):
+    """Every subcommand's errors mapped one way: a BatchinferError to its exit code and message, Ctrl-C to 130,
+    SIGTERM to 143, anything else to 1 with "internal error" and the trace."""
+
+    def invoke(self, ctx: click.Context):
+        signal.signal(signal.SIGTERM, _on_sigterm)  # a scheduler stopping the task: as Ctrl-C, `finally`s run
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except BatchinferError as exc:
+            ctx.exit(_report_failure(exc))
+        except KeyboardInterrupt as exc:
+            ctx.exit(_report_interrupt(exc, ctx.invoked_subcommand))
+        except Exception:
+            ctx.exit(_report_internal())
 
 
 class _Terminated(KeyboardInterrupt):
@@ -66,14 +129,15 @@ def _write_json(path: str, data: dict) -> None:
 
 
 def _load(job_file: str, overrides: tuple[str, ...]) -> JobSpec:
-    try:
-        return load_job(job_file, list(overrides))
-    except BatchinferError as exc:
-        _fail(exc)
-        raise  # unreachable
+    """The job, with its secrets registered to be scrubbed from every message."""
+    from batchinfer import logs
+
+    spec = load_job(job_file, list(overrides))
+    logs.SCRUB.secrets = secret_values(spec)
+    return spec
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="batchinfer")
 def main() -> None:
     """Batch offline inference: Parquet/CSV in, Hugging Face model, Parquet out."""
@@ -85,8 +149,7 @@ def main() -> None:
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for library logs too).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings, errors and the summary line.")
 @click.option("--progress/--no-progress", default=None, help="Force the progress bar on or off.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json: one JSON object per log line on stderr, and the summary as JSON on stdout.")
+@_log_format_option
 @click.option("--summary-json", metavar="PATH", help="Write the run summary (or the failure) as JSON to PATH.")
 @click.option("--if-complete", type=click.Choice(["error", "skip"]), default="error", show_default=True,
               help="skip: if this job already completed its output, do nothing and exit 0.")
@@ -101,66 +164,49 @@ def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, pr
         executor: str | None, ray_address: str | None) -> None:
     """Run JOB_FILE: read the input, predict, write the output folder."""
     _setup_logging(verbose, quiet, log_format)
-    failing = {"log_format": log_format, "summary_json": summary_json}
+    _meta()["summary_json"] = summary_json
     if ray_address:
         overrides += (f"runtime.ray_address={ray_address}", f"runtime.executor={executor or 'ray'}")
     elif executor:
         overrides += (f"runtime.executor={executor}",)
-    try:
-        spec = load_job(job_file, list(overrides))
-    except BatchinferError as exc:
-        _fail(exc, **failing)
-    from batchinfer import logs
+    spec = _load(job_file, overrides)
     from batchinfer.engine.runner import run_job
     from batchinfer.errors import LockedError
+    from batchinfer.logs import json_line
 
-    logs.SCRUB.secrets = secret_values(spec)
-    signal.signal(signal.SIGTERM, _on_sigterm)  # a scheduler stopping the task: as Ctrl-C, committed units kept
     deadline = time.monotonic() + wait_for_lock
     while True:
         try:
             result = run_job(spec, progress=False if log_format == "json" else progress, if_complete=if_complete)
             break
-        except LockedError as exc:
+        except LockedError:
             if time.monotonic() >= deadline:
-                _fail(exc, spec, **failing)
+                raise
             logging.getLogger("batchinfer").info("output is locked by another run; waiting")
             time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
-        except BatchinferError as exc:
-            _fail(exc, spec, **failing)
-        except KeyboardInterrupt as exc:
-            terminated = isinstance(exc, _Terminated)
-            click.echo(f"batchinfer: {'terminated (SIGTERM)' if terminated else 'interrupted'}; committed units are "
-                       "kept and the lock is released (output.mode = 'resume' continues)", err=True)
-            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
-        except Exception:
-            logging.getLogger("batchinfer").exception("internal error (a bug: please report it with this trace)")
-            sys.exit(EXIT_INTERNAL)
     summary = result.to_dict()
     if summary_json:
         _write_json(summary_json, summary)
-    click.echo(json.dumps({"event": "summary", **summary}) if log_format == "json" else result.summary_line())
+    click.echo(json_line("info", event="summary", **summary) if log_format == "json" else result.summary_line())
     sys.exit(result.exit_code)
 
 
 @main.command()
 @click.argument("job_file", type=click.Path(dir_okay=False))
 @_set_option
-def validate(job_file: str, overrides: tuple[str, ...]) -> None:
+@_log_format_option
+def validate(job_file: str, overrides: tuple[str, ...], log_format: str) -> None:
     """Check JOB_FILE without running it: schema, input files and columns, output location."""
-    _setup_logging(0, True)
+    _setup_logging(0, True, log_format)
     spec = _load(job_file, overrides)
     from batchinfer.engine.runner import check_job
     from batchinfer.model import default_cache_dir, read_config, resolve_model
     from batchinfer.tasks import task_class
 
-    try:
-        source, _, _, _ = check_job(spec)
-        cache = Path(spec.runtime.cache_dir) if spec.runtime.cache_dir else default_cache_dir()
-        ref = resolve_model(spec.model.name, spec.model.revision, cache_dir=cache)
-        task_class(spec.model.task).check_model(read_config(ref), spec.model.name)
-    except BatchinferError as exc:
-        _fail(exc, spec)
+    source, _, _, _ = check_job(spec)
+    cache = Path(spec.runtime.cache_dir) if spec.runtime.cache_dir else default_cache_dir()
+    ref = resolve_model(spec.model.name, spec.model.revision, cache_dir=cache)
+    task_class(spec.model.task).check_model(read_config(ref), spec.model.name)
     click.echo(f"batchinfer: {job_file} is valid: {len(source.files)} input file(s), "
                f"task {spec.model.task} on {spec.model.backend}, output {spec.output.path}")
 
@@ -196,25 +242,24 @@ _cache_option = click.option("--cache-dir", metavar="DIR", help="Default: $BATCH
 @click.option("--task", required=True, metavar="TASK", help="A task name or alias (`batchinfer tasks` lists them).")
 @click.option("--backend", default="ort", show_default=True, type=_BackendChoice())
 @_cache_option
-def export(model: str, task: str, backend: str, cache_dir: str | None) -> None:
+@_log_format_option
+def export(model: str, task: str, backend: str, cache_dir: str | None, log_format: str) -> None:
     """Warm the cache: export MODEL (and convert it for the backend) ahead of a scheduled run."""
-    _setup_logging(0, False)
+    _setup_logging(0, False, log_format)
     from batchinfer.job import ModelSpec, RuntimeSpec
     from batchinfer.pipelines import build_pipeline
     from batchinfer.tasks import task_class
 
-    try:
-        options = task_class(task).probe_options().model_dump()  # options shape no artifact
-        pipe = build_pipeline(ModelSpec(name=model, task=task, backend=backend, **options),
-                              RuntimeSpec(cache_dir=str(_cache_dir(cache_dir))))
-    except BatchinferError as exc:
-        _fail(exc)
+    options = task_class(task).probe_options().model_dump()  # options shape no artifact
+    pipe = build_pipeline(ModelSpec(name=model, task=task, backend=backend, **options),
+                          RuntimeSpec(cache_dir=str(_cache_dir(cache_dir))))
     where = pipe.backend.artifact or pipe.ref.path
     click.echo(f"batchinfer: {model} ready for {task} on {backend}: {where}")
 
 
 @main.command()
-def tasks() -> None:
+@_log_format_option
+def tasks(log_format: str) -> None:
     """List the tasks: name and aliases, input roles, prediction columns and options."""
     from batchinfer.tasks import tasks as registry
 
@@ -234,7 +279,8 @@ def cache() -> None:
 
 @cache.command("list")
 @_cache_option
-def cache_list(cache_dir: str | None) -> None:
+@_log_format_option
+def cache_list(cache_dir: str | None, log_format: str) -> None:
     """List cached ONNX exports and OpenVINO IR (and their int8 versions), assembled sample models, temporaries."""
     from batchinfer.model.cache_admin import entries
 
@@ -249,7 +295,8 @@ def cache_list(cache_dir: str | None) -> None:
 @cache.command("clear")
 @_cache_option
 @click.option("--yes", is_flag=True, help="Do not ask.")
-def cache_clear(cache_dir: str | None, yes: bool) -> None:
+@_log_format_option
+def cache_clear(cache_dir: str | None, yes: bool, log_format: str) -> None:
     """Remove everything in the export cache (it is rebuilt on the next run), except what a running build writes."""
     from batchinfer.model.cache_admin import clear, entries
 
