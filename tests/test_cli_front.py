@@ -76,3 +76,30 @@ def test_cache_clear_answered_no_exits_0(tmp_path):
 def test_job_file_errors_on_validate_keep_exit_3(tmp_path):
     (tmp_path / "job.toml").write_text("[input\n")
     assert invoke("validate", str(tmp_path / "job.toml")).exit_code == JobFileError.exit_code
+
+
+def test_if_complete_skip_loads_no_model_and_reports_the_outputs_counts(tmp_path, tiny_classifier, monkeypatch):
+    import batchinfer.engine.runner as runner
+
+    make_frame(2500).write_parquet(tmp_path / "in.parquet")
+    path = str(job(tmp_path, tiny_classifier, input_path="in.parquet"))
+    sets = ["--set", "input.null_text=error", "--set", "input.on_error=skip"]  # row 5 (a null) is left out
+    first = invoke("run", path, *sets)
+    assert first.exit_code == 8, first.output
+    from batchinfer.job import load_job
+
+    spec = load_job(path, ["input.null_text=error", "input.on_error=skip"])
+    loaded = runner.build_pipeline(spec.model, spec.runtime)
+    source = runner.check_job(spec, allow_complete=True)[0]
+    assert runner.plan_of(spec, source, runner.model_ref(spec)) == runner.plan_of(spec, source, loaded.ref)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(runner, "build_pipeline", no_model)
+    again = invoke("run", path, *sets, "--if-complete", "skip", "--summary-json", str(tmp_path / "s.json"))
+    assert again.exit_code == 0, again.output
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["status"] == "already complete"
+    assert (summary["rows_out"], summary["failed"], summary["units"]) == (2499, 1, 3)
+    assert summary["model_fingerprint"] == json.loads((tmp_path / "out" / "_SUCCESS").read_text())["model_fingerprint"]
