@@ -272,6 +272,56 @@ def tasks(log_format: str) -> None:
                    f"\n  options: {options or '-'}")
 
 
+@main.command()
+@_log_format_option
+def backends(log_format: str) -> None:
+    """List the backends: name and aliases, installed or how to install, precisions, quantizations, inputs."""
+    from batchinfer.backends import backend_class, backend_installed, backend_names
+
+    for name in backend_names():
+        cls = backend_class(name)
+        aliases = f" (alias: {', '.join(cls.aliases)})" if cls.aliases else ""
+        installed = "installed" if backend_installed(name) else f"not installed: {cls.install_hint}"
+        click.echo(f"{name}{aliases}\n  {installed}\n  precision: {', '.join(cls.precisions)}"
+                   f"\n  quantize: {', '.join(cls.quantizations)}\n  inputs: {', '.join(cls.modalities)}")
+
+
+@main.command()
+@_log_format_option
+def schema(log_format: str) -> None:
+    """Print the job file's JSON Schema (each task's options included), for editors to validate job files."""
+    click.echo(json.dumps(job_schema(), indent=2))
+
+
+def job_schema() -> dict:
+    """JobSpec's JSON Schema, with the registries' choices and each task's options written flat in [model]."""
+    from batchinfer.backends import aliases, backend_names
+    from batchinfer.tasks import tasks
+
+    found = JobSpec.model_json_schema()
+    found["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    found["title"] = "batchinfer job file"
+    model = found["$defs"]["ModelSpec"]
+    model.pop("additionalProperties", None)
+    model["unevaluatedProperties"] = False  # a key is either a base key or the chosen task's option
+    registry = tasks()
+    model["properties"]["task"]["enum"] = [n for name, cls in registry.items() for n in (name, *cls.aliases)]
+    model["properties"]["backend"]["enum"] = [*backend_names(), *aliases()]
+    model["properties"]["options"] = {"type": "object", "description": "the task's options (or write them flat)"}
+    model["allOf"] = [_task_branch(name, cls, found["$defs"]) for name, cls in registry.items()]
+    return found
+
+
+def _task_branch(name: str, cls, defs: dict) -> dict:
+    """If model.task is this task (or an alias): its options are allowed, flat or under `options`."""
+    options = cls.Options.model_json_schema()
+    defs.update(options.pop("$defs", {}))
+    props = options.get("properties", {})
+    return {"if": {"properties": {"task": {"enum": [name, *cls.aliases]}}, "required": ["task"]},
+            "then": {"properties": {**props, "options": {"type": "object", "properties": props,
+                                                         "additionalProperties": False}}}}
+
+
 @main.group()
 def cache() -> None:
     """Inspect or clear the export cache."""

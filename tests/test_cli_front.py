@@ -103,3 +103,46 @@ def test_if_complete_skip_loads_no_model_and_reports_the_outputs_counts(tmp_path
     assert summary["status"] == "already complete"
     assert (summary["rows_out"], summary["failed"], summary["units"]) == (2499, 1, 3)
     assert summary["model_fingerprint"] == json.loads((tmp_path / "out" / "_SUCCESS").read_text())["model_fingerprint"]
+
+
+def test_backends_lists_the_registry():
+    from batchinfer.backends import backend_class, backend_installed, backend_names
+
+    result = invoke("backends")
+    assert result.exit_code == 0, result.output
+    blocks = {b.split()[0]: b for b in result.output.replace("\n  ", "\t").strip().split("\n")}
+    assert list(blocks) == list(backend_names())
+    for name, block in blocks.items():
+        cls = backend_class(name)
+        assert (cls.install_hint not in block) if backend_installed(name) else (f"not installed: {cls.install_hint}" in block)
+        assert f"precision: {', '.join(cls.precisions)}" in block and f"quantize: {', '.join(cls.quantizations)}" in block
+        assert f"inputs: {', '.join(cls.modalities)}" in block and all(a in block for a in cls.aliases)
+
+
+def test_schema_validates_job_files_with_each_tasks_options():
+    import sys
+    from pathlib import Path
+
+    import jsonschema
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    result = invoke("schema")
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.output)
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in sorted(Path(__file__).resolve().parents[1].glob("jobs/*.toml")):
+        data = tomllib.loads(path.read_text())
+        assert not list(validator.iter_errors(data)), path
+    good = {"input": {"path": "in.parquet", "column": "text"}, "output": {"path": "out"},
+            "model": {"name": "m", "task": "sentiment-analysis", "top_k": 2}}
+    assert validator.is_valid(good)
+    assert not validator.is_valid({**good, "model": {**good["model"], "normalize": True}})  # another task's option
+    assert not validator.is_valid({**good, "model": {**good["model"], "backend": "tensorrt"}})
+    assert not validator.is_valid({**good, "output": {"path": "out", "moed": "resume"}})
+    model = schema["$defs"]["ModelSpec"]
+    classify = next(b["then"] for b in model["allOf"] if "text-classification" in b["if"]["properties"]["task"]["enum"])
+    assert "labels per row" in classify["properties"]["top_k"]["description"]
