@@ -195,20 +195,95 @@ def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, pr
 @click.argument("job_file", type=click.Path(dir_okay=False))
 @_set_option
 @_log_format_option
-def validate(job_file: str, overrides: tuple[str, ...], log_format: str) -> None:
-    """Check JOB_FILE without running it: schema, input files and columns, output location."""
+@click.pass_context
+def validate(ctx: click.Context, job_file: str, overrides: tuple[str, ...], log_format: str) -> None:
+    """Check JOB_FILE without running it: schema, input files and columns, model, output location. Every
+    problem is listed; the exit code is the first one's. A valid job shows its files, rows and output columns."""
     _setup_logging(0, True, log_format)
     spec = _load(job_file, overrides)
-    from batchinfer.engine.runner import check_job
-    from batchinfer.model import default_cache_dir, read_config, resolve_model
-    from batchinfer.tasks import task_class
+    problems: list[BatchinferError] = []
+    found = _check_everything(spec, problems)
+    for problem in problems:
+        _report_failure(problem)
+    if problems:
+        ctx.exit(problems[0].exit_code)
+    click.echo(f"batchinfer: {job_file} is valid: task {spec.model.task} on {spec.model.backend}")
+    for line in _validated_lines(spec, *found):
+        click.echo(f"  {line}")
 
-    source, _, _, _ = check_job(spec)
-    cache = Path(spec.runtime.cache_dir) if spec.runtime.cache_dir else default_cache_dir()
-    ref = resolve_model(spec.model.name, spec.model.revision, cache_dir=cache)
-    task_class(spec.model.task).check_model(read_config(ref), spec.model.name)
-    click.echo(f"batchinfer: {job_file} is valid: {len(source.files)} input file(s), "
-               f"task {spec.model.task} on {spec.model.backend}, output {spec.output.path}")
+
+def _attempt(problems: list[BatchinferError], check, *args):
+    """check(*args), or None with its error added to `problems`."""
+    try:
+        return check(*args)
+    except BatchinferError as exc:
+        problems.append(exc)
+        return None
+
+
+def _check_everything(spec: JobSpec, problems: list[BatchinferError]) -> tuple:
+    """Each independent check of `check_job` and the model's, collecting errors; (source, keep, predictions,
+    task) where found (None where a check failed)."""
+    from batchinfer.engine.executors import load_executor
+    from batchinfer.engine.runner import kept_columns, model_ref, prediction_names
+    from batchinfer.errors import JobFileError
+    from batchinfer.io import ParquetSink, Source
+
+    predictions = _attempt(problems, prediction_names, spec)
+    source = _attempt(problems, Source, spec.input)
+    schema = source and _attempt(problems, _check_source, spec, source)
+    keep = schema and predictions and _attempt(problems, kept_columns, spec, schema, predictions)
+    task = _attempt(problems, _task_without_backend, spec, model_ref)
+    sink = _attempt(problems, ParquetSink, spec.output)
+    if sink is not None:
+        _attempt(problems, sink.check)
+        overlap = source.reads_under(sink.fs, sink.root) if source is not None else None
+        if overlap is not None:
+            problems.append(JobFileError(f"output.path {spec.output.path} is where input.path {overlap!r} reads: "
+                                         "every run would read its own output back as input",
+                                         hint="write the output outside the input folder (or narrow the pattern)"))
+    if schema is not None:
+        _attempt(problems, load_executor(spec.runtime.executor).check, spec, source)
+    return source, keep, predictions, task
+
+
+def _check_source(spec: JobSpec, source):
+    from batchinfer.engine.runner import _check_template
+
+    _check_template(spec, source)
+    return source.check(spec.input.read_columns, spec.output.keep_columns, modality=spec.model.task_class.modality)
+
+
+def _task_without_backend(spec: JobSpec, model_ref):
+    """The model resolved and checked against the task, and the task built on its config (no tokenizer, no
+    backend): enough for the output types. None for the types where the task needs its processor."""
+    from batchinfer.model import read_config
+
+    config = read_config(model_ref(spec))
+    cls = spec.model.task_class
+    cls.check_model(config, spec.model.name)
+    try:
+        return cls(config, None, spec.model.options, max_length=spec.model.max_length)
+    except BatchinferError:
+        raise
+    except Exception:  # the task reads its tokenizer or processor: the types are left out
+        return None
+
+
+def _validated_lines(spec: JobSpec, source, keep, predictions, task) -> list[str]:
+    rows = source.total_rows()
+    lines = [f"input: {len(source.files)} file(s)" + (f", {rows:,} rows" if rows is not None else "")]
+    shown = source.files[:10]
+    lines += [f"  {source.display(f)}" for f in shown]
+    if len(source.files) > len(shown):
+        lines.append(f"  ... and {len(source.files) - len(shown)} more")
+    lines.append(f"output: {spec.output.path}")
+    types = {f.name: str(f.type) for f in source.schema}
+    lines += [f"  {name}: {types.get(name, '?')}" for name in keep]
+    predicted = {f.name: str(f.type) for f in task.output_schema()} if task is not None else {}
+    lines += [f"  {name}: {predicted.get(canonical, '(type known once the model loads)')}  (prediction)"
+              for canonical, name in predictions.items()]
+    return lines
 
 
 def _cache_dir(value: str | None) -> Path:

@@ -146,3 +146,31 @@ def test_schema_validates_job_files_with_each_tasks_options():
     model = schema["$defs"]["ModelSpec"]
     classify = next(b["then"] for b in model["allOf"] if "text-classification" in b["if"]["properties"]["task"]["enum"])
     assert "labels per row" in classify["properties"]["top_k"]["description"]
+
+
+def test_validate_lists_every_independent_problem(tmp_path, tiny_classifier):
+    make_frame(20).write_parquet(tmp_path / "in.parquet")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "part-00000-000000.parquet").write_bytes(b"x")  # an output that holds a foreign run
+    path = job(tmp_path, tmp_path / "no-model", input_path="in.parquet")
+    result = invoke("validate", str(path), "--set", "input.column=nope")
+    assert result.exit_code == InputError.exit_code, result.output  # the first problem's code
+    assert "no column 'nope'" in result.output
+    assert "model folder" in result.output and "does not exist" in result.output
+    assert "output error" in result.output
+    assert "is valid" not in result.output
+
+
+def test_validate_shows_files_rows_and_output_schema(tmp_path, tiny_classifier):
+    (tmp_path / "data").mkdir()
+    make_frame(20).write_parquet(tmp_path / "data" / "a.parquet")
+    make_frame(15, start=20).write_parquet(tmp_path / "data" / "b.parquet")
+    path = job(tmp_path, tiny_classifier, input_path="data/*.parquet",
+               extra='keep_columns = ["row_id"]\n[output.columns]\nlabel = "sentiment"')
+    result = invoke("validate", str(path))
+    assert result.exit_code == 0, result.output
+    assert "2 file(s), 35 rows" in result.output
+    assert str(tmp_path / "data" / "a.parquet") in result.output and str(tmp_path / "data" / "b.parquet") in result.output
+    assert "row_id: int64" in result.output and "text: " not in result.output
+    assert "sentiment: string  (prediction)" in result.output and "score: float  (prediction)" in result.output
+    assert not (tmp_path / "out").exists()
