@@ -314,22 +314,62 @@ _cache_option = click.option("--cache-dir", metavar="DIR", help="Default: $BATCH
 
 @main.command()
 @click.argument("model")
-@click.option("--task", required=True, metavar="TASK", help="A task name or alias (`batchinfer tasks` lists them).")
-@click.option("--backend", default="ort", show_default=True, type=_BackendChoice())
+@click.option("--task", metavar="TASK", help="A task name or alias (`batchinfer tasks` lists them); not for a job.")
+@click.option("--backend", default=None, type=_BackendChoice(), help="Default: ort (a job: its own).")
+@click.option("--quantize", metavar="METHOD", help="none, dynamic-int8 (ort) or int8-weights (openvino).")
+@click.option("--precision", metavar="PRECISION", help="fp32, or bf16 (openvino).")
+@click.option("--max-length", type=click.IntRange(min=1), help="Truncate inputs to this many tokens.")
+@_set_option
 @_cache_option
 @_log_format_option
-def export(model: str, task: str, backend: str, cache_dir: str | None, log_format: str) -> None:
-    """Warm the cache: export MODEL (and convert it for the backend) ahead of a scheduled run."""
+def export(model: str, task: str | None, backend: str | None, quantize: str | None, precision: str | None,
+           max_length: int | None, overrides: tuple[str, ...], cache_dir: str | None, log_format: str) -> None:
+    """Warm the cache ahead of a scheduled run: export MODEL for --task (and convert it for the backend), or
+    give a job file (JOB.toml) to build exactly what that job will load."""
     _setup_logging(0, False, log_format)
-    from batchinfer.job import ModelSpec, RuntimeSpec
     from batchinfer.pipelines import build_pipeline
+
+    given = {"backend": backend, "quantize": quantize, "precision": precision, "max_length": max_length}
+    given = {k: v for k, v in given.items() if v is not None}
+    spec = _export_job(model, task, given, overrides, cache_dir)
+    for needed in _models_of(spec.model):
+        pipe = build_pipeline(needed, spec.runtime)
+        where = pipe.backend.artifact or pipe.ref.path
+        click.echo(f"batchinfer: {needed.name} ready for {needed.task} on {needed.backend}"
+                   f"{f' ({pipe.backend.reduced})' if pipe.backend.reduced else ''}: {where}")
+
+
+def _export_job(model: str, task: str | None, given: dict, overrides: tuple[str, ...], cache_dir: str | None):
+    """The job to warm: the job file MODEL (options given override it), or a job of MODEL for `task`."""
+    from pydantic import ValidationError
+
+    from batchinfer.job import JobSpec, ModelSpec, RuntimeSpec
     from batchinfer.tasks import task_class
 
-    options = task_class(task).probe_options().model_dump()  # options shape no artifact
-    pipe = build_pipeline(ModelSpec(name=model, task=task, backend=backend, **options),
-                          RuntimeSpec(cache_dir=str(_cache_dir(cache_dir))))
-    where = pipe.backend.artifact or pipe.ref.path
-    click.echo(f"batchinfer: {model} ready for {task} on {backend}: {where}")
+    sets = [f"model.{k}={json.dumps(v)}" for k, v in given.items()]
+    sets += [f"runtime.cache_dir={json.dumps(cache_dir)}"] if cache_dir else []
+    if model.endswith(".toml") and Path(model).is_file():
+        if task:
+            raise click.UsageError("--task is for a model name; a job file names its own task")
+        return _load(model, (*sets, *overrides))
+    if not task:
+        raise click.UsageError("give --task for a model name (or a job file, JOB.toml)")
+    if overrides:
+        raise click.UsageError("--set is for a job file; give --backend, --quantize, --precision, --max-length")
+    try:
+        options = task_class(task).probe_options().model_dump()  # a task's options shape no artifact
+        spec = ModelSpec(name=model, task=task, **{"backend": "ort", **given}, **options)
+    except ValidationError as exc:
+        raise click.UsageError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+    return JobSpec.model_construct(model=spec, runtime=RuntimeSpec(cache_dir=str(_cache_dir(cache_dir))))
+
+
+def _models_of(model):
+    """What a run of `model` loads: the model itself and, below fp32, the fp32 reference its answers are
+    checked against on the job's rows."""
+    yield model
+    if model.quantize != "none" or model.precision != "fp32":
+        yield model.model_copy(update={"quantize": "none", "precision": "fp32"})
 
 
 @main.command()

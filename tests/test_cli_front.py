@@ -174,3 +174,56 @@ def test_validate_shows_files_rows_and_output_schema(tmp_path, tiny_classifier):
     assert "row_id: int64" in result.output and "text: " not in result.output
     assert "sentiment: string  (prediction)" in result.output and "score: float  (prediction)" in result.output
     assert not (tmp_path / "out").exists()
+
+
+class _Built:
+    def __init__(self, model, runtime):
+        from types import SimpleNamespace
+
+        self.model, self.runtime = model, runtime
+        reduced = None if model.quantize == "none" and model.precision == "fp32" else model.quantize
+        self.backend = SimpleNamespace(artifact=None, reduced=reduced)
+        self.ref = SimpleNamespace(path=model.name)
+
+
+def test_export_takes_the_options_that_shape_the_artifact(monkeypatch, tmp_path):
+    import batchinfer.pipelines as pipelines
+
+    built: list[_Built] = []
+    monkeypatch.setattr(pipelines, "build_pipeline", lambda m, r: built.append(_Built(m, r)) or built[-1])
+    result = invoke("export", "some/model", "--task", "sentiment-analysis", "--backend", "ov", "--quantize",
+                    "int8-weights", "--precision", "bf16", "--max-length", "32", "--cache-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    first, reference = (b.model for b in built)
+    assert (first.backend, first.quantize, first.precision, first.max_length) == ("openvino", "int8-weights",
+                                                                                 "bf16", 32)
+    assert (reference.quantize, reference.precision, reference.max_length) == ("none", "fp32", 32)  # the gate's
+    assert built[0].runtime.cache_dir == str(tmp_path)
+    wrong = invoke("export", "some/model", "--task", "text-classification", "--quantize", "int8-weights")
+    assert wrong.exit_code == 2 and "offered by the openvino backend only" in wrong.output
+
+
+def test_export_of_a_job_builds_what_the_job_loads(monkeypatch, tmp_path, tiny_classifier):
+    import batchinfer.pipelines as pipelines
+    from batchinfer.job import load_job
+
+    built: list[_Built] = []
+    monkeypatch.setattr(pipelines, "build_pipeline", lambda m, r: built.append(_Built(m, r)) or built[-1])
+    path = job(tmp_path, tiny_classifier, input_path="in.parquet", extra="[runtime]\nthreads = 2")
+    path.write_text(path.read_text().replace('task = "text-classification"',
+                                             'task = "text-classification"\nmax_length = 16\ntop_k = 2'))
+    result = invoke("export", str(path), "--set", "runtime.cache_dir=cache")
+    assert result.exit_code == 0, result.output
+    spec = load_job(path, ["runtime.cache_dir=cache"])
+    assert [(b.model, b.runtime) for b in built] == [(spec.model, spec.runtime)]
+    assert invoke("export", str(path), "--task", "ner").exit_code == 2
+
+
+def test_export_of_a_job_warms_its_cache_for_real(tmp_path, tiny_classifier):
+    from batchinfer.model.cache_admin import entries
+
+    path = job(tmp_path, tiny_classifier, input_path="in.parquet", extra=f"[runtime]\ncache_dir = {json.dumps(str(tmp_path / 'c'))}")
+    result = invoke("export", str(path))
+    assert result.exit_code == 0, result.output
+    assert "ready for text-classification on ort" in result.output
+    assert [e.kind for e in entries(tmp_path / "c")] == ["onnx"]
