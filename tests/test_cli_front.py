@@ -44,7 +44,7 @@ def test_an_unexpected_exception_is_an_internal_error_with_its_trace(tmp_path, t
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(runner, "check_job", broken)
+    monkeypatch.setattr(runner, "prediction_names", broken)
     result = invoke("validate", str(job(tmp_path, tiny_classifier, input_path="in.parquet")))
     assert result.exit_code == EXIT_INTERNAL
     assert "internal error" in result.output and "Traceback" in result.output and "boom" in result.output
