@@ -1,4 +1,4 @@
-"""The command line: `batchinfer run JOB.toml`, `batchinfer validate JOB.toml`."""
+"""The command line: run, validate, export, tasks, backends, schema, cache; one error handler for all."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -98,7 +99,8 @@ class _Group(click.Group):
     SIGTERM to 143, anything else to 1 with "internal error" and the trace."""
 
     def invoke(self, ctx: click.Context):
-        signal.signal(signal.SIGTERM, _on_sigterm)  # a scheduler stopping the task: as Ctrl-C, `finally`s run
+        if threading.current_thread() is threading.main_thread():  # signals can only be caught there
+            signal.signal(signal.SIGTERM, _on_sigterm)  # a scheduler stopping the task: as Ctrl-C, `finally`s run
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
