@@ -1,4 +1,4 @@
-"""The command line: `batchinfer run JOB.toml`, `batchinfer validate JOB.toml`."""
+"""The command line: run, validate, export, tasks, backends, schema, cache; one error handler for all."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,27 +26,91 @@ def _setup_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
     logs.setup(verbose=verbose, quiet=quiet, fmt=fmt)
 
 
-def _fail(exc: BatchinferError, spec: JobSpec | None = None, *, log_format: str = "text",
-          summary_json: str | None = None) -> None:
-    from batchinfer.logs import scrub as scrub_secrets
+def _meta() -> dict:
+    """What the error handler needs to know of the running command (shared by every click context)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.setdefault("batchinfer", {"log_format": "text", "summary_json": None}) if ctx else {}
 
-    secrets = secret_values(spec) if spec is not None else []
 
-    def scrub(text: str) -> str:
-        return scrub_secrets(text, secrets)
+def _remember_log_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    _meta()["log_format"] = value
+    return value
 
-    if summary_json:
-        _write_json(summary_json, {"status": "failed", "exit_code": exc.exit_code, "error": exc.kind,
-                                   "message": scrub(exc.message)})
-    if log_format == "json":
-        click.echo(json.dumps({"level": "error", "logger": "batchinfer", "event": "failed", "error": exc.kind,
-                               "exit_code": exc.exit_code, "message": scrub(exc.message),
-                               "hint": scrub(exc.hint or "")}), err=True)
+
+_log_format_option = click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    callback=_remember_log_format, is_eager=True,
+    help="json: one JSON object per log line (and failure) on stderr; run also writes its summary as JSON.")
+
+
+def _scrub(text: str) -> str:
+    from batchinfer import logs
+
+    return logs.scrub(text, logs.SCRUB.secrets)
+
+
+def _report_failure(exc: BatchinferError) -> int:
+    """Print a user error (text or a JSON line), write the failure summary if asked; return its exit code."""
+    from batchinfer.logs import json_line
+
+    meta = _meta()
+    if meta.get("summary_json"):
+        _write_json(meta["summary_json"], {"status": "failed", "exit_code": exc.exit_code, "error": exc.kind,
+                                           "message": _scrub(exc.message)})
+    if meta.get("log_format") == "json":
+        click.echo(json_line("error", event="failed", error=exc.kind, exit_code=exc.exit_code,
+                             message=_scrub(exc.message), hint=_scrub(exc.hint or "")), err=True)
     else:
-        click.echo(f"batchinfer: {exc.kind}: {scrub(exc.message)}", err=True)
+        click.echo(f"batchinfer: {exc.kind}: {_scrub(exc.message)}", err=True)
         if exc.hint:
-            click.echo(f"  hint: {scrub(exc.hint)}", err=True)
-    sys.exit(exc.exit_code)
+            click.echo(f"  hint: {_scrub(exc.hint)}", err=True)
+    return exc.exit_code
+
+
+def _report_internal() -> int:
+    """An unexpected exception is a bug: say so, with the trace, and exit 1."""
+    import traceback
+
+    from batchinfer.logs import json_line
+
+    message, trace = "internal error (a bug: please report it with this trace)", _scrub(traceback.format_exc())
+    meta = _meta()
+    if meta.get("summary_json"):
+        _write_json(meta["summary_json"], {"status": "failed", "exit_code": EXIT_INTERNAL, "error": "internal error",
+                                           "message": _scrub(str(sys.exc_info()[1]))})
+    if meta.get("log_format") == "json":
+        click.echo(json_line("error", event="failed", error="internal error", exit_code=EXIT_INTERNAL,
+                             message=message, traceback=trace), err=True)
+    else:
+        click.echo(f"batchinfer: {message}\n{trace}", err=True)
+    return EXIT_INTERNAL
+
+
+def _report_interrupt(exc: KeyboardInterrupt, command: str | None) -> int:
+    terminated = isinstance(exc, _Terminated)
+    tail = ("; committed units are kept and the lock is released (output.mode = 'resume' continues)"
+            if command == "run" else "")
+    click.echo(f"batchinfer: {'terminated (SIGTERM)' if terminated else 'interrupted'}{tail}", err=True)
+    return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
+class _Group(click.Group):
+    """Every subcommand's errors mapped one way: a BatchinferError to its exit code and message, Ctrl-C to 130,
+    SIGTERM to 143, anything else to 1 with "internal error" and the trace."""
+
+    def invoke(self, ctx: click.Context):
+        if threading.current_thread() is threading.main_thread():  # signals can only be caught there
+            signal.signal(signal.SIGTERM, _on_sigterm)  # a scheduler stopping the task: as Ctrl-C, `finally`s run
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except BatchinferError as exc:
+            ctx.exit(_report_failure(exc))
+        except KeyboardInterrupt as exc:
+            ctx.exit(_report_interrupt(exc, ctx.invoked_subcommand))
+        except Exception:
+            ctx.exit(_report_internal())
 
 
 class _Terminated(KeyboardInterrupt):
@@ -66,14 +131,15 @@ def _write_json(path: str, data: dict) -> None:
 
 
 def _load(job_file: str, overrides: tuple[str, ...]) -> JobSpec:
-    try:
-        return load_job(job_file, list(overrides))
-    except BatchinferError as exc:
-        _fail(exc)
-        raise  # unreachable
+    """The job, with its secrets registered to be scrubbed from every message."""
+    from batchinfer import logs
+
+    spec = load_job(job_file, list(overrides))
+    logs.SCRUB.secrets = secret_values(spec)
+    return spec
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="batchinfer")
 def main() -> None:
     """Batch offline inference: Parquet/CSV in, Hugging Face model, Parquet out."""
@@ -85,8 +151,7 @@ def main() -> None:
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for library logs too).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings, errors and the summary line.")
 @click.option("--progress/--no-progress", default=None, help="Force the progress bar on or off.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json: one JSON object per log line on stderr, and the summary as JSON on stdout.")
+@_log_format_option
 @click.option("--summary-json", metavar="PATH", help="Write the run summary (or the failure) as JSON to PATH.")
 @click.option("--if-complete", type=click.Choice(["error", "skip"]), default="error", show_default=True,
               help="skip: if this job already completed its output, do nothing and exit 0.")
@@ -101,68 +166,126 @@ def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, pr
         executor: str | None, ray_address: str | None) -> None:
     """Run JOB_FILE: read the input, predict, write the output folder."""
     _setup_logging(verbose, quiet, log_format)
-    failing = {"log_format": log_format, "summary_json": summary_json}
+    _meta()["summary_json"] = summary_json
     if ray_address:
         overrides += (f"runtime.ray_address={ray_address}", f"runtime.executor={executor or 'ray'}")
     elif executor:
         overrides += (f"runtime.executor={executor}",)
-    try:
-        spec = load_job(job_file, list(overrides))
-    except BatchinferError as exc:
-        _fail(exc, **failing)
-    from batchinfer import logs
+    spec = _load(job_file, overrides)
     from batchinfer.engine.runner import run_job
     from batchinfer.errors import LockedError
+    from batchinfer.logs import json_line
 
-    logs.SCRUB.secrets = secret_values(spec)
-    signal.signal(signal.SIGTERM, _on_sigterm)  # a scheduler stopping the task: as Ctrl-C, committed units kept
     deadline = time.monotonic() + wait_for_lock
     while True:
         try:
             result = run_job(spec, progress=False if log_format == "json" else progress, if_complete=if_complete)
             break
-        except LockedError as exc:
+        except LockedError:
             if time.monotonic() >= deadline:
-                _fail(exc, spec, **failing)
+                raise
             logging.getLogger("batchinfer").info("output is locked by another run; waiting")
             time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
-        except BatchinferError as exc:
-            _fail(exc, spec, **failing)
-        except KeyboardInterrupt as exc:
-            terminated = isinstance(exc, _Terminated)
-            click.echo(f"batchinfer: {'terminated (SIGTERM)' if terminated else 'interrupted'}; committed units are "
-                       "kept and the lock is released (output.mode = 'resume' continues)", err=True)
-            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
-        except Exception:
-            logging.getLogger("batchinfer").exception("internal error (a bug: please report it with this trace)")
-            sys.exit(EXIT_INTERNAL)
     summary = result.to_dict()
     if summary_json:
         _write_json(summary_json, summary)
-    click.echo(json.dumps({"event": "summary", **summary}) if log_format == "json" else result.summary_line())
+    click.echo(json_line("info", event="summary", **summary) if log_format == "json" else result.summary_line())
     sys.exit(result.exit_code)
 
 
 @main.command()
 @click.argument("job_file", type=click.Path(dir_okay=False))
 @_set_option
-def validate(job_file: str, overrides: tuple[str, ...]) -> None:
-    """Check JOB_FILE without running it: schema, input files and columns, output location."""
-    _setup_logging(0, True)
+@_log_format_option
+@click.pass_context
+def validate(ctx: click.Context, job_file: str, overrides: tuple[str, ...], log_format: str) -> None:
+    """Check JOB_FILE without running it: schema, input files and columns, model, output location. Every
+    problem is listed; the exit code is the first one's. A valid job shows its files, rows and output columns."""
+    _setup_logging(0, True, log_format)
     spec = _load(job_file, overrides)
-    from batchinfer.engine.runner import check_job
-    from batchinfer.model import default_cache_dir, read_config, resolve_model
-    from batchinfer.tasks import task_class
+    problems: list[BatchinferError] = []
+    found = _check_everything(spec, problems)
+    for problem in problems:
+        _report_failure(problem)
+    if problems:
+        ctx.exit(problems[0].exit_code)
+    click.echo(f"batchinfer: {job_file} is valid: task {spec.model.task} on {spec.model.backend}")
+    for line in _validated_lines(spec, *found):
+        click.echo(f"  {line}")
 
+
+def _attempt(problems: list[BatchinferError], check, *args):
+    """check(*args), or None with its error added to `problems`."""
     try:
-        source, _, _, _ = check_job(spec)
-        cache = Path(spec.runtime.cache_dir) if spec.runtime.cache_dir else default_cache_dir()
-        ref = resolve_model(spec.model.name, spec.model.revision, cache_dir=cache)
-        task_class(spec.model.task).check_model(read_config(ref), spec.model.name)
+        return check(*args)
     except BatchinferError as exc:
-        _fail(exc, spec)
-    click.echo(f"batchinfer: {job_file} is valid: {len(source.files)} input file(s), "
-               f"task {spec.model.task} on {spec.model.backend}, output {spec.output.path}")
+        problems.append(exc)
+        return None
+
+
+def _check_everything(spec: JobSpec, problems: list[BatchinferError]) -> tuple:
+    """Each independent check of `check_job` and the model's, collecting errors; (source, keep, predictions,
+    task) where found (None where a check failed)."""
+    from batchinfer.engine.executors import load_executor
+    from batchinfer.engine.runner import kept_columns, model_ref, prediction_names
+    from batchinfer.errors import JobFileError
+    from batchinfer.io import ParquetSink, Source
+
+    predictions = _attempt(problems, prediction_names, spec)
+    source = _attempt(problems, Source, spec.input)
+    schema = source and _attempt(problems, _check_source, spec, source)
+    keep = schema and predictions and _attempt(problems, kept_columns, spec, schema, predictions)
+    task = _attempt(problems, _task_without_backend, spec, model_ref)
+    sink = _attempt(problems, ParquetSink, spec.output)
+    if sink is not None:
+        _attempt(problems, sink.check)
+        overlap = source.reads_under(sink.fs, sink.root) if source is not None else None
+        if overlap is not None:
+            problems.append(JobFileError(f"output.path {spec.output.path} is where input.path {overlap!r} reads: "
+                                         "every run would read its own output back as input",
+                                         hint="write the output outside the input folder (or narrow the pattern)"))
+    if schema is not None:
+        _attempt(problems, load_executor(spec.runtime.executor).check, spec, source)
+    return source, keep, predictions, task
+
+
+def _check_source(spec: JobSpec, source):
+    from batchinfer.engine.runner import _check_template
+
+    _check_template(spec, source)
+    return source.check(spec.input.read_columns, spec.output.keep_columns, modality=spec.model.task_class.modality)
+
+
+def _task_without_backend(spec: JobSpec, model_ref):
+    """The model resolved and checked against the task, and the task built on its config (no tokenizer, no
+    backend): enough for the output types. None for the types where the task needs its processor."""
+    from batchinfer.model import read_config
+
+    config = read_config(model_ref(spec))
+    cls = spec.model.task_class
+    cls.check_model(config, spec.model.name)
+    try:
+        return cls(config, None, spec.model.options, max_length=spec.model.max_length)
+    except BatchinferError:
+        raise
+    except Exception:  # the task reads its tokenizer or processor: the types are left out
+        return None
+
+
+def _validated_lines(spec: JobSpec, source, keep, predictions, task) -> list[str]:
+    rows = source.total_rows()
+    lines = [f"input: {len(source.files)} file(s)" + (f", {rows:,} rows" if rows is not None else "")]
+    shown = source.files[:10]
+    lines += [f"  {source.display(f)}" for f in shown]
+    if len(source.files) > len(shown):
+        lines.append(f"  ... and {len(source.files) - len(shown)} more")
+    lines.append(f"output: {spec.output.path}")
+    types = {f.name: str(f.type) for f in source.schema}
+    lines += [f"  {name}: {types.get(name, '?')}" for name in keep]
+    predicted = {f.name: str(f.type) for f in task.output_schema()} if task is not None else {}
+    lines += [f"  {name}: {predicted.get(canonical, '(type known once the model loads)')}  (prediction)"
+              for canonical, name in predictions.items()]
+    return lines
 
 
 def _cache_dir(value: str | None) -> Path:
@@ -193,28 +316,67 @@ _cache_option = click.option("--cache-dir", metavar="DIR", help="Default: $BATCH
 
 @main.command()
 @click.argument("model")
-@click.option("--task", required=True, metavar="TASK", help="A task name or alias (`batchinfer tasks` lists them).")
-@click.option("--backend", default="ort", show_default=True, type=_BackendChoice())
+@click.option("--task", metavar="TASK", help="A task name or alias (`batchinfer tasks` lists them); not for a job.")
+@click.option("--backend", default=None, type=_BackendChoice(), help="Default: ort (a job: its own).")
+@click.option("--quantize", metavar="METHOD", help="none, dynamic-int8 (ort) or int8-weights (openvino).")
+@click.option("--precision", metavar="PRECISION", help="fp32, or bf16 (openvino).")
+@click.option("--max-length", type=click.IntRange(min=1), help="Truncate inputs to this many tokens.")
+@_set_option
 @_cache_option
-def export(model: str, task: str, backend: str, cache_dir: str | None) -> None:
-    """Warm the cache: export MODEL (and convert it for the backend) ahead of a scheduled run."""
-    _setup_logging(0, False)
-    from batchinfer.job import ModelSpec, RuntimeSpec
+@_log_format_option
+def export(model: str, task: str | None, backend: str | None, quantize: str | None, precision: str | None,
+           max_length: int | None, overrides: tuple[str, ...], cache_dir: str | None, log_format: str) -> None:
+    """Warm the cache ahead of a scheduled run: export MODEL for --task (and convert it for the backend), or
+    give a job file (JOB.toml) to build exactly what that job will load."""
+    _setup_logging(0, False, log_format)
     from batchinfer.pipelines import build_pipeline
+
+    given = {"backend": backend, "quantize": quantize, "precision": precision, "max_length": max_length}
+    given = {k: v for k, v in given.items() if v is not None}
+    spec = _export_job(model, task, given, overrides, cache_dir)
+    for needed in _models_of(spec.model):
+        pipe = build_pipeline(needed, spec.runtime)
+        where = pipe.backend.artifact or pipe.ref.path
+        click.echo(f"batchinfer: {needed.name} ready for {needed.task} on {needed.backend}"
+                   f"{f' ({pipe.backend.reduced})' if pipe.backend.reduced else ''}: {where}")
+
+
+def _export_job(model: str, task: str | None, given: dict, overrides: tuple[str, ...], cache_dir: str | None):
+    """The job to warm: the job file MODEL (options given override it), or a job of MODEL for `task`."""
+    from pydantic import ValidationError
+
+    from batchinfer.job import JobSpec, ModelSpec, RuntimeSpec
     from batchinfer.tasks import task_class
 
+    sets = [f"model.{k}={json.dumps(v)}" for k, v in given.items()]
+    sets += [f"runtime.cache_dir={json.dumps(cache_dir)}"] if cache_dir else []
+    if model.endswith(".toml") and Path(model).is_file():
+        if task:
+            raise click.UsageError("--task is for a model name; a job file names its own task")
+        return _load(model, (*sets, *overrides))
+    if not task:
+        raise click.UsageError("give --task for a model name (or a job file, JOB.toml)")
+    if overrides:
+        raise click.UsageError("--set is for a job file; give --backend, --quantize, --precision, --max-length")
     try:
-        options = task_class(task).probe_options().model_dump()  # options shape no artifact
-        pipe = build_pipeline(ModelSpec(name=model, task=task, backend=backend, **options),
-                              RuntimeSpec(cache_dir=str(_cache_dir(cache_dir))))
-    except BatchinferError as exc:
-        _fail(exc)
-    where = pipe.backend.artifact or pipe.ref.path
-    click.echo(f"batchinfer: {model} ready for {task} on {backend}: {where}")
+        options = task_class(task).probe_options().model_dump()  # a task's options shape no artifact
+        spec = ModelSpec(name=model, task=task, **{"backend": "ort", **given}, **options)
+    except ValidationError as exc:
+        raise click.UsageError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+    return JobSpec.model_construct(model=spec, runtime=RuntimeSpec(cache_dir=str(_cache_dir(cache_dir))))
+
+
+def _models_of(model):
+    """What a run of `model` loads: the model itself and, below fp32, the fp32 reference its answers are
+    checked against on the job's rows."""
+    yield model
+    if model.quantize != "none" or model.precision != "fp32":
+        yield model.model_copy(update={"quantize": "none", "precision": "fp32"})
 
 
 @main.command()
-def tasks() -> None:
+@_log_format_option
+def tasks(log_format: str) -> None:
     """List the tasks: name and aliases, input roles, prediction columns and options."""
     from batchinfer.tasks import tasks as registry
 
@@ -227,6 +389,56 @@ def tasks() -> None:
                    f"\n  options: {options or '-'}")
 
 
+@main.command()
+@_log_format_option
+def backends(log_format: str) -> None:
+    """List the backends: name and aliases, installed or how to install, precisions, quantizations, inputs."""
+    from batchinfer.backends import backend_class, backend_installed, backend_names
+
+    for name in backend_names():
+        cls = backend_class(name)
+        aliases = f" (alias: {', '.join(cls.aliases)})" if cls.aliases else ""
+        installed = "installed" if backend_installed(name) else f"not installed: {cls.install_hint}"
+        click.echo(f"{name}{aliases}\n  {installed}\n  precision: {', '.join(cls.precisions)}"
+                   f"\n  quantize: {', '.join(cls.quantizations)}\n  inputs: {', '.join(cls.modalities)}")
+
+
+@main.command()
+@_log_format_option
+def schema(log_format: str) -> None:
+    """Print the job file's JSON Schema (each task's options included), for editors to validate job files."""
+    click.echo(json.dumps(job_schema(), indent=2))
+
+
+def job_schema() -> dict:
+    """JobSpec's JSON Schema, with the registries' choices and each task's options written flat in [model]."""
+    from batchinfer.backends import aliases, backend_names
+    from batchinfer.tasks import tasks
+
+    found = JobSpec.model_json_schema()
+    found["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    found["title"] = "batchinfer job file"
+    model = found["$defs"]["ModelSpec"]
+    model.pop("additionalProperties", None)
+    model["unevaluatedProperties"] = False  # a key is either a base key or the chosen task's option
+    registry = tasks()
+    model["properties"]["task"]["enum"] = [n for name, cls in registry.items() for n in (name, *cls.aliases)]
+    model["properties"]["backend"]["enum"] = [*backend_names(), *aliases()]
+    model["properties"]["options"] = {"type": "object", "description": "the task's options (or write them flat)"}
+    model["allOf"] = [_task_branch(name, cls, found["$defs"]) for name, cls in registry.items()]
+    return found
+
+
+def _task_branch(name: str, cls, defs: dict) -> dict:
+    """If model.task is this task (or an alias): its options are allowed, flat or under `options`."""
+    options = cls.Options.model_json_schema()
+    defs.update(options.pop("$defs", {}))
+    props = options.get("properties", {})
+    return {"if": {"properties": {"task": {"enum": [name, *cls.aliases]}}, "required": ["task"]},
+            "then": {"properties": {**props, "options": {"type": "object", "properties": props,
+                                                         "additionalProperties": False}}}}
+
+
 @main.group()
 def cache() -> None:
     """Inspect or clear the export cache."""
@@ -234,7 +446,8 @@ def cache() -> None:
 
 @cache.command("list")
 @_cache_option
-def cache_list(cache_dir: str | None) -> None:
+@_log_format_option
+def cache_list(cache_dir: str | None, log_format: str) -> None:
     """List cached ONNX exports and OpenVINO IR (and their int8 versions), assembled sample models, temporaries."""
     from batchinfer.model.cache_admin import entries
 
@@ -249,7 +462,8 @@ def cache_list(cache_dir: str | None) -> None:
 @cache.command("clear")
 @_cache_option
 @click.option("--yes", is_flag=True, help="Do not ask.")
-def cache_clear(cache_dir: str | None, yes: bool) -> None:
+@_log_format_option
+def cache_clear(cache_dir: str | None, yes: bool, log_format: str) -> None:
     """Remove everything in the export cache (it is rebuilt on the next run), except what a running build writes."""
     from batchinfer.model.cache_admin import clear, entries
 

@@ -346,19 +346,40 @@ def _resolve(path: str, base: Path) -> str:
     return str((base / path).resolve())
 
 
+def _resolve_model_name(name: str, base: Path) -> str:
+    """A model name that is a local folder (or looks like a path) becomes absolute; hub ids stay as they are."""
+    if _is_url(name) or name.startswith(("package:", "sample:")):
+        return name
+    local = base / name
+    if name.startswith((".", "/", "~")) or local.is_dir():
+        return str((Path(name).expanduser() if name.startswith("~") else local).resolve())
+    return name
+
+
 def resolve_paths(spec: JobSpec, base: Path) -> JobSpec:
+    """Relative local paths (input, output, cache, model folder) are taken relative to `base`."""
     spec = spec.model_copy(deep=True)
     resolved = [_resolve(p, base) for p in spec.input.paths]
     spec.input.path = resolved[0] if isinstance(spec.input.path, str) else resolved
     spec.output.path = _resolve(spec.output.path, base)
     if spec.runtime.cache_dir:
         spec.runtime.cache_dir = _resolve(spec.runtime.cache_dir, base)
-    name = spec.model.name
-    if not _is_url(name) and not name.startswith(("package:", "sample:")):
-        local = base / name
-        if name.startswith((".", "/", "~")) or local.is_dir():
-            spec.model.name = str(local.expanduser().resolve())
+    spec.model.name = _resolve_model_name(spec.model.name, base)
     return spec
+
+
+# `--set` keys whose values are local paths: relative to the working folder, where they were typed
+_PATH_KEYS = {"input.path": _resolve, "output.path": _resolve, "runtime.cache_dir": _resolve,
+              "model.name": _resolve_model_name}
+
+
+def _resolve_override(key: str, value: Any, base: Path) -> Any:
+    resolve = _PATH_KEYS.get(key)
+    if resolve is None:
+        return value
+    if isinstance(value, list):
+        return [resolve(v, base) if isinstance(v, str) and v.strip() else v for v in value]
+    return resolve(value, base) if isinstance(value, str) and value.strip() else value
 
 
 def _parse_value(text: str) -> Any:
@@ -369,7 +390,10 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: list[str], *, base: Path | None = None) -> dict[str, Any]:
+    """Set each `section.key=value` in `data`; path values (input.path, output.path, runtime.cache_dir, a model
+    folder) are made absolute against `base` (default: the working folder), not against the job file."""
+    base = base or Path.cwd()
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -383,7 +407,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if not isinstance(child, dict):
                 raise JobFileError(f"--set {item!r}: {part!r} is a value, not a section")
             node = child
-        node[parts[-1]] = _parse_value(value.strip())
+        node[parts[-1]] = _resolve_override(".".join(parts), _parse_value(value.strip()), base)
     return data
 
 

@@ -31,9 +31,19 @@ class ScrubSecrets(logging.Filter):
         return True
 
 
+def timestamp(seconds: float | None = None) -> str:
+    """UTC time as every JSON log line writes it: 2026-01-31T12:00:00Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() if seconds is None else seconds)) + "Z"
+
+
+def json_line(level: str, **fields) -> str:
+    """One JSON log line written outside `logging` (a failure, the summary), shaped as JsonLines writes them."""
+    return json.dumps({"time": timestamp(), "level": level, "logger": "batchinfer", **fields}, default=str)
+
+
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + "Z",
+        entry = {"time": timestamp(record.created),
                  "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:

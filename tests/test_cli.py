@@ -221,7 +221,8 @@ def test_header_only_csv_yields_an_empty_part(tmp_path, tiny_classifier):
     assert read_output(tmp_path / "out").columns == ["row_id", "text", "label", "score"]
 
 
-def test_openvino_backend_in_a_job_file_matches_ort(tmp_path, tiny_classifier):
+def test_openvino_backend_in_a_job_file_matches_ort(tmp_path, tiny_classifier, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # --set paths are relative to the working folder
     make_frame(400).write_parquet(tmp_path / "in.parquet")
     path = job(tmp_path, tiny_classifier, input_path="in.parquet")
     assert invoke("run", str(path), "--set", "output.path=ort").exit_code == 0
@@ -231,3 +232,17 @@ def test_openvino_backend_in_a_job_file_matches_ort(tmp_path, tiny_classifier):
     assert ov["label"].to_list() == ort["label"].to_list()
     np.testing.assert_allclose(ov["score"].to_numpy(), ort["score"].to_numpy(), atol=1e-4)
     assert json.loads((tmp_path / "ov" / "_SUCCESS").read_text())["backend"] == "openvino"
+
+
+def test_set_and_python_paths_are_relative_to_the_working_folder(tmp_path, tiny_classifier, monkeypatch):
+    import batchinfer
+
+    (tmp_path / "jobs").mkdir()
+    make_frame(30).write_parquet(tmp_path / "in.parquet")
+    path = job(tmp_path / "jobs", tiny_classifier, input_path="../in.parquet")
+    monkeypatch.chdir(tmp_path)
+    assert invoke("run", str(path), "--set", "output.path=cli-out").exit_code == 0
+    assert read_output(tmp_path / "cli-out").height == 30 and not (tmp_path / "jobs" / "cli-out").exists()
+    result = batchinfer.run("jobs/job.toml", ["output.path=output/from-python", "input.path=in.parquet"])
+    assert result.output_path == str(tmp_path / "output" / "from-python")
+    assert read_output(tmp_path / "output" / "from-python").height == 30

@@ -113,3 +113,25 @@ def test_set_overrides_are_typed(tmp_path):
 def test_bad_set_overrides(tmp_path, bad):
     with pytest.raises(JobFileError, match="--set|model.name"):
         load_job(write(tmp_path, GOOD), [bad])
+
+
+def test_set_paths_are_relative_to_the_working_folder(tmp_path, monkeypatch):
+    jobs, here = tmp_path / "jobs", tmp_path / "here"
+    jobs.mkdir()
+    (here / "models" / "m").mkdir(parents=True)
+    monkeypatch.chdir(here)
+    spec = load_job(write(jobs, GOOD), ["input.path=in/*.parquet", "output.path=out2", "runtime.cache_dir=cache",
+                                        "model.name=models/m"])
+    assert spec.input.path == str(here / "in/*.parquet")
+    assert spec.output.path == str(here / "out2")
+    assert spec.runtime.cache_dir == str(here / "cache")
+    assert spec.model.name == str(here / "models" / "m")
+    listed = load_job(write(jobs, GOOD), ['input.path=["a.csv", "s3://b/c.csv"]'])
+    assert listed.input.path == [str(here / "a.csv"), "s3://b/c.csv"]
+
+
+def test_paths_in_the_job_file_stay_relative_to_it_beside_set(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path.parent)
+    spec = load_job(write(tmp_path, GOOD), ["model.backend=torch", "model.name=some-org/other"])
+    assert spec.output.path == str(tmp_path / "out")
+    assert spec.model.name == "some-org/other"  # a hub id, not a folder here

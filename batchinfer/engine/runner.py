@@ -20,6 +20,7 @@ from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, ModelErro
 from batchinfer.io import ParquetSink, Source
 from batchinfer.io.layout import dead_letter_path
 from batchinfer.job import JobSpec
+from batchinfer.model import ModelRef, default_cache_dir, resolve_model
 from batchinfer.pipelines import Pipeline, back_to_fp32, build_pipeline
 
 log = logging.getLogger("batchinfer")
@@ -63,7 +64,8 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_ROWS_FAILED if self.failed else EXIT_OK
+        """8 when this run left rows out; an output found already complete is a no-op: 0."""
+        return EXIT_ROWS_FAILED if self.failed and not self.already_complete else EXIT_OK
 
     def summary_line(self) -> str:
         if self.already_complete:
@@ -170,15 +172,16 @@ def check_reduced_on_data(spec: JobSpec, source, pipe: Pipeline) -> float:
     return agreement
 
 
-def plan_of(spec: JobSpec, source: Source, pipe: Pipeline) -> dict:
-    """What makes an output what it is; a resume must match it exactly."""
+def plan_of(spec: JobSpec, source: Source, ref: ModelRef) -> dict:
+    """What makes an output what it is; a resume must match it exactly. `ref`: the resolved model (its content
+    hash), from a loaded Pipeline or from `model_ref` (no model loaded)."""
     model = spec.model.model_dump()
     return {
         "files": [[path, _digest({"size": size, "version": version})] for path, size, version in source.versions()],
         "input": _digest(spec.input.model_dump(exclude={"path", "storage_options"})),
         # a change of the kept columns' types would mix schemas in one folder (the text column is decoded)
         "schema": _digest({f.name: str(f.type) for f in source.schema if f.name not in spec.input.read_columns}),
-        "model": _digest({**model, "content": pipe.ref.content_hash}),
+        "model": _digest({**model, "content": ref.content_hash}),
         "batching": _digest(spec.batching.model_dump()),
         "output": _digest(spec.output.model_dump(include={"keep_columns", "columns", "compression",
                                                            "compression_level"})),
@@ -187,6 +190,30 @@ def plan_of(spec: JobSpec, source: Source, pipe: Pipeline) -> dict:
 
 def _digest(data: dict) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def model_ref(spec: JobSpec) -> ModelRef:
+    """The job's model resolved to a local folder with its content hash, as a Pipeline would, without loading it."""
+    cache = Path(spec.runtime.cache_dir) if spec.runtime.cache_dir else default_cache_dir()
+    return resolve_model(spec.model.name, spec.model.revision, cache_dir=cache)
+
+
+def _fingerprint(ref: ModelRef, plan: dict) -> str:
+    return f"{ref.content_hash[:16]}:{plan['model']}"
+
+
+def _already_complete(spec: JobSpec, source, sink, state, ref: ModelRef, started: float) -> RunResult | None:
+    """The RunResult of a complete output if this same job wrote it (its counts from `_SUCCESS`), else None."""
+    plan = plan_of(spec, source, ref)
+    if sink.resume_conflict(state, plan) is not None or sink.changed_files(state, plan):
+        return None
+    totals = state.summary or {}
+    return RunResult(rows=int(totals.get("rows", 0)), failed=int(totals.get("failed", 0)),
+                     truncated=int(totals.get("truncated", 0)), parts=int(totals.get("units", len(state.parts))),
+                     seconds=time.perf_counter() - started, output_path=spec.output.path, files=len(source.files),
+                     backend=spec.model.backend, already_complete=True, model_fingerprint=_fingerprint(ref, plan),
+                     dead_letter=dead_letter_path(spec.output.path) if totals.get("failed")
+                     and spec.input.on_error == "dead-letter" else None)
 
 
 def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool | None = None,
@@ -200,21 +227,19 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
     started = time.perf_counter()
     # 1. fail early, before the model and before writing
     source, keep, predictions, sink = check_job(spec, source, sink=sink, allow_complete=if_complete == "skip")
+    state = sink.inspect() if spec.output.mode == "resume" or if_complete == "skip" else None
+    if state is not None and state.complete:  # finished by this same job? then nothing to load, nothing to do
+        finished = _already_complete(spec, source, sink, state, pipeline.ref if pipeline else model_ref(spec),
+                                     started)
+        if finished is not None:
+            return finished
     pipe = pipeline or build_pipeline(spec.model, spec.runtime)
     if pipe.backend.reduced:
         check_reduced_on_data(spec, source, pipe)
     ready = time.perf_counter()
 
-    state = sink.inspect()
-    plan = plan_of(spec, source, pipe)
-    fingerprint = f"{pipe.ref.content_hash[:16]}:{plan['model']}"
-    if ((spec.output.mode == "resume" or if_complete == "skip") and state.complete
-            and sink.resume_conflict(state, plan) is None and not sink.changed_files(state, plan)):
-        totals = state.summary or {}
-        return RunResult(rows=int(totals.get("rows", 0)), seconds=time.perf_counter() - started,
-                         output_path=spec.output.path, parts=len(state.parts), files=len(source.files),
-                         backend=spec.model.backend, already_complete=True, model_fingerprint=fingerprint)
-
+    plan = plan_of(spec, source, pipe.ref)
+    fingerprint = _fingerprint(pipe.ref, plan)
     done = sink.open(plan)  # 2. lock, recover, and learn what an earlier run already committed
     try:
         bar = _progress(spec, source, progress)  # 3. predict every unit not done, on the chosen executor
