@@ -183,3 +183,20 @@ def test_ray_is_refused_for_a_polars_frame(tiny_classifier, tmp_path):
         batchinfer.predict(make_frame(10, seed=0).lazy(), "text", task="text-classification",
                            model=str(tiny_classifier), output=str(tmp_path / "out"), executor="ray")
     assert not list((tmp_path / "out").glob("part-*"))
+
+
+@pytest.mark.parametrize("address", ["ray://127.0.0.1:{port}", "127.0.0.1:{port}"])
+def test_an_unreachable_cluster_fails_before_the_model_loads(tmp_path, address):
+    import socket
+
+    from tests.test_cli import invoke, job
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    make_frame(20, seed=0).write_parquet(tmp_path / "in.parquet")
+    path = job(tmp_path, tmp_path / "no-such-model", input_path="in.parquet")  # loading it would fail (exit 5)
+    result = invoke("run", str(path), "--ray-address", address.format(port=port))
+    assert result.exit_code == 10, result.output
+    assert "cannot be reached" in result.output and f"127.0.0.1:{port}" in result.output
+    assert not (tmp_path / "out").exists()

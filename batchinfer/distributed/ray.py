@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import warnings
 from contextlib import contextmanager
 from typing import Any
@@ -56,6 +57,7 @@ class RayExecutor:
             raise JobFileError("runtime.executor = 'ray' runs jobs that read files; a polars frame is predicted "
                                "here", hint="leave runtime.executor as 'local' for frames, or write the frame to "
                                             "Parquet")
+        check_reachable(spec.runtime.ray_address)
 
     def run(self, units: Units, *, pipe=None, on_rows=None) -> dict[str, int]:
         """`pipe` is not used: each actor builds its own from the spec."""
@@ -63,6 +65,32 @@ class RayExecutor:
                            on_rows=on_rows)
         units.sink.remove_temp_files()  # parts a killed worker left half-written (its unit was redone by another)
         return result
+
+
+REACH_TIMEOUT = 5.0  # seconds to open a TCP connection to the cluster before the model loads
+
+
+def check_reachable(address: str | None) -> None:
+    """A cluster address (`ray://host:port` or `host:port`) answers on its port, and a `ray://` one has Ray
+    client installed: both fail here, before the model loads, not after."""
+    if not address or address == "auto":
+        return
+    client = address.startswith("ray://")
+    if client:
+        try:
+            import grpc  # noqa: F401  (what Ray client needs, from ray[client])
+        except ImportError:
+            raise ClusterError(f"runtime.ray_address = {address!r} needs Ray client, which is not installed",
+                               hint='pip install "batchinfer[ray]" (or "ray[client]")') from None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise JobFileError(f"runtime.ray_address = {address!r} is not host:port, ray://host:port or 'auto'")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT).close()
+    except OSError as exc:
+        raise ClusterError(f"the Ray cluster at {address} cannot be reached: {exc}",
+                           hint="check runtime.ray_address (or --ray-address) and that the cluster is up; "
+                                "nothing was loaded or written") from None
 
 
 def plan_items(batch_counts: list[int | None], formats: list[str], done) -> list[dict[str, int]]:
