@@ -187,6 +187,8 @@ def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, pr
             logging.getLogger("batchinfer").info("output is locked by another run; waiting")
             time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
     summary = result.to_dict()
+    if verbose and log_format == "text" and not result.already_complete:  # stderr: stdout ends with the summary
+        click.echo(result.timings_line(), err=True)
     if summary_json:
         _write_json(summary_json, summary)
     click.echo(json_line("info", event="summary", **summary) if log_format == "json" else result.summary_line())

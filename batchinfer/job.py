@@ -290,6 +290,8 @@ class RuntimeSpec(_Section):
     threads: int = Field(0, ge=0, description="intra-op threads; 0 = one per core (per actor on Ray: 1)")
     cache_dir: str | None = None
     progress: Literal["auto", "always", "never"] = "auto"
+    progress_interval: float = Field(30.0, ge=0, description="seconds between progress log lines when no bar is "
+                                                             "drawn (no terminal, --log-format json); 0 = none")
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = Field(None, description="a running Ray cluster (ray://host:10001, host:6379, "
                                                          "'auto'); none: start a local instance on loopback")

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,12 @@ class Pipeline:
         return self.task.encode(values)
 
     def predict(self, texts: pa.Array | pa.ChunkedArray | list[str | None],
-                batching: BatchingSpec | None = None, *, encoded: Encoded | None = None) -> dict[str, pa.Array]:
+                batching: BatchingSpec | None = None, *, encoded: Encoded | None = None,
+                on_batch: Callable[[np.ndarray, dict[str, np.ndarray]], None] | None = None) -> dict[str, pa.Array]:
         """Predict one column of texts; nulls are treated as empty strings. Returns canonical column names.
 
-        `encoded` (from `encode`) saves tokenizing again when the caller already did.
+        `encoded` (from `encode`) saves tokenizing again when the caller already did. `on_batch(rows, inputs)`
+        is called after each model batch with its row indices and model inputs (progress, padding counts).
         """
         batching = batching or BatchingSpec()
         values = list(texts) if self.task.modality == "image" else _as_texts(texts)
@@ -61,6 +64,8 @@ class Pipeline:
         order = []
         for idx, inputs, outputs in self.forward_batches(values, batching, encoded=encoded):
             order.append(idx)
+            if on_batch is not None:
+                on_batch(idx, inputs)
             for name, arr in self.task.postprocess(outputs, inputs).items():
                 parts.setdefault(name, []).append(arr)
         order = np.concatenate(order)

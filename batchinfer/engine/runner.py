@@ -67,6 +67,20 @@ class RunResult:
         """8 when this run left rows out; an output found already complete is a no-op: 0."""
         return EXIT_ROWS_FAILED if self.failed and not self.already_complete else EXIT_OK
 
+    def timings_line(self) -> str:
+        """Busy seconds per stage and padding efficiency (-v). The stages overlap (reader, inference and
+        writer threads), so their seconds add up to more than the wall time."""
+        t = self.timings
+        parts = [f"setup {t.get('setup', 0):.1f} s"]
+        stages = [f"{stage} {t[f'{stage}_s']:.1f}" for stage in ("read", "tokenize", "infer", "write")
+                  if f"{stage}_s" in t]
+        if stages:
+            parts.append("busy seconds per stage (overlapping): " + ", ".join(stages))
+        if "padding_efficiency" in t:
+            parts.append(f"padding efficiency {100 * t['padding_efficiency']:.1f}% "
+                         f"({t['tokens']:,} real of {t['padded_tokens']:,} padded tokens)")
+        return "batchinfer: timings: " + "; ".join(parts) + f"; total {t.get('total', self.seconds):.1f} s"
+
     def summary_line(self) -> str:
         if self.already_complete:
             return f"batchinfer: {self.output_path} is already complete ({self.rows:,} rows); nothing to do"
@@ -233,7 +247,11 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
                                      started)
         if finished is not None:
             return finished
+    if pipeline is None:
+        log.info("loading model %s (%s on %s)", spec.model.name, spec.model.task, spec.model.backend)
     pipe = pipeline or build_pipeline(spec.model, spec.runtime)
+    if pipeline is None:
+        log.info("model ready in %.1f s", time.perf_counter() - started)
     if pipe.backend.reduced:
         check_reduced_on_data(spec, source, pipe)
     ready = time.perf_counter()
@@ -242,7 +260,7 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
     fingerprint = _fingerprint(pipe.ref, plan)
     done = sink.open(plan)  # 2. lock, recover, and learn what an earlier run already committed
     try:
-        bar = _progress(spec, source, progress)  # 3. predict every unit not done, on the chosen executor
+        bar = _progress(spec, source, progress, done)  # 3. predict every unit not done, on the chosen executor
         try:
             result = load_executor(spec.runtime.executor).run(Units(spec, source, keep, predictions, sink, done),
                                                               pipe=pipe, on_rows=bar.update)
@@ -255,17 +273,23 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
     seconds = time.perf_counter() - started
     result.update(rows=totals["rows"], failed=totals["failed"], truncated=totals["truncated"],
                   parts=totals["units"])
+    stages = result.pop("timings", {})  # busy seconds per stage (an executor may not measure them)
     dead = dead_letter_path(spec.output.path) if totals["failed"] and spec.input.on_error == "dead-letter" else None
     return RunResult(seconds=seconds, output_path=spec.output.path, files=len(source.files),
                      backend=spec.model.backend, skipped_units=len(done), model_fingerprint=fingerprint,
                      dead_letter=dead,
-                     timings={"setup": round(ready - started, 3), "total": round(seconds, 3)}, **result)
+                     timings={"setup": round(ready - started, 3), **stages, "total": round(seconds, 3)},
+                     **result)
 
 
-def _progress(spec: JobSpec, source, progress: bool | None) -> Progress:
+def _progress(spec: JobSpec, source, progress: bool | None, done: dict[str, dict]) -> Progress:
+    """The bar on a terminal, else progress log lines every runtime.progress_interval seconds. It starts at
+    the rows of the units an earlier run committed; the rate counts this run's rows only."""
     if progress is None:
         progress = spec.runtime.progress == "always" or (spec.runtime.progress == "auto" and sys.stderr.isatty())
-    return Progress(source.total_rows(), enabled=progress)
+    before = sum(int(entry.get("rows", 0)) + int(entry.get("failed", 0)) for entry in done.values())
+    return Progress(source.total_rows(), enabled=progress, interval=spec.runtime.progress_interval,
+                    done_before=before)
 
 
 def run(job: str | Path | JobSpec | dict, overrides: list[str] = (), *, progress: bool = False,

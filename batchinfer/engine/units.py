@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from batchinfer import faults
 from batchinfer.engine.inputs import decode_text_inputs
+from batchinfer.engine.progress import StageTimes
 from batchinfer.engine.rows import decode_images, lossy_text
 from batchinfer.engine.stages import WriteBehind, read_ahead
 from batchinfer.errors import RowErrors
@@ -39,12 +40,16 @@ class Prepared:
 
 def process_units(spec: JobSpec, source: Source, keep: list[str], predictions: dict[str, str], sink,
                   pipe: Pipeline, done, *, files: list[int] | None = None, first: int = 0,
-                  stop: int | None = None, on_rows=None) -> dict:
+                  stop: int | None = None, on_rows=None, stages: StageTimes | None = None) -> dict:
     """Predict and write every unit not in `done`, of all files or of `files` (batches first..stop-1).
 
     Reading, tokenising, inference and writing overlap (reader thread, this thread, writer thread). A file
     with no rows still gets an empty part, so the output's schema is known. Returns this call's row counts.
+
+    `on_rows(n)`: n more rows of this run are done, called per model batch and at the end of each unit (its
+    failed rows); units in `done` are not counted. `stages`: busy seconds per stage are added to it.
     """
+    stages = stages if stages is not None else StageTimes()
     read_columns = list(dict.fromkeys([*keep, *spec.input.read_columns]))
     seen_files: set[int] = set()
     rows_this_run = rows_in = 0
@@ -53,21 +58,26 @@ def process_units(spec: JobSpec, source: Source, keep: list[str], predictions: d
     def prepared():  # runs in the reader thread: reading, decoding and tokenising overlap inference
         bytes_column = spec.input.read_columns if pipe.task.modality == "text" else None  # CSV text as bytes
         part = {} if files is None else {"files": files, "first": first, "stop": stop}  # frames: all, always
-        for sb in source.batches(read_columns, bytes_column, keep_bad_rows=keep_bad, **part):
+        batches = source.batches(read_columns, bytes_column, keep_bad_rows=keep_bad, **part)
+        prepare = stages.timed("tokenize", prepare_unit)
+        for sb in stages.timed_iter("read", batches):
             done_already = unit_name(sb.file_index, sb.batch_index) in done
-            yield sb, None if done_already else prepare_unit(spec, sb, pipe, source)
+            yield sb, None if done_already else prepare(spec, sb, pipe, source)
 
-    writer = WriteBehind(sink.write)
+    infer = stages.timed("infer", infer_unit)
+    writer = WriteBehind(stages.timed("write", sink.write))
     try:
         for sb, prep in read_ahead(prepared()):
             seen_files.add(sb.file_index)
             if prep is not None:
-                table, dead, stats = infer_unit(spec, prep, keep, predictions, pipe)
+                counted = [0]
+                table, dead, stats = infer(spec, prep, keep, predictions, pipe,
+                                           on_batch=_batch_counter(on_rows, stages, counted))
                 writer.submit(unit_name(sb.file_index, sb.batch_index), table, dead=dead, stats=stats)
                 rows_this_run += table.num_rows
                 rows_in += sb.batch.num_rows + len(sb.bad_rows)
-            if on_rows is not None:
-                on_rows(sb.batch.num_rows)
+                if on_rows is not None and sb.batch.num_rows > counted[0]:  # its rows not predicted
+                    on_rows(sb.batch.num_rows - counted[0])
     finally:
         writer.close()  # units predicted before an error are still committed
     for i in range(len(source.files)) if files is None else files:
@@ -78,6 +88,16 @@ def process_units(spec: JobSpec, source: Source, keep: list[str], predictions: d
             table, _, stats = infer_unit(spec, prepare_unit(spec, sb, pipe, source), keep, predictions, pipe)
             sink.write(unit, table, dead=None, stats=stats)
     return {"rows_this_run": rows_this_run, "rows_in": rows_in}
+
+
+def _batch_counter(on_rows, stages: StageTimes, counted: list[int]):
+    """The per-model-batch callback of one unit: progress (rows) and padding (tokens)."""
+    def on_batch(idx, inputs) -> None:
+        stages.count_batch(inputs)
+        counted[0] += len(idx)
+        if on_rows is not None:
+            on_rows(len(idx))
+    return on_batch
 
 
 def prepare_unit(spec: JobSpec, sb: SourceBatch, pipe: Pipeline, source: Source) -> Prepared:
@@ -110,7 +130,8 @@ def prepare_unit(spec: JobSpec, sb: SourceBatch, pipe: Pipeline, source: Source)
                     truncated=int(too_long.sum()) if spec.model.truncation else 0, decoded=inputs.decoded)
 
 
-def infer_unit(spec: JobSpec, prep: Prepared, keep: list[str], names: dict[str, str], pipe: Pipeline):
+def infer_unit(spec: JobSpec, prep: Prepared, keep: list[str], names: dict[str, str], pipe: Pipeline, *,
+               on_batch=None):
     """Predict one unit: returns the output table, the dead-letter table (or None) and the unit's counts."""
     sb, errors, good = prep.sb, prep.errors, prep.good
     if errors and spec.input.on_error == "fail":
@@ -119,7 +140,7 @@ def infer_unit(spec: JobSpec, prep: Prepared, keep: list[str], names: dict[str, 
                         hint="fix the row, or set input.on_error = 'skip' or 'dead-letter'; "
                              "rows already written are kept")
     faults.hit("infer")
-    preds = pipe.predict(prep.values, spec.batching, encoded=prep.encoded)
+    preds = pipe.predict(prep.values, spec.batching, encoded=prep.encoded, on_batch=on_batch)
     batch = sb.batch
     for name, texts in (prep.decoded or {}).items():  # decoded CSV text replaces the raw bytes
         if name in keep:
