@@ -150,3 +150,44 @@ def test_limited_source_stops_before_a_broken_csv_tail(tmp_path, tiny_classifier
 def test_plain_source_is_unchanged_by_the_limit_class(tmp_path):
     pq.write_table(pa.table({"text": ["a", "b"]}), tmp_path / "in.parquet")
     assert Source(InputSpec(path=str(tmp_path / "in.parquet"), column="text")).total_rows() == 2
+
+
+# -- the cron wrapper under cron's environment ------------------------------------------------------------
+
+WRAPPER = ROOT / "examples" / "cron" / "batchinfer-cron.sh"
+
+
+def cron_env(tmp_path: Path, **extra: str) -> list[str]:
+    """`env -i` as cron starts a command: HOME, a bare PATH, nothing else (plus what the test names)."""
+    keep = {"BATCHINFER_CACHE": os.environ["BATCHINFER_CACHE"]}
+    if os.environ.get("PYTHONPATH"):  # a worktree's code over the installed package
+        keep["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    pairs = {"HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", **keep, **extra}
+    return ["env", "-i", *(f"{k}={v}" for k, v in pairs.items())]
+
+
+@pytest.mark.skipif(shutil.which("env") is None or shutil.which("bash") is None, reason="needs env and bash")
+def test_cron_wrapper_runs_with_crons_bare_path(tmp_path, tiny_classifier):
+    make_frame(120).write_parquet(tmp_path / "in.parquet")
+    path = job(tmp_path, tiny_classifier, input_path="in.parquet")
+    venv_batchinfer = Path(sys.executable).parent / "batchinfer"
+    assert venv_batchinfer.exists() and not str(venv_batchinfer.parent).startswith(("/usr/bin", "/bin"))
+    missing = subprocess.run([*cron_env(tmp_path), "bash", str(WRAPPER), str(path), str(tmp_path / "logs")],
+                             capture_output=True, text=True, timeout=120)
+    if not (ROOT / ".venv" / "bin" / "batchinfer").exists():  # no repository venv to fall back on
+        assert missing.returncode == 127
+        assert "BATCHINFER=" in missing.stderr and "PATH=" in missing.stderr  # says what to set
+    for extra in ({"BATCHINFER": str(venv_batchinfer)},                          # the absolute path
+                  {"PATH": f"{venv_batchinfer.parent}:/usr/bin:/bin"}):          # or PATH, as the crontab does
+        done = subprocess.run([*cron_env(tmp_path, **extra), "bash", str(WRAPPER), str(path), str(tmp_path / "logs")],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr + (tmp_path / "logs" / "job.log").read_text()
+    assert read_output(tmp_path / "out")["row_id"].to_list() == list(range(120))
+    assert '"status": "already complete"' in (tmp_path / "logs" / "job.log").read_text()  # the second run
+
+
+def test_example_crontab_sets_path():
+    lines = (ROOT / "examples" / "cron" / "crontab").read_text().splitlines()
+    path_line = next(i for i, line in enumerate(lines) if line.startswith("PATH="))
+    job_line = next(i for i, line in enumerate(lines) if "batchinfer-cron.sh" in line and not line.startswith("#"))
+    assert path_line < job_line and ".venv/bin" in lines[path_line].split(":")[0]
