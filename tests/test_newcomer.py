@@ -191,3 +191,15 @@ def test_example_crontab_sets_path():
     path_line = next(i for i, line in enumerate(lines) if line.startswith("PATH="))
     job_line = next(i for i, line in enumerate(lines) if "batchinfer-cron.sh" in line and not line.startswith("#"))
     assert path_line < job_line and ".venv/bin" in lines[path_line].split(":")[0]
+
+
+def test_sst2_bench_says_what_data_is_missing(tmp_path):
+    bench = tmp_path / "repo" / "bench"
+    bench.mkdir(parents=True)
+    for name in ("sst2_accuracy.py", "sst2_dev.toml"):
+        shutil.copy(ROOT / "bench" / name, bench / name)
+    done = subprocess.run([sys.executable, str(bench / "sst2_accuracy.py")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "SST-2 dev set is missing" in done.stderr and "dev.parquet" in done.stderr
