@@ -11,8 +11,8 @@ import pyarrow as pa
 
 from batchinfer.errors import InputError, JobFileError
 
-SAMPLE_MODEL = "sample:sentiment-minilm"
-TASK = "text-classification"
+SAMPLE = "sentiment-minilm"  # the sample model a new job starts with: an English sentiment classifier
+SAMPLE_MODEL = f"sample:{SAMPLE}"
 # column names that usually hold the text, best first (a name containing one counts too, e.g. review_text)
 TEXT_NAMES = ("text", "review", "body", "content", "sentence", "comment", "message")
 PROBE_ROWS = 1000  # rows read to compare string lengths when no name decides
@@ -65,6 +65,19 @@ def pick_text_column(source, schema: pa.Schema) -> tuple[str, str]:
     return best, f"its strings are the longest on average ({lengths[best]:.0f} characters) of the string columns"
 
 
+def sample_task() -> str:
+    """The task of the sample model: the first text task (in registry order) whose transformers head is the
+    sample's architecture (no module outside tasks/ names a task)."""
+    from batchinfer.model import samples
+    from batchinfer.tasks import tasks
+
+    architecture = json.loads((samples.HERE / SAMPLE / "head.json").read_text())["architecture"]
+    for name, cls in tasks().items():
+        if cls.modality == "text" and architecture.endswith(cls.auto_class.removeprefix("AutoModel")):
+            return name
+    raise RuntimeError(f"no task runs the sample model's {architecture}")
+
+
 def _toml(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
 
@@ -96,11 +109,12 @@ def write_job(data_file: str | Path, job_file: str | Path | None = None) -> Writ
         raise InputError(f"input {data}: batchinfer init takes one data file, found {len(source.files)}",
                          hint="give one .parquet or .csv file; edit input.path afterwards for a folder or glob")
     schema = source.schema_of(0)
+    task = sample_task()
     column, why = pick_text_column(source, schema)
     stem = data.name.split(".")[0] or "data"
     output = data.resolve().parent / f"{stem}-predictions"
     base = target.resolve().parent
-    clash = [c for c in task_class(TASK).columns if c in schema.names]
+    clash = [c for c in task_class(task).columns if c in schema.names]
     renamed = {c: f"predicted_{c}" for c in clash}
     others = [f.name for f in schema if _is_string(f.type) and f.name != column]
     lines = [
@@ -120,7 +134,7 @@ def write_job(data_file: str | Path, job_file: str | Path | None = None) -> Writ
         "# a small English sentiment model shipped with batchinfer (labels NEGATIVE / POSITIVE), no download;",
         "# or a Hugging Face model folder (save_pretrained), or a hub id already in your Hugging Face cache",
         f"name = {_toml(SAMPLE_MODEL)}",
-        f"task = {_toml(TASK)}   # `batchinfer tasks` lists every task and its options",
+        f"task = {_toml(task)}   # `batchinfer tasks` lists every task and its options",
         'backend = "ort"                 # ONNX Runtime; `batchinfer backends` lists the others',
         "",
         "[output]",
