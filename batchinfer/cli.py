@@ -161,17 +161,25 @@ def main() -> None:
               help="Where to run: this machine, or Ray Data (sets runtime.executor).")
 @click.option("--ray-address", metavar="ADDRESS", default=None,
               help="A running Ray cluster, e.g. ray://head:10001 (sets runtime.ray_address; implies --executor ray).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="A quick look: predict only the first N rows, into a fresh scratch folder (the job's output "
+                   "is not touched); the summary line says where.")
 def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, progress: bool | None,
         log_format: str, summary_json: str | None, if_complete: str, wait_for_lock: float,
-        executor: str | None, ray_address: str | None) -> None:
+        executor: str | None, ray_address: str | None, limit: int | None = None) -> None:
     """Run JOB_FILE: read the input, predict, write the output folder."""
     _setup_logging(verbose, quiet, log_format)
     _meta()["summary_json"] = summary_json
+    if limit is not None and (ray_address or executor == "ray"):
+        raise click.UsageError("--limit runs on this machine: leave out --executor ray and --ray-address")
     if ray_address:
         overrides += (f"runtime.ray_address={ray_address}", f"runtime.executor={executor or 'ray'}")
     elif executor:
         overrides += (f"runtime.executor={executor}",)
     spec = _load(job_file, overrides)
+    source = None
+    if limit is not None:
+        spec, source = _limited(job_file, overrides, spec, limit, log_format)
     from batchinfer.engine.runner import run_job
     from batchinfer.errors import LockedError
     from batchinfer.logs import json_line
@@ -179,7 +187,8 @@ def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, pr
     deadline = time.monotonic() + wait_for_lock
     while True:
         try:
-            result = run_job(spec, progress=False if log_format == "json" else progress, if_complete=if_complete)
+            result = run_job(spec, progress=False if log_format == "json" else progress, if_complete=if_complete,
+                             source=source)
             break
         except LockedError:
             if time.monotonic() >= deadline:
@@ -193,6 +202,41 @@ def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, pr
         _write_json(summary_json, summary)
     click.echo(json_line("info", event="summary", **summary) if log_format == "json" else result.summary_line())
     sys.exit(result.exit_code)
+
+
+@main.command("init")
+@click.argument("data_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "job_file", type=click.Path(dir_okay=False), default=None, metavar="JOB.toml",
+              help="Where to write the job file (default: DATA_NAME.toml here). An existing file is not replaced.")
+@_log_format_option
+def init(data_file: str, job_file: str | None, log_format: str) -> None:
+    """Write a commented job file for DATA_FILE (Parquet or CSV): its text column, the sample sentiment
+    model, an output folder next to the data. Then: batchinfer validate JOB.toml; batchinfer run JOB.toml."""
+    from batchinfer.init_job import write_job
+
+    written = write_job(data_file, job_file)
+    click.echo(f"batchinfer: wrote {written.job_file}: column {written.column!r} ({written.why}), "
+               f"output {written.output}")
+    click.echo(f"  next: batchinfer validate {written.job_file} && batchinfer run {written.job_file} --limit 20")
+
+
+def _limited(job_file: str, overrides: tuple[str, ...], spec: JobSpec, limit: int, log_format: str):
+    """`run --limit N`: the job with its output moved to a fresh local scratch folder (run locally), and a
+    source that reads only the input's first N rows. The job's own output is never opened."""
+    import tempfile
+
+    from batchinfer.io.limited import LimitedSource
+    from batchinfer.logs import json_line
+
+    scratch = tempfile.mkdtemp(prefix=f"batchinfer-{Path(job_file).stem}-limit-{limit}-")
+    scratch_sets = (f"output.path={json.dumps(scratch)}", 'output.mode="overwrite"', "output.storage_options={}",
+                    'runtime.executor="local"')
+    limited = _load(job_file, (*overrides, *scratch_sets))
+    note = (f"--limit {limit}: the first {limit:,} rows go to the scratch folder {scratch}; "
+            f"the job's output {spec.output.path} is not touched")
+    click.echo(json_line("info", event="limit", message=note, output=scratch) if log_format == "json"
+               else f"batchinfer: {note}", err=True)
+    return limited, LimitedSource(limited.input, limit)
 
 
 @main.command()

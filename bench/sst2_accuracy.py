@@ -22,6 +22,13 @@ def main() -> int:
     parser.add_argument("--backend", default="ort", choices=["ort", "torch"])
     args = parser.parse_args()
     job = HERE / "sst2_dev.toml"
+    data = (HERE / "../../shared/data/sst2/dev.parquet").resolve()  # bench/sst2_dev.toml's input.path
+    if not data.exists():
+        print(f"sst2_accuracy.py: the SST-2 dev set is missing: {data} does not exist.\n"
+              "  It is GLUE SST-2's validation split (872 rows, columns idx, sentence, label, label_text), kept\n"
+              "  outside the repository (in a 'shared/data/sst2/' folder beside the checkout). Put dev.parquet\n"
+              "  there, or point input.path in bench/sst2_dev.toml at your copy.", file=sys.stderr)
+        return 2
     out = HERE.parent / "output" / f"sst2_dev_{args.backend}"
     cmd = [sys.executable, "-m", "batchinfer.cli", "run", str(job), "--set", f"model.backend={args.backend}",
            "--set", f"output.path={out}"]
