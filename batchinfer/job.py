@@ -71,6 +71,8 @@ class CsvOptions(_Section):
     header: bool = True
     encoding: str = "utf8"
     infer_types: bool = Field(True, description="false reads every column as a string (keeps leading zeros)")
+    empty_as_null: bool = Field(True, description="an empty unquoted field is null (a quoted \"\" stays empty "
+                                                  "text), as polars reads CSV; false reads it as empty text")
 
 
 class InputSpec(_Section):

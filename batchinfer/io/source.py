@@ -266,12 +266,14 @@ class Source:
     def _csv_options(self, path: str, columns: list[str] | None, types: dict[str, pa.DataType] | None,
                      on_invalid=None):
         csv = self.spec.csv
+        nulls = dict(strings_can_be_null=True, quoted_strings_can_be_null=False, null_values=[""]) \
+            if csv.empty_as_null else dict(strings_can_be_null=False)
         return dict(read_options=pacsv.ReadOptions(block_size=CSV_BLOCK, encoding=csv.encoding,
                                                    autogenerate_column_names=not csv.header),
                     parse_options=pacsv.ParseOptions(delimiter=self.delimiter(path), quote_char=csv.quote_char,
                                                      newlines_in_values=True, invalid_row_handler=on_invalid),
                     convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types or None,
-                                                         strings_can_be_null=False))
+                                                         **nulls))
 
     def _csv_probe(self, path: str, *, as_text: bool = False) -> pa.Schema:
         """The schema a full read infers (Arrow infers types from the first block), from the first block
@@ -436,23 +438,32 @@ class Source:
         `skip_rows` good and `skip_bad` bad rows already yielded."""
         import csv as pycsv
         import io
-        import itertools
 
         schema = self._read_schema(columns, text_column)
         delimiter = self.delimiter(path)
         with self.fs.open(path, "rb", compression="infer") as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
-            reader = pycsv.reader(text, delimiter=delimiter, quotechar=self.spec.csv.quote_char)
+            lines: list[str] = []  # the physical lines of the row just read
+
+            def tracked():
+                for line in text:
+                    lines.append(line)
+                    yield line
+
+            reader = pycsv.reader(tracked(), delimiter=delimiter, quotechar=self.spec.csv.quote_char)
             names = next(reader, [])
-            rows_in = reader
-            if not self.spec.csv.header:  # the first line is a row: columns are named as pyarrow names them
-                names, rows_in = [f"f{k}" for k in range(len(names))], itertools.chain([names], reader)
-            where = [names.index(c) for c in columns]
-            rows: list[list[str]] = []
+            first, lines[:] = "".join(lines), []
+            rows: list[str] = []  # good rows' raw text, parsed by pyarrow as the fast path parses them
             found: list[BadRow] = []
             good = bad_seen = 0
             offset = skip_rows
-            for row in rows_in:
+            if not self.spec.csv.header:  # the first line is a row: columns are named as pyarrow names them
+                names, good = [f"f{k}" for k in range(len(names))], 1
+                rows = [first] if skip_rows < 1 else []
+            for row in reader:
+                line, lines[:] = "".join(lines), []
+                if not row:  # a blank line, which pyarrow skips
+                    continue
                 if len(row) != len(names):
                     bad_seen += 1
                     if bad_seen > skip_bad:
@@ -463,12 +474,24 @@ class Source:
                 good += 1
                 if good <= skip_rows:
                     continue
-                rows.append([row[k] for k in where])
+                rows.append(line)
                 if len(rows) == self.spec.batch_rows:
-                    yield SourceBatch(i, path, index, _batch_of(rows, schema), offset, tuple(found))
+                    yield SourceBatch(i, path, index, self._parse_rows(path, names, rows, schema), offset,
+                                      tuple(found))
                     index, offset, rows, found = index + 1, offset + len(rows), [], []
             if rows or found:
-                yield SourceBatch(i, path, index, _batch_of(rows, schema), offset, tuple(found))
+                yield SourceBatch(i, path, index, self._parse_rows(path, names, rows, schema), offset, tuple(found))
+
+    def _parse_rows(self, path: str, names: list[str], rows: list[str], schema: pa.Schema) -> pa.RecordBatch:
+        """Good rows' raw text (surrogate-escaped) as a batch of `schema`, read with the fast path's options
+        (so empty fields, quoted or not, give the same values and nulls)."""
+        if not rows:
+            return _empty_batch(schema)
+        data = "".join(rows).encode("utf-8", "surrogateescape")
+        options = self._csv_options(path, schema.names, {f.name: f.type for f in schema})
+        options["read_options"] = pacsv.ReadOptions(column_names=names)
+        table = pacsv.read_csv(pa.BufferReader(_native(data)), **options)
+        return pa.RecordBatch.from_arrays([table.column(c).combine_chunks() for c in schema.names], schema=schema)
 
 
 def storage_errors(what: str, fs=None):
@@ -529,20 +552,6 @@ def _quiet_undecodable_rows(hook=sys.unraisablehook):
 
 
 sys.unraisablehook = _quiet_undecodable_rows()
-
-
-def _batch_of(rows: list[list[str]], schema: pa.Schema) -> pa.RecordBatch:
-    """Rows of CSV fields as a batch of `schema` (binary keeps the original bytes; empty is null but in text)."""
-    arrays = []
-    for k, field in enumerate(schema):
-        values = [r[k] for r in rows]
-        if pa.types.is_binary(field.type):
-            arrays.append(pa.array([v.encode("utf-8", "surrogateescape") for v in values], pa.binary()))
-        elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
-            arrays.append(pa.array(values, field.type))
-        else:
-            arrays.append(pa.array([v or None for v in values], pa.string()).cast(field.type))
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _native(data: bytes) -> pa.Buffer:
