@@ -90,7 +90,8 @@ class InputSpec(_Section):
     storage_options: dict[str, Any] = {}
     on_error: Literal["fail", "skip", "dead-letter"] = Field(
         "fail", description="what a bad row does: stop the run, be left out, or go to _dead_letter/")
-    null_text: Literal["empty", "error"] = Field("empty", description="predict nulls as '' or treat them as bad rows")
+    null_text: Literal["empty", "error", "null"] = Field(
+        "empty", description="a null input: predicted as '', a bad row, or kept with null predictions")
 
     @property
     def paths(self) -> list[str]:
