@@ -6,6 +6,7 @@ Each batch carries its position (file index, batch index) so output parts can be
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import re
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -30,6 +32,8 @@ from batchinfer.job import InputSpec
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".csv.bz2", ".csv.zst", ".tsv.gz")
 _GLOB_CHARS = "*?["
+_LEADING_ZERO = r"^[+-]?0\d"  # an id like 00042: read as an integer it would lose its zeros
+log = logging.getLogger("batchinfer")
 CSV_BLOCK = 1 << 20  # bytes per CSV block; Arrow infers a file's types from its first block
 
 
@@ -287,7 +291,8 @@ class Source:
         except pa.ArrowInvalid as exc:
             if "columns, got" not in str(exc):
                 raise
-            reader = pacsv.open_csv(pa.BufferReader(_native(self._without_ragged(head, path))), **options)
+            head = self._without_ragged(head, path)
+            reader = pacsv.open_csv(pa.BufferReader(_native(head)), **options)
         schema = reader.schema
         _drain(reader)
         try:
@@ -295,7 +300,30 @@ class Source:
         except UnicodeDecodeError:
             raise InputError(f"input {self.display(path)}: its first line is not text: is it a CSV file?",
                              hint="check input.path, or set input.format for files whose name misleads") from None
-        return pa.schema([pa.field(n, pa.string()) for n in schema.names]) if as_text else schema
+        if as_text:
+            return pa.schema([pa.field(n, pa.string()) for n in schema.names])
+        zeros = self._leading_zeros(path, head, [f.name for f in schema if pa.types.is_integer(f.type)])
+        if zeros:
+            log.info("input %s: column(s) %s read as text: values in the first block have leading zeros "
+                     "(e.g. 00042)", self.display(path), ", ".join(map(repr, zeros)))
+        return pa.schema([pa.field(f.name, pa.string()) if f.name in zeros else f for f in schema])
+
+    def _leading_zeros(self, path: str, head: bytes, columns: list[str]) -> list[str]:
+        """The integer columns of a probed block that hold a value with a leading zero (read again as text)."""
+        if not columns:
+            return []
+        reader = pacsv.open_csv(pa.BufferReader(_native(head)),
+                                **self._csv_options(path, columns, dict.fromkeys(columns, pa.string())))
+        found: set[str] = set()
+        try:
+            for batch in reader:
+                found.update(c for c in columns if c not in found
+                             and pc.any(pc.match_substring_regex(batch.column(c), _LEADING_ZERO)).as_py())
+        except (pa.ArrowException, ValueError):  # a cut or ragged last line: the rows before it decide
+            pass
+        finally:
+            _drain(reader)
+        return [c for c in columns if c in found]
 
     def _without_ragged(self, head: bytes, path: str) -> bytes:
         """The block without the lines of its ragged rows (judged when read, under input.on_error)."""
