@@ -302,7 +302,9 @@ class Source:
                              hint="check input.path, or set input.format for files whose name misleads") from None
         if as_text:
             return pa.schema([pa.field(n, pa.string()) for n in schema.names])
-        zeros = self._leading_zeros(path, head, [f.name for f in schema if pa.types.is_integer(f.type)])
+        twice = duplicate_names(schema)  # an input error, reported by check()
+        zeros = self._leading_zeros(path, head, [f.name for f in schema if pa.types.is_integer(f.type)
+                                                 and f.name not in twice])
         if zeros:
             log.info("input %s: column(s) %s read as text: values in the first block have leading zeros "
                      "(e.g. 00042)", self.display(path), ", ".join(map(repr, zeros)))
