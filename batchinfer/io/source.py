@@ -346,7 +346,7 @@ class Source:
         """infer_types = false: every column as text (the header names come from a probe)."""
         if self.spec.csv.infer_types:
             return {}
-        return {name: pa.string() for name in self._csv_probe(path).names}
+        return {name: pa.string() for name in self._csv_probe(path, as_text=True).names}
 
     def _open_csv(self, path: str, columns: list[str] | None, text_column: str | None = None,
                   bad_rows: list[BadRow] | None = None):
