@@ -71,6 +71,8 @@ class CsvOptions(_Section):
     header: bool = True
     encoding: str = "utf8"
     infer_types: bool = Field(True, description="false reads every column as a string (keeps leading zeros)")
+    empty_as_null: bool = Field(True, description="an empty unquoted field is null (a quoted \"\" stays empty "
+                                                  "text), as polars reads CSV; false reads it as empty text")
 
 
 class InputSpec(_Section):
@@ -88,7 +90,8 @@ class InputSpec(_Section):
     storage_options: dict[str, Any] = {}
     on_error: Literal["fail", "skip", "dead-letter"] = Field(
         "fail", description="what a bad row does: stop the run, be left out, or go to _dead_letter/")
-    null_text: Literal["empty", "error"] = Field("empty", description="predict nulls as '' or treat them as bad rows")
+    null_text: Literal["empty", "error", "null"] = Field(
+        "empty", description="a null input: predicted as '', a bad row, or kept with null predictions")
 
     @property
     def paths(self) -> list[str]:

@@ -2,7 +2,8 @@
 
 `input.column` feeds the task's first role; `input.columns` maps roles to columns; `input.template` builds
 the first role's text from several columns (vectorised with Arrow: no per-row Python). Null cells follow
-`input.null_text`: empty text, or a bad row.
+`input.null_text`: empty text, a bad row, or (`null`) a row kept without a prediction: a row is null when any
+of its input columns (roles or template columns) is null.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -24,6 +26,7 @@ class TextInputs:
     values: list
     errors: dict[int, str]
     decoded: dict[str, pa.Array] = field(default_factory=dict)  # input columns read as bytes, now strings
+    nulls: np.ndarray | None = None  # null_text = "null": bool per row, an input column is null (not an error)
 
 
 def decode_text_inputs(spec: InputSpec, task, batch: pa.RecordBatch, *, null_text: str | None = None
@@ -47,7 +50,18 @@ def decode_text_inputs(spec: InputSpec, task, batch: pa.RecordBatch, *, null_tex
         by_role = {role: pc.fill_null(decoded[name], "").to_pylist() for role, name in roles.items()}
     values = task.row_values(by_role)
     changed = {name: texts for name, texts in decoded.items() if batch.column(name).type != texts.type}
-    return TextInputs(values, errors, changed)
+    nulls = _null_rows(decoded.values(), batch.num_rows, errors) if null_text == "null" else None
+    return TextInputs(values, errors, changed, nulls)
+
+
+def _null_rows(columns, rows: int, errors: dict[int, str]) -> np.ndarray:
+    """Rows where any of `columns` is null, leaving out the bad rows (an undecodable value is null too)."""
+    nulls = np.zeros(rows, dtype=bool)
+    for column in columns:
+        nulls |= column.is_null().to_numpy(zero_copy_only=False)
+    if errors:
+        nulls[list(errors)] = False
+    return nulls
 
 
 def fill_template(template: str, columns: dict[str, pa.Array]) -> pa.Array:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from batchinfer import faults
 from batchinfer.engine.inputs import decode_text_inputs
@@ -30,12 +31,13 @@ class Prepared:
     """One unit made ready for the model in the reader thread: decoded, checked, tokenized."""
 
     sb: SourceBatch
-    values: list  # the good rows' texts or images
-    good: np.ndarray  # bool per row
+    values: list  # the texts or images of the good rows sent to the model
+    good: np.ndarray  # bool per row: the rows written
     errors: dict[int, str]
     encoded: Encoded | None = None  # text tokenized once: counts, and the ids where the task allows
     truncated: int = 0
     decoded: dict[str, pa.Array] | None = None  # input columns as strings, where they were read as bytes
+    sent: np.ndarray | None = None  # bool per row, where not every good row goes to the model (null inputs)
 
 
 def process_units(spec: JobSpec, source: Source, keep: list[str], predictions: dict[str, str], sink,
@@ -109,25 +111,29 @@ def prepare_unit(spec: JobSpec, sb: SourceBatch, pipe: Pipeline, source: Source)
         good = np.array([i not in errors for i in range(len(images))], dtype=bool)
         return Prepared(sb, [im for im, ok in zip(images, good) if ok], good, errors)
     inputs = decode_text_inputs(spec.input, pipe.task, sb.batch)
-    errors = inputs.errors
+    errors, nulls = inputs.errors, inputs.nulls
     for row, why in pipe.task.check_rows(inputs.values).items():
-        errors.setdefault(row, why)
+        if nulls is None or not nulls[row]:  # a null input is not checked: it is not predicted
+            errors.setdefault(row, why)
     good = np.ones(len(inputs.values), dtype=bool)
     for row in errors:
         good[row] = False
-    good_values = [v for v, ok in zip(inputs.values, good) if ok]
+    sent = good if nulls is None else good & ~nulls
+    good_values = [v for v, ok in zip(inputs.values, sent) if ok]
     encoded = pipe.encode(good_values)
     too_long = encoded.lengths > pipe.max_length
     if not spec.model.truncation and too_long.any():
-        good_idx = np.flatnonzero(good)
+        sent_idx = np.flatnonzero(sent)
         for pos in np.flatnonzero(too_long):
-            errors[int(good_idx[pos])] = (f"text has {int(encoded.lengths[pos])} tokens, more than max_length "
+            errors[int(sent_idx[pos])] = (f"text has {int(encoded.lengths[pos])} tokens, more than max_length "
                                           f"{pipe.max_length} (model.truncation = false)")
-        good[good_idx[too_long]] = False
+        good[sent_idx[too_long]] = False
+        sent = sent & good
         good_values = [v for v, long in zip(good_values, too_long) if not long]
         encoded, too_long = encoded.subset(np.flatnonzero(~too_long)), too_long[~too_long]
     return Prepared(sb, good_values, good, errors, encoded=encoded,
-                    truncated=int(too_long.sum()) if spec.model.truncation else 0, decoded=inputs.decoded)
+                    truncated=int(too_long.sum()) if spec.model.truncation else 0, decoded=inputs.decoded,
+                    sent=None if nulls is None or not nulls.any() else sent)
 
 
 def infer_unit(spec: JobSpec, prep: Prepared, keep: list[str], names: dict[str, str], pipe: Pipeline, *,
@@ -146,6 +152,8 @@ def infer_unit(spec: JobSpec, prep: Prepared, keep: list[str], names: dict[str, 
         if name in keep:
             batch = batch.set_column(batch.schema.get_field_index(name), name, texts)
     good_rows = batch.filter(pa.array(good)) if not good.all() else batch
+    if prep.sent is not None:  # rows with a null input: null predictions
+        preds = {c: with_nulls(preds[c], prep.sent[good]) for c in names}
     table = pa.Table.from_arrays([good_rows.column(c) for c in keep] + [preds[c] for c in names],
                                  names=[*keep, *names.values()])
     dead = None
@@ -153,6 +161,12 @@ def infer_unit(spec: JobSpec, prep: Prepared, keep: list[str], names: dict[str, 
     if spec.input.on_error == "dead-letter" and failed:
         dead = dead_letter(sb, keep, errors, spec.input.read_columns if pipe.task.modality == "text" else ())
     return table, dead, {"failed": failed, "truncated": prep.truncated}
+
+
+def with_nulls(values: pa.Array | pa.ChunkedArray, present: np.ndarray) -> pa.Array | pa.ChunkedArray:
+    """`values` (one per true row of `present`) spread over all rows, with nulls where `present` is false."""
+    index = np.cumsum(present) - 1
+    return pc.take(values, pa.array(index, type=pa.int64(), mask=~present))
 
 
 def dead_letter(sb: SourceBatch, keep: list[str], errors: dict[int, str], text_columns: list[str] | tuple = ()

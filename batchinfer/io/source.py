@@ -6,6 +6,7 @@ Each batch carries its position (file index, batch index) so output parts can be
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import re
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -30,6 +32,8 @@ from batchinfer.job import InputSpec
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".csv.bz2", ".csv.zst", ".tsv.gz")
 _GLOB_CHARS = "*?["
+_LEADING_ZERO = r"^[+-]?0\d"  # an id like 00042: read as an integer it would lose its zeros
+log = logging.getLogger("batchinfer")
 CSV_BLOCK = 1 << 20  # bytes per CSV block; Arrow infers a file's types from its first block
 
 
@@ -266,12 +270,14 @@ class Source:
     def _csv_options(self, path: str, columns: list[str] | None, types: dict[str, pa.DataType] | None,
                      on_invalid=None):
         csv = self.spec.csv
+        nulls = dict(strings_can_be_null=True, quoted_strings_can_be_null=False, null_values=[""]) \
+            if csv.empty_as_null else dict(strings_can_be_null=False)
         return dict(read_options=pacsv.ReadOptions(block_size=CSV_BLOCK, encoding=csv.encoding,
                                                    autogenerate_column_names=not csv.header),
                     parse_options=pacsv.ParseOptions(delimiter=self.delimiter(path), quote_char=csv.quote_char,
                                                      newlines_in_values=True, invalid_row_handler=on_invalid),
                     convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types or None,
-                                                         strings_can_be_null=False))
+                                                         **nulls))
 
     def _csv_probe(self, path: str, *, as_text: bool = False) -> pa.Schema:
         """The schema a full read infers (Arrow infers types from the first block), from the first block
@@ -285,7 +291,8 @@ class Source:
         except pa.ArrowInvalid as exc:
             if "columns, got" not in str(exc):
                 raise
-            reader = pacsv.open_csv(pa.BufferReader(_native(self._without_ragged(head, path))), **options)
+            head = self._without_ragged(head, path)
+            reader = pacsv.open_csv(pa.BufferReader(_native(head)), **options)
         schema = reader.schema
         _drain(reader)
         try:
@@ -293,7 +300,32 @@ class Source:
         except UnicodeDecodeError:
             raise InputError(f"input {self.display(path)}: its first line is not text: is it a CSV file?",
                              hint="check input.path, or set input.format for files whose name misleads") from None
-        return pa.schema([pa.field(n, pa.string()) for n in schema.names]) if as_text else schema
+        if as_text:
+            return pa.schema([pa.field(n, pa.string()) for n in schema.names])
+        twice = duplicate_names(schema)  # an input error, reported by check()
+        zeros = self._leading_zeros(path, head, [f.name for f in schema if pa.types.is_integer(f.type)
+                                                 and f.name not in twice])
+        if zeros:
+            log.info("input %s: column(s) %s read as text: values in the first block have leading zeros "
+                     "(e.g. 00042)", self.display(path), ", ".join(map(repr, zeros)))
+        return pa.schema([pa.field(f.name, pa.string()) if f.name in zeros else f for f in schema])
+
+    def _leading_zeros(self, path: str, head: bytes, columns: list[str]) -> list[str]:
+        """The integer columns of a probed block that hold a value with a leading zero (read again as text)."""
+        if not columns:
+            return []
+        reader = pacsv.open_csv(pa.BufferReader(_native(head)),
+                                **self._csv_options(path, columns, dict.fromkeys(columns, pa.string())))
+        found: set[str] = set()
+        try:
+            for batch in reader:
+                found.update(c for c in columns if c not in found
+                             and pc.any(pc.match_substring_regex(batch.column(c), _LEADING_ZERO)).as_py())
+        except (pa.ArrowException, ValueError):  # a cut or ragged last line: the rows before it decide
+            pass
+        finally:
+            _drain(reader)
+        return [c for c in columns if c in found]
 
     def _without_ragged(self, head: bytes, path: str) -> bytes:
         """The block without the lines of its ragged rows (judged when read, under input.on_error)."""
@@ -314,7 +346,7 @@ class Source:
         """infer_types = false: every column as text (the header names come from a probe)."""
         if self.spec.csv.infer_types:
             return {}
-        return {name: pa.string() for name in self._csv_probe(path).names}
+        return {name: pa.string() for name in self._csv_probe(path, as_text=True).names}
 
     def _open_csv(self, path: str, columns: list[str] | None, text_column: str | None = None,
                   bad_rows: list[BadRow] | None = None):
@@ -436,23 +468,32 @@ class Source:
         `skip_rows` good and `skip_bad` bad rows already yielded."""
         import csv as pycsv
         import io
-        import itertools
 
         schema = self._read_schema(columns, text_column)
         delimiter = self.delimiter(path)
         with self.fs.open(path, "rb", compression="infer") as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
-            reader = pycsv.reader(text, delimiter=delimiter, quotechar=self.spec.csv.quote_char)
+            lines: list[str] = []  # the physical lines of the row just read
+
+            def tracked():
+                for line in text:
+                    lines.append(line)
+                    yield line
+
+            reader = pycsv.reader(tracked(), delimiter=delimiter, quotechar=self.spec.csv.quote_char)
             names = next(reader, [])
-            rows_in = reader
-            if not self.spec.csv.header:  # the first line is a row: columns are named as pyarrow names them
-                names, rows_in = [f"f{k}" for k in range(len(names))], itertools.chain([names], reader)
-            where = [names.index(c) for c in columns]
-            rows: list[list[str]] = []
+            first, lines[:] = "".join(lines), []
+            rows: list[str] = []  # good rows' raw text, parsed by pyarrow as the fast path parses them
             found: list[BadRow] = []
             good = bad_seen = 0
             offset = skip_rows
-            for row in rows_in:
+            if not self.spec.csv.header:  # the first line is a row: columns are named as pyarrow names them
+                names, good = [f"f{k}" for k in range(len(names))], 1
+                rows = [first] if skip_rows < 1 else []
+            for row in reader:
+                line, lines[:] = "".join(lines), []
+                if not row:  # a blank line, which pyarrow skips
+                    continue
                 if len(row) != len(names):
                     bad_seen += 1
                     if bad_seen > skip_bad:
@@ -463,12 +504,24 @@ class Source:
                 good += 1
                 if good <= skip_rows:
                     continue
-                rows.append([row[k] for k in where])
+                rows.append(line)
                 if len(rows) == self.spec.batch_rows:
-                    yield SourceBatch(i, path, index, _batch_of(rows, schema), offset, tuple(found))
+                    yield SourceBatch(i, path, index, self._parse_rows(path, names, rows, schema), offset,
+                                      tuple(found))
                     index, offset, rows, found = index + 1, offset + len(rows), [], []
             if rows or found:
-                yield SourceBatch(i, path, index, _batch_of(rows, schema), offset, tuple(found))
+                yield SourceBatch(i, path, index, self._parse_rows(path, names, rows, schema), offset, tuple(found))
+
+    def _parse_rows(self, path: str, names: list[str], rows: list[str], schema: pa.Schema) -> pa.RecordBatch:
+        """Good rows' raw text (surrogate-escaped) as a batch of `schema`, read with the fast path's options
+        (so empty fields, quoted or not, give the same values and nulls)."""
+        if not rows:
+            return _empty_batch(schema)
+        data = "".join(rows).encode("utf-8", "surrogateescape")
+        options = self._csv_options(path, schema.names, {f.name: f.type for f in schema})
+        options["read_options"] = pacsv.ReadOptions(column_names=names)
+        table = pacsv.read_csv(pa.BufferReader(_native(data)), **options)
+        return pa.RecordBatch.from_arrays([table.column(c).combine_chunks() for c in schema.names], schema=schema)
 
 
 def storage_errors(what: str, fs=None):
@@ -529,20 +582,6 @@ def _quiet_undecodable_rows(hook=sys.unraisablehook):
 
 
 sys.unraisablehook = _quiet_undecodable_rows()
-
-
-def _batch_of(rows: list[list[str]], schema: pa.Schema) -> pa.RecordBatch:
-    """Rows of CSV fields as a batch of `schema` (binary keeps the original bytes; empty is null but in text)."""
-    arrays = []
-    for k, field in enumerate(schema):
-        values = [r[k] for r in rows]
-        if pa.types.is_binary(field.type):
-            arrays.append(pa.array([v.encode("utf-8", "surrogateescape") for v in values], pa.binary()))
-        elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
-            arrays.append(pa.array(values, field.type))
-        else:
-            arrays.append(pa.array([v or None for v in values], pa.string()).cast(field.type))
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _native(data: bytes) -> pa.Buffer:
