@@ -146,6 +146,8 @@ path = ["data/a.parquet", "data/b.csv"]
 column = "text"
 null_text = "error"
 batch_rows = 16
+[input.csv]
+empty_as_null = false  # the CSV's one bad row is its invalid UTF-8 (its empty text field is text)
 [model]
 name = {json.dumps(str(tiny_classifier))}
 task = "text-classification"
