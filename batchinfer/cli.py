@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -99,8 +100,10 @@ class _Group(click.Group):
     SIGTERM to 143, anything else to 1 with "internal error" and the trace."""
 
     def invoke(self, ctx: click.Context):
+        saved = {}
         if threading.current_thread() is threading.main_thread():  # signals can only be caught there
-            signal.signal(signal.SIGTERM, _on_sigterm)  # a scheduler stopping the task: as Ctrl-C, `finally`s run
+            # a scheduler stopping the task (SIGTERM) or Ctrl-C: `finally`s run (units kept, lock released)
+            saved = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
@@ -108,18 +111,56 @@ class _Group(click.Group):
         except BatchinferError as exc:
             ctx.exit(_report_failure(exc))
         except KeyboardInterrupt as exc:
-            ctx.exit(_report_interrupt(exc, ctx.invoked_subcommand))
+            code = _report_interrupt(exc, ctx.invoked_subcommand)
+            if _SIGNALLED.is_set():  # cleanup is done: exit now, not through an interpreter shutdown that may wait
+                _exit_now(code)
+            ctx.exit(code)
         except Exception:
             ctx.exit(_report_internal())
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
 
 
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so that every `finally` runs: units written, lock released."""
 
 
-def _on_sigterm(signum, frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM stops at once
-    raise _Terminated()
+_SIGNALLED = threading.Event()
+# after SIGTERM/SIGINT: the most time cleanup may take before the process exits anyway
+CLEANUP_GRACE_SECONDS = float(os.environ.get("BATCHINFER_CLEANUP_GRACE", "20"))
+
+
+def _on_signal(signum, frame) -> None:
+    """SIGTERM or SIGINT: raise in the main thread so that every `finally` runs, and exit within the grace
+    period even if cleanup hangs (committed units are safe either way; a later run takes over the lock)."""
+    signal.signal(signum, signal.SIG_DFL)  # a second signal stops at once
+    code = EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED
+    _SIGNALLED.set()
+    threading.Thread(target=_exit_if_stuck, args=(code,), name="batchinfer-exit", daemon=True).start()
+    raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _exit_if_stuck(code: int) -> None:
+    time.sleep(CLEANUP_GRACE_SECONDS)
+    sys.stderr.write(f"batchinfer: cleanup did not finish within {CLEANUP_GRACE_SECONDS:.0f} s of the signal; "
+                     "exiting (committed units are kept; the next run takes over the lock)\n")
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    """Flush what was said, then leave without the interpreter's shutdown (threads, atexit): nothing is left."""
+    for handler in [*logging.getLogger().handlers, *logging.getLogger("batchinfer").handlers]:
+        try:
+            handler.flush()
+        except (OSError, ValueError):
+            pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _write_json(path: str, data: dict) -> None:

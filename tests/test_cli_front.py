@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -227,3 +228,34 @@ def test_export_of_a_job_warms_its_cache_for_real(tmp_path, tiny_classifier):
     assert result.exit_code == 0, result.output
     assert "ready for text-classification on ort" in result.output
     assert [e.kind for e in entries(tmp_path / "c")] == ["onnx"]
+
+
+def test_a_signal_exits_within_the_grace_period_even_if_cleanup_hangs(tmp_path):
+    """SIGTERM runs every `finally`; one that hangs must not keep a scheduler's task alive (exit 143 anyway)."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "hang.py"
+    script.write_text("""
+import time
+from batchinfer import cli
+
+@cli.main.command()
+def hang():
+    try:
+        print("ready", flush=True)
+        time.sleep(60)
+    finally:
+        time.sleep(60)  # a cleanup that never finishes
+
+cli.main()
+""")
+    env = {**os.environ, "BATCHINFER_CLEANUP_GRACE": "1"}
+    proc = subprocess.Popen([sys.executable, str(script), "hang"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert "cleanup did not finish within 1 s" in err
