@@ -337,9 +337,9 @@ def _check_everything(spec: JobSpec, problems: list[BatchinferError]) -> tuple:
 
 
 def _check_source(spec: JobSpec, source):
-    from batchinfer.engine.runner import _check_template
+    from batchinfer.engine.runner import check_template
 
-    _check_template(spec, source)
+    check_template(spec, source)
     return source.check(spec.input.read_columns, spec.output.keep_columns, modality=spec.model.task_class.modality)
 
 

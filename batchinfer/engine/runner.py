@@ -10,11 +10,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from batchinfer.engine.executors import Units, load_executor
 from batchinfer.engine.progress import Progress
+from batchinfer.engine.units import DEAD_LETTER_COLUMNS
 from batchinfer.engine.inputs import decode_text_inputs
 from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, ModelError
 from batchinfer.io import ParquetSink, Source
@@ -25,7 +25,6 @@ from batchinfer.pipelines import Pipeline, back_to_fp32, build_pipeline
 
 log = logging.getLogger("batchinfer")
 
-ERROR_COLUMNS = ("_error", "_source_file", "_source_row")
 
 
 @dataclass
@@ -111,7 +110,7 @@ def prediction_names(spec: JobSpec) -> dict[str, str]:
 
 def kept_columns(spec: JobSpec, schema: pa.Schema, predictions: dict[str, str]) -> list[str]:
     keep = spec.output.keep_columns if spec.output.keep_columns is not None else list(schema.names)
-    clash = [c for c in keep if c in predictions.values() or c in ERROR_COLUMNS]
+    clash = [c for c in keep if c in predictions.values() or c in DEAD_LETTER_COLUMNS]
     if clash:
         raise JobFileError(
             f"output column(s) {', '.join(map(repr, clash))} would hold both an input column and a prediction",
@@ -134,7 +133,7 @@ def check_job(spec: JobSpec, source=None, *, sink=None, allow_complete: bool = F
         raise JobFileError(f"output.path {spec.output.path} is where input.path {overlap!r} reads: every run "
                            "would read its own output back as input",
                            hint="write the output outside the input folder (or narrow the input pattern)")
-    _check_template(spec, source)
+    check_template(spec, source)
     schema = source.check(spec.input.read_columns, spec.output.keep_columns, modality=spec.model.task_class.modality)
     predictions = prediction_names(spec)
     keep = kept_columns(spec, schema, predictions)
@@ -143,7 +142,7 @@ def check_job(spec: JobSpec, source=None, *, sink=None, allow_complete: bool = F
     return source, keep, predictions, sink
 
 
-def _check_template(spec: JobSpec, source) -> None:
+def check_template(spec: JobSpec, source) -> None:
     """A template naming columns the input does not have is a mistake in the job file."""
     if spec.input.template is None:
         return

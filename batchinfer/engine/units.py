@@ -169,19 +169,23 @@ def with_nulls(values: pa.Array | pa.ChunkedArray, present: np.ndarray) -> pa.Ar
     return pc.take(values, pa.array(index, type=pa.int64(), mask=~present))
 
 
+DEAD_LETTER_COLUMNS = ("_error", "_source_file", "_source_row")  # beside the kept columns
+
+
 def dead_letter(sb: SourceBatch, keep: list[str], errors: dict[int, str], text_columns: list[str] | tuple = ()
                 ) -> pa.Table:
     """A unit's failed rows with their error, file and row (CSV rows that did not parse: their raw line)."""
     rows = sorted(errors)
     taken = sb.batch.take(pa.array(rows, type=pa.int64()))
     columns = {c: lossy_text(taken.column(c)) if c in text_columns else taken.column(c) for c in keep}
-    table = pa.table({**columns, "_error": pa.array([errors[r] for r in rows], pa.string()),
-                      "_source_file": pa.array([sb.file] * len(rows), pa.string()),
-                      "_source_row": pa.array([sb.row_offset + r for r in rows], pa.int64())})
+    error, source_file, source_row = DEAD_LETTER_COLUMNS
+    table = pa.table({**columns, error: pa.array([errors[r] for r in rows], pa.string()),
+                      source_file: pa.array([sb.file] * len(rows), pa.string()),
+                      source_row: pa.array([sb.row_offset + r for r in rows], pa.int64())})
     if sb.bad_rows:  # unparseable CSV rows: only the raw line survives
         bad = pa.table({c: pa.nulls(len(sb.bad_rows), table.schema.field(c).type) for c in keep}
-                       | {"_error": pa.array([b.error + ": " + b.text for b in sb.bad_rows], pa.string()),
-                          "_source_file": pa.array([sb.file] * len(sb.bad_rows), pa.string()),
-                          "_source_row": pa.array([b.line for b in sb.bad_rows], pa.int64())})
+                       | {error: pa.array([b.error + ": " + b.text for b in sb.bad_rows], pa.string()),
+                          source_file: pa.array([sb.file] * len(sb.bad_rows), pa.string()),
+                          source_row: pa.array([b.line for b in sb.bad_rows], pa.int64())})
         table = pa.concat_tables([table, bad.cast(table.schema)])
     return table
