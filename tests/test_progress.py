@@ -56,6 +56,66 @@ def test_unknown_total_shows_rows_and_rate_without_bar():
     assert "50 rows" in line and "25 rows/s" in line and "#" not in line and "ETA" not in line
 
 
+def test_an_estimated_total_shows_as_approximate_until_exact():
+    clock, out, guess = Clock(), io.StringIO(), [None]
+    bar = Progress(None, enabled=True, stream=out, clock=clock, estimate=lambda: guess[0])
+    clock.now += 2
+    bar.update(50)
+    assert "#" not in out.getvalue().rsplit("\r", 1)[-1]  # nothing read yet: no total
+    guess[0] = (1000, False)
+    clock.now += 2
+    bar.update(50)
+    line = out.getvalue().rsplit("\r", 1)[-1]
+    assert "100/~1,000 rows" in line and "10.0%" in line and "ETA 36s" in line
+    assert bar.state()["total_exact"] is False
+    guess[0] = (60, False)  # an estimate never runs behind the rows done
+    assert bar.state()["total"] == 100
+    guess[0] = (1000, True)
+    clock.now += 1
+    bar.update(100)
+    assert "200/1,000 rows" in out.getvalue().rsplit("\r", 1)[-1]
+
+
+def _csv(path, rows: int, *, quoted_newlines: bool = False) -> None:
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "text"])
+        for i in range(rows):
+            text = "word " * (1 + i % 17) + ("\nmore" if quoted_newlines and i % 5 == 0 else "")
+            w.writerow([i, text])
+
+
+@pytest.mark.parametrize("name", ["in.csv", "in.csv.gz"])
+def test_csv_rows_are_estimated_from_bytes_read_and_exact_at_the_end(tmp_path, name):
+    import gzip
+    import shutil
+
+    from batchinfer.io.source import Source
+    from batchinfer.job import InputSpec
+
+    _csv(tmp_path / "a.csv", 30_000)
+    _csv(tmp_path / "b.csv", 10_000, quoted_newlines=True)
+    for part in ("a", "b"):
+        if name.endswith(".gz"):
+            with open(tmp_path / f"{part}.csv", "rb") as src, gzip.open(tmp_path / f"{part}.{name}", "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            (tmp_path / f"{part}.csv").unlink()
+        else:
+            (tmp_path / f"{part}.csv").rename(tmp_path / f"{part}.{name}")
+    source = Source(InputSpec(path=str(tmp_path), column="text", batch_rows=4096))
+    source.check("text", None)
+    assert source.rows_estimate() is None  # nothing read yet
+    seen = []
+    for sb in source.batches(["id", "text"], "text"):
+        seen.append((sb.file_index, source.rows_estimate()))
+    assert {i for i, _ in seen} == {0, 1}
+    for _, (rows, exact) in seen:  # while a is read, b (not opened yet) is guessed from a's lines per byte
+        assert not exact and abs(rows - 40_000) <= 0.25 * 40_000
+    assert source.rows_estimate() == (40_000, True)  # both read to the end: exact, quoted newlines and all
+
+
 def test_without_a_terminal_a_line_is_logged_every_interval(caplog):
     clock = Clock()
     bar = Progress(600, enabled=False, interval=30, clock=clock, heartbeat=False)
@@ -91,11 +151,13 @@ def updates(monkeypatch):
         def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, **kwargs)
             self.calls: list[int] = []
+            self.states: list[dict] = []
             made.append(self)
 
         def update(self, rows: int) -> None:
             self.calls.append(rows)
             super().update(rows)
+            self.states.append(self.state())
 
     monkeypatch.setattr(runner, "Progress", Recording)
     return made
@@ -134,6 +196,18 @@ def test_a_resumed_run_starts_at_the_done_rows(tmp_path, tiny_classifier, update
     (bar,) = updates
     assert bar.done_before == 100 and bar.rows == 200 and bar.state()["rows"] == 300
     assert sum(bar.calls) == 200  # the done unit is not counted into this run's rate
+
+
+def test_a_csv_job_shows_a_bar_with_a_total(tmp_path, tiny_classifier, updates):
+    _csv(tmp_path / "in.csv", 3000)
+    path = job(tmp_path, tiny_classifier, input_path="in.csv", extra="[batching]\nbatch_size = 64\n")
+    result = invoke("run", str(path), "--progress")
+    assert result.exit_code == 0, result.output
+    (bar,) = updates
+    assert bar.total is None  # not known up front
+    during = [state for state in bar.states if state["rows"] < 3000]
+    assert during and all(state["total"] and abs(state["total"] - 3000) <= 300 for state in during)
+    assert "[" + "#" * 24 + "] 3,000/3,000 rows" in result.stderr  # exact at the end
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])

@@ -1,10 +1,11 @@
 """Progress of a run, for a person and for a scheduler.
 
-On a terminal: one line redrawn in place, a bar where the total is known (Parquet: the footers' row counts),
-rows done, percent, rows/s, elapsed time and ETA. Without a terminal (Airflow, cron, `--log-format json`): a
+On a terminal: one line redrawn in place, a bar where the total is known (Parquet: the footers' row counts;
+CSV: `~N`, estimated from the rows per byte read so far, exact once the files are read), rows done, percent,
+rows/s, elapsed time and ETA. Without a terminal (Airflow, cron, `--log-format json`): a
 `progress` log line through the `batchinfer` logger every `interval` seconds (runtime.progress_interval), so
 a scheduler's log shows the job is alive; in JSON its fields are `rows`, `total`, `percent`, `rows_per_second`,
-`elapsed_s` and `eta_s`.
+`elapsed_s` and `eta_s` (and `total_exact`: false while the total is a CSV estimate).
 
 Rows of units an earlier run committed (resume) start the count (`done_before`) but are not in the rate or
 the ETA: the rate is this run's rows over this run's time.
@@ -40,6 +41,7 @@ def duration(seconds: float | None) -> str:
 class Progress:
     """Counts rows as model batches finish (`update`, any thread); draws on a terminal or logs at an interval.
 
+    `total`: the input's rows if known up front; else `estimate()` gives (rows, exact) or None as reading goes.
     `enabled`: draw on `stream` (a terminal). `interval`: seconds between progress log lines when not drawing
     (0: none). `clock`: seconds, monotonic (tests pass a fake one). `heartbeat`: a background thread logs
     even while no batch finishes (a long first batch, a slow read); tests drive `tick()` themselves.
@@ -47,8 +49,9 @@ class Progress:
 
     def __init__(self, total: int | None, *, enabled: bool, stream: TextIO | None = None,
                  interval: float = 0.0, done_before: int = 0, clock: Callable[[], float] = time.perf_counter,
-                 heartbeat: bool = True) -> None:
+                 heartbeat: bool = True, estimate: Callable[[], tuple[int, bool] | None] | None = None) -> None:
         self.total = total
+        self.estimate = estimate
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.interval = interval if not enabled else 0.0
@@ -94,14 +97,26 @@ class Progress:
         elapsed = max(now - self.started, 0.0)
         rows = self.done_before + self.rows
         rate = self.rows / elapsed if elapsed > 0 else 0.0
+        total, exact = self._total()
+        if total is not None and not exact:
+            total = max(total, rows)  # an estimate never runs behind the rows done
         eta = None
-        if self.total is not None and rate > 0:
-            eta = max(self.total - rows, 0) / rate
-        percent = min(100.0, 100.0 * rows / self.total) if self.total else None
-        return {"rows": rows, "rows_this_run": self.rows, "total": self.total,
+        if total is not None and rate > 0:
+            eta = max(total - rows, 0) / rate
+        percent = min(100.0, 100.0 * rows / total) if total else None
+        return {"rows": rows, "rows_this_run": self.rows, "total": total, "total_exact": exact,
                 "percent": None if percent is None else round(percent, 1),
                 "rows_per_second": round(rate, 1), "elapsed_s": round(elapsed, 1),
                 "eta_s": None if eta is None else round(eta, 1)}
+
+    def _total(self) -> tuple[int | None, bool]:
+        if self.total is not None or self.estimate is None:
+            return self.total, True
+        try:
+            got = self.estimate()
+        except Exception:  # noqa: BLE001 - an estimate that cannot be made (a storage hiccup) shows no total
+            got = None
+        return (None, True) if got is None else got
 
     # -- showing -------------------------------------------------------------------------------------
     def line(self, now: float | None = None) -> str:
@@ -112,7 +127,7 @@ class Progress:
         if s["total"]:
             filled = int(BAR_WIDTH * min(s["rows"], s["total"]) / s["total"])
             bar = "#" * filled + "." * (BAR_WIDTH - filled)
-            return (f"[{bar}] {s['rows']:,}/{s['total']:,} rows  {s['percent']:5.1f}%  {rate}  {clock}  "
+            return (f"[{bar}] {s['rows']:,}/{_total(s)} rows  {s['percent']:5.1f}%  {rate}  {clock}  "
                     f"ETA {duration(s['eta_s'])}")
         return f"{s['rows']:,} rows  {rate}  {clock}"
 
@@ -123,7 +138,7 @@ class Progress:
 
     def _log(self, now: float) -> None:
         s = self.state(now)
-        total = f"/{s['total']:,} rows ({s['percent']:.1f}%)" if s["total"] else " rows"
+        total = f"/{_total(s)} rows ({s['percent']:.1f}%)" if s["total"] else " rows"
         eta = f", ETA {duration(s['eta_s'])}" if s["eta_s"] is not None else ""
         log.info("progress: %s%s, %s rows/s, elapsed %s%s", f"{s['rows']:,}", total, f"{s['rows_per_second']:,.1f}",
                  duration(s["elapsed_s"]), eta, extra={"fields": {"event": "progress", **s}})
@@ -140,6 +155,10 @@ class Progress:
             self._draw(self.clock())
             self.stream.write("\n")
             self.stream.flush()
+
+
+def _total(state: dict) -> str:
+    return f"{state['total']:,}" if state["total_exact"] else f"~{state['total']:,}"
 
 
 STAGES = ("read", "tokenize", "infer", "write")

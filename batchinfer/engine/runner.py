@@ -288,7 +288,7 @@ def _progress(spec: JobSpec, source, progress: bool | None, done: dict[str, dict
         progress = spec.runtime.progress == "always" or (spec.runtime.progress == "auto" and sys.stderr.isatty())
     before = sum(int(entry.get("rows", 0)) + int(entry.get("failed", 0)) for entry in done.values())
     return Progress(source.total_rows(), enabled=progress, interval=spec.runtime.progress_interval,
-                    done_before=before)
+                    done_before=before, estimate=source.rows_estimate)
 
 
 def run(job: str | Path | JobSpec | dict, overrides: list[str] = (), *, progress: bool = False,

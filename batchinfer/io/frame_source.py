@@ -52,6 +52,11 @@ class FrameSource:
     def total_rows(self) -> int | None:
         return None if self.lazy else self.frame.height
 
+    def rows_estimate(self) -> tuple[int, bool] | None:
+        """A LazyFrame's rows are known only once collected: no estimate."""
+        rows = self.total_rows()
+        return None if rows is None else (rows, True)
+
     def versions(self) -> list[tuple[str, int | None, str]]:
         """A frame has no file versions; its schema stands in (as Source.versions does for files)."""
         return [(self.files[0], None, hashlib.sha256(str(self.schema).encode()).hexdigest()[:16])]

@@ -39,3 +39,10 @@ class LimitedSource(Source):
     def total_rows(self) -> int | None:
         rows = super().total_rows()  # None while a CSV file's rows are unknown
         return None if rows is None else min(rows, self.limit)
+
+    def rows_estimate(self) -> tuple[int, bool] | None:
+        got = super().rows_estimate()
+        if got is None:
+            return None
+        rows, exact = got
+        return (self.limit, True) if rows >= self.limit else (rows, exact)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+from fsspec.compression import compr
+from fsspec.core import get_compression
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -24,6 +26,7 @@ import pyarrow.parquet as pq
 from batchinfer import faults
 from batchinfer.errors import InputError
 from batchinfer.io import layout
+from batchinfer.io.read_progress import ReadProgress
 from batchinfer.io.retry import is_permission_error, is_storage_error, retrying
 from batchinfer.io.schema import conform, duplicate_names, names_of, unify
 from batchinfer.io.storage import check_bucket, open_fs, storage_errors as _storage_errors
@@ -90,6 +93,8 @@ class Source:
         self.files: list[str] = []
         self.formats: list[str] = []
         self._parquet_rows: list[int | None] | None = None
+        self._sizes: list[int | None] | None = None
+        self.reads = ReadProgress()  # how far CSV files have been read (the progress bar's estimate)
         self.schema: pa.Schema | None = None  # the job's one schema, set by check()
         self.csv_types: dict[str, pa.DataType] = {}  # what CSV files read each column as, to fit it
         self._list()
@@ -100,7 +105,8 @@ class Source:
         """A source over files someone already listed and checked (a Ray worker, given them by the driver)."""
         source = cls.__new__(cls)
         source.spec, source.files, source.formats = spec, list(files), list(formats)
-        source._parquet_rows = None
+        source._parquet_rows = source._sizes = None
+        source.reads = ReadProgress()
         source.schema, source.csv_types = schema, dict(csv_types)
         source.fs = open_fs(spec.paths[0], spec.storage_options)[0]
         return source
@@ -247,6 +253,22 @@ class Source:
         rows = self.parquet_rows()
         return None if None in rows else sum(rows)
 
+    def rows_estimate(self) -> tuple[int, bool] | None:
+        """(rows, exact): Parquet footers' rows plus CSV files' rows, exact once read, else estimated from the
+        rows per byte read so far; None before the first CSV block is read."""
+        return self.reads.estimate(self.parquet_rows(), self.sizes)
+
+    def sizes(self) -> list[int | None]:
+        """Bytes of each file as stored (listed once per source)."""
+        if self._sizes is None:
+            sizes = []
+            for path in self.files:
+                with storage_errors(f"input {self.display(path)}", self.fs):
+                    size = self.fs.info(path).get("size")
+                sizes.append(None if size is None else int(size))
+            self._sizes = sizes
+        return self._sizes
+
     def parquet_rows(self) -> list[int | None]:
         """Rows of each Parquet file from its footer (read once per source); None for CSV."""
         if self._parquet_rows is None:
@@ -348,7 +370,7 @@ class Source:
             return {}
         return {name: pa.string() for name in self._csv_probe(path, as_text=True).names}
 
-    def _open_csv(self, path: str, columns: list[str] | None, text_column: str | None = None,
+    def _open_csv(self, i: int, path: str, columns: list[str] | None, text_column: str | None = None,
                   bad_rows: list[BadRow] | None = None):
         types = self._string_types(path) | self.csv_types
         for name in names_of(text_column):  # undecodable text must fail one row, not the whole block
@@ -360,8 +382,11 @@ class Source:
             return "skip"
 
         on_invalid.undecodable_is_ours = True  # see _quiet_undecodable_rows
-        fh = _QuoteCounter(self.fs.open(path, "rb", compression="infer"), self.spec.csv.quote_char,
-                           self.delimiter(path))
+        raw = self.fs.open(path, "rb")
+        compression = get_compression(path, "infer")
+        fh = _QuoteCounter(compr[compression](raw, mode="rb") if compression else raw, self.spec.csv.quote_char,
+                           self.delimiter(path), raw)
+        self.reads.opened(i, raw, lambda: fh.lines, header=self.spec.csv.header)
         try:
             return _ClosingCsvReader(fh, pacsv.open_csv(fh, **self._csv_options(
                 path, columns, types, None if bad_rows is None else on_invalid)))
@@ -438,7 +463,7 @@ class Source:
         offset = j = reported = 0
         bad: list[BadRow] | None = [] if keep_bad_rows else None
         try:
-            with self._open_csv(path, columns, text_column, bad) as reader:
+            with self._open_csv(i, path, columns, text_column, bad) as reader:
                 for j, batch in enumerate(_rebatch(reader, self.spec.batch_rows)):
                     reader.fh.check(path)
                     faults.hit("read")
@@ -448,6 +473,7 @@ class Source:
                     yield SourceBatch(i, path, j, self._conform(batch, text_column), offset, found)
                     offset, reported, j = offset + batch.num_rows, reported + len(found), j + 1
                 reader.fh.check(path)
+                self.reads.finished(i, offset + reported + len(bad or ()))
                 if bad:  # bad rows after the last good one: an empty batch carries them
                     empty = _empty_batch(self._read_schema(columns, text_column))
                     yield SourceBatch(i, path, j, self._conform(empty, text_column), offset, tuple(bad))
@@ -509,6 +535,7 @@ class Source:
                     yield SourceBatch(i, path, index, self._parse_rows(path, names, rows, schema), offset,
                                       tuple(found))
                     index, offset, rows, found = index + 1, offset + len(rows), [], []
+            self.reads.finished(i, good + bad_seen)
             if rows or found:
                 yield SourceBatch(i, path, index, self._parse_rows(path, names, rows, schema), offset, tuple(found))
 
@@ -637,14 +664,16 @@ class _QuoteCounter:
     field (`5" screen`) is text, as pyarrow reads it.
     """
 
-    def __init__(self, fh: Any, quote: str, delimiter: str) -> None:
+    def __init__(self, fh: Any, quote: str, delimiter: str, raw: Any = None) -> None:
         self._fh = fh
+        self._raw = raw  # the storage file under a decompressing `fh` (which does not close it)
         q, d = quote.encode(), delimiter.encode()
         self._opens, self._closes = (d + q, b"\n" + q), (q + d, q + b"\n", q + b"\r")
         self._escaped = (d + q + q, b"\n" + q + q)  # an empty field, or a line starting with "" inside one
         self._quote = q
         self._last = b"\n"  # a quote at the very start opens a field
         self.opened = self.closed_fields = 0
+        self.lines = 0  # line ends read (the progress bar's row estimate)
         self.eof = False
         self._lock = threading.Lock()  # Arrow reads ahead in its own thread; close waits for that read
         self._closed = False
@@ -660,6 +689,7 @@ class _QuoteCounter:
             self.opened -= _count(joined, self._escaped) - _count(self._last, self._escaped)
             self.closed_fields += _count(joined, self._closes) - _count(self._last, self._closes)
             self._last = joined[-2:]
+            self.lines += data.count(b"\n")
         if size is None or size < 0 or len(data) < size:
             if not self.eof and self._last.endswith(self._quote):
                 self.closed_fields += 1  # a quote at the end of the file closes its field
@@ -676,6 +706,8 @@ class _QuoteCounter:
         with self._lock:
             self._closed = True
             self._fh.close()
+            if self._raw is not None and self._raw is not self._fh:
+                self._raw.close()
 
     @property
     def closed(self) -> bool:
