@@ -262,14 +262,13 @@ def init(data_file: str, job_file: str | None, log_format: str) -> None:
 
 
 def _limited(job_file: str, overrides: tuple[str, ...], spec: JobSpec, limit: int, log_format: str):
-    """`run --limit N`: the job with its output moved to a fresh local scratch folder (run locally), and a
-    source that reads only the input's first N rows. The job's own output is never opened."""
-    import tempfile
-
+    """`run --limit N`: the job with its output moved to its local scratch folder (run locally), and a source
+    that reads only the input's first N rows. The job's own output is never opened. The scratch folder is
+    the same for each job file and --set values, so a new quick look replaces the last one (none piles up)."""
     from batchinfer.io.limited import LimitedSource
     from batchinfer.logs import json_line
 
-    scratch = tempfile.mkdtemp(prefix=f"batchinfer-{Path(job_file).stem}-limit-{limit}-")
+    scratch = str(_scratch_folder(job_file, overrides))
     scratch_sets = (f"output.path={json.dumps(scratch)}", 'output.mode="overwrite"', "output.storage_options={}",
                     'runtime.executor="local"')
     limited = _load(job_file, (*overrides, *scratch_sets))
@@ -278,6 +277,21 @@ def _limited(job_file: str, overrides: tuple[str, ...], spec: JobSpec, limit: in
     click.echo(json_line("info", event="limit", message=note, output=scratch) if log_format == "json"
                else f"batchinfer: {note}", err=True)
     return limited, LimitedSource(limited.input, limit)
+
+
+def _scratch_folder(job_file: str, overrides: tuple[str, ...]) -> Path:
+    """<temp>/batchinfer-limit-<user>/<job>-<hash of the job file's path and --set values>."""
+    import getpass
+    import hashlib
+    import tempfile
+
+    key = json.dumps([str(Path(job_file).resolve()), list(overrides)])
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = str(os.getuid()) if hasattr(os, "getuid") else "user"
+    return (Path(tempfile.gettempdir()) / f"batchinfer-limit-{user}"
+            / f"{Path(job_file).stem}-{hashlib.sha256(key.encode()).hexdigest()[:10]}")
 
 
 @main.command()

@@ -104,6 +104,13 @@ def test_run_limit_writes_the_first_rows_to_a_scratch_folder(tmp_path, tiny_clas
     assert out["row_id"].to_list() == list(range(25))
     assert "25 rows" in ran.stdout
     assert sorted((p.name, p.stat().st_mtime_ns) for p in (tmp_path / "out").rglob("*")) == real
+    again = invoke("run", str(path), "--limit", "10")  # a second look replaces the first: no folders pile up
+    assert again.exit_code == 0, again.output
+    assert Path(again.stdout.strip().rsplit("-> ", 1)[1]) == scratch
+    assert read_output(scratch)["row_id"].to_list() == list(range(10))
+    other = invoke("run", str(path), "--limit", "10", "--set", "batching.batch_size=4")
+    assert Path(other.stdout.strip().rsplit("-> ", 1)[1]) != scratch  # other --set values: their own folder
+    shutil.rmtree(Path(other.stdout.strip().rsplit("-> ", 1)[1]))
     shutil.rmtree(scratch)
 
 
