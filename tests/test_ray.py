@@ -97,8 +97,12 @@ def test_a_private_instance_gives_the_local_output(workdir, tmp_path, short_tmp)
 def test_on_a_cluster_and_resumed_across_executors(workdir, cluster, tmp_path):
     """A cluster address; then a local run resumes a Ray output that lost units (same part names)."""
     out = tmp_path / "out"
-    _run(workdir, out, env=cluster["env"], address=cluster["address"])
+    proc = _run(workdir, out, env=cluster["env"], address=cluster["address"], extra=("-v",))
     assert_same_output(out, workdir / "clean")
+    timings = json.loads((tmp_path / "out.summary.json").read_text())["timings"]  # the actors' stages, added up
+    assert timings["infer_s"] > 0 and timings["read_s"] > 0 and timings["write_s"] > 0
+    assert 0 < timings["padding_efficiency"] <= 1 and timings["tokens"] > 0
+    assert "busy seconds per stage" in proc.stderr and "padding efficiency" in proc.stderr
     for unit in ("part-00000-000001", "part-00003-000001"):  # a Parquet unit and a CSV unit
         (out / f"{unit}.parquet").unlink()
         (out / "_batchinfer" / "done" / f"{unit}.json").unlink()

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from batchinfer.engine.executors import Units
+from batchinfer.engine.progress import StageTimes
 from batchinfer.errors import BatchinferError, ClusterError, JobFileError
 from batchinfer.io.layout import file_of, unit_name
 
@@ -59,8 +60,9 @@ class RayExecutor:
                                             "Parquet")
         check_reachable(spec.runtime.ray_address)
 
-    def run(self, units: Units, *, pipe=None, on_rows=None) -> dict[str, int]:
-        """`pipe` is not used: each actor builds its own from the spec."""
+    def run(self, units: Units, *, pipe=None, on_rows=None) -> dict:
+        """`pipe` is not used: each actor builds its own from the spec. `timings`: the actors' busy seconds
+        per stage, added up (so they exceed the wall time by the actors' count as well as the overlap)."""
         result = run_units(units.spec, units.source, units.keep, units.predictions, units.sink, units.done,
                            on_rows=on_rows)
         units.sink.remove_temp_files()  # parts a killed worker left half-written (its unit was redone by another)
@@ -125,18 +127,20 @@ class UnitWorker:
         from batchinfer.engine.units import process_units
 
         out: dict[str, list] = {"file": [], "first": [], "rows_this_run": [], "rows_in": [], "error": [],
-                                "error_type": [], "hint": []}
+                                "error_type": [], "hint": [], **{k: [] for k in StageTimes().counts()}}
         for file, first, stop in zip(items["file"], items["first"], items["stop"]):
             error = error_type = hint = ""
             counts = {"rows_this_run": 0, "rows_in": 0}
+            stages = StageTimes()
             try:
                 counts = process_units(self.spec, self.source, self.keep, self.predictions, self.sink, self.pipe,
                                        self.done, files=[int(file)], first=int(first),
-                                       stop=None if stop < 0 else int(stop))
+                                       stop=None if stop < 0 else int(stop), stages=stages)
             except BatchinferError as exc:  # deterministic (a bad row, an unreadable file): report, do not retry
                 error, error_type, hint = exc.message, type(exc).__name__, exc.hint or ""
             for key, value in (("file", int(file)), ("first", int(first)), ("error", error),
-                               ("error_type", error_type), ("hint", hint), *counts.items()):
+                               ("error_type", error_type), ("hint", hint), *counts.items(),
+                               *stages.counts().items()):
                 out[key].append(value)
         return {k: np.array(v) for k, v in out.items()}
 
@@ -188,6 +192,7 @@ def run_units(spec, source, keep: list[str], predictions: dict[str, str], sink, 
 def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
     items = plan_items(source.batch_counts(), source.formats, done)
     totals = {"rows_this_run": 0, "rows_in": 0}
+    stages = StageTimes()
     if not items:
         return totals
     actors, threads, cpus = actor_layout(spec.runtime, ray.cluster_resources().get("CPU", 1), len(items))
@@ -209,10 +214,10 @@ def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
                                        "predictions": predictions, "threads": threads},
                 max_restarts=spec.runtime.ray_max_retries, max_task_retries=spec.runtime.ray_max_retries,
                 runtime_env={"env_vars": forwarded_env()})
-        failure = _collect(results, totals, on_rows, spec.runtime.ray_max_retries)
+        failure = _collect(results, totals, stages, on_rows, spec.runtime.ray_max_retries)
     if failure is not None:
         raise failure
-    return totals
+    return {**totals, "timings": stages.to_dict()}
 
 
 @contextmanager
@@ -231,8 +236,9 @@ def _job_settings(context):
          context.execution_options.preserve_order) = saved
 
 
-def _collect(results, totals: dict, on_rows, retries: int) -> BatchinferError | None:
-    """Add up the items' row counts as they finish; return the first user error (which stops the job)."""
+def _collect(results, totals: dict, stages: StageTimes, on_rows, retries: int) -> BatchinferError | None:
+    """Add up the items' row counts and stage times as they finish; return the first user error (which stops
+    the job)."""
     from ray.exceptions import RayError
 
     rows = iter(results.iter_rows())
@@ -242,6 +248,7 @@ def _collect(results, totals: dict, on_rows, retries: int) -> BatchinferError | 
                 return _user_error(row)
             totals["rows_this_run"] += int(row["rows_this_run"])
             totals["rows_in"] += int(row["rows_in"])
+            stages.add_counts(row)
             if on_rows is not None:
                 on_rows(int(row["rows_in"]))
     except RayError as exc:

@@ -213,6 +213,18 @@ class StageTimes:
     def padding_efficiency(self) -> float | None:
         return self.tokens / self.padded if self.padded else None
 
+    def counts(self) -> dict[str, float]:
+        """Flat numbers (seconds per stage, tokens) that `add_counts` adds up: one worker's share."""
+        return {**{f"{stage}_s": s for stage, s in self.seconds.items()}, "tokens": self.tokens,
+                "padded_tokens": self.padded}
+
+    def add_counts(self, counts: dict) -> None:
+        """Add another StageTimes' `counts()` (a Ray actor's work item)."""
+        for stage in STAGES:
+            self.seconds[stage] += float(counts.get(f"{stage}_s", 0.0))
+        self.tokens += int(counts.get("tokens", 0))
+        self.padded += int(counts.get("padded_tokens", 0))
+
     def to_dict(self) -> dict:
         """`{stage}_s` busy seconds, and the token counts with their efficiency (text models)."""
         out: dict = {f"{stage}_s": round(s, 3) for stage, s in self.seconds.items()}
