@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from batchinfer import __version__
+from batchinfer import __version__, signals
 from batchinfer.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, BatchinferError
 from batchinfer.job import JobSpec, load_job, secret_values
 
@@ -88,7 +88,7 @@ def _report_internal() -> int:
 
 
 def _report_interrupt(exc: KeyboardInterrupt, command: str | None) -> int:
-    terminated = isinstance(exc, _Terminated)
+    terminated = isinstance(exc, signals.Terminated)
     tail = ("; committed units are kept and the lock is released (output.mode = 'resume' continues)"
             if command == "run" else "")
     click.echo(f"batchinfer: {'terminated (SIGTERM)' if terminated else 'interrupted'}{tail}", err=True)
@@ -103,7 +103,7 @@ class _Group(click.Group):
         saved = {}
         if threading.current_thread() is threading.main_thread():  # signals can only be caught there
             # a scheduler stopping the task (SIGTERM) or Ctrl-C: `finally`s run (units kept, lock released)
-            saved = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+            saved = {sig: signal.signal(sig, signals.on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
@@ -112,55 +112,14 @@ class _Group(click.Group):
             ctx.exit(_report_failure(exc))
         except KeyboardInterrupt as exc:
             code = _report_interrupt(exc, ctx.invoked_subcommand)
-            if _SIGNALLED.is_set():  # cleanup is done: exit now, not through an interpreter shutdown that may wait
-                _exit_now(code)
+            if signals.SIGNALLED.is_set():  # cleanup is done: exit now, not through an interpreter shutdown that may wait
+                signals.exit_now(code)
             ctx.exit(code)
         except Exception:
             ctx.exit(_report_internal())
         finally:
             for sig, handler in saved.items():
                 signal.signal(sig, handler)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that every `finally` runs: units written, lock released."""
-
-
-_SIGNALLED = threading.Event()
-# after SIGTERM/SIGINT: the most time cleanup may take before the process exits anyway
-CLEANUP_GRACE_SECONDS = float(os.environ.get("BATCHINFER_CLEANUP_GRACE", "20"))
-
-
-def _on_signal(signum, frame) -> None:
-    """SIGTERM or SIGINT: raise in the main thread so that every `finally` runs, and exit within the grace
-    period even if cleanup hangs (committed units are safe either way; a later run takes over the lock)."""
-    signal.signal(signum, signal.SIG_DFL)  # a second signal stops at once
-    code = EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED
-    _SIGNALLED.set()
-    threading.Thread(target=_exit_if_stuck, args=(code,), name="batchinfer-exit", daemon=True).start()
-    raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-
-def _exit_if_stuck(code: int) -> None:
-    time.sleep(CLEANUP_GRACE_SECONDS)
-    sys.stderr.write(f"batchinfer: cleanup did not finish within {CLEANUP_GRACE_SECONDS:.0f} s of the signal; "
-                     "exiting (committed units are kept; the next run takes over the lock)\n")
-    _exit_now(code)
-
-
-def _exit_now(code: int) -> None:
-    """Flush what was said, then leave without the interpreter's shutdown (threads, atexit): nothing is left."""
-    for handler in [*logging.getLogger().handlers, *logging.getLogger("batchinfer").handlers]:
-        try:
-            handler.flush()
-        except (OSError, ValueError):
-            pass
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
 
 
 def _write_json(path: str, data: dict) -> None:
@@ -304,89 +263,16 @@ def validate(ctx: click.Context, job_file: str, overrides: tuple[str, ...], log_
     problem is listed; the exit code is the first one's. A valid job shows its files, rows and output columns."""
     _setup_logging(0, True, log_format)
     spec = _load(job_file, overrides)
-    problems: list[BatchinferError] = []
-    found = _check_everything(spec, problems)
+    from batchinfer.validation import check_everything, validated_lines
+
+    problems, found = check_everything(spec)
     for problem in problems:
         _report_failure(problem)
     if problems:
         ctx.exit(problems[0].exit_code)
     click.echo(f"batchinfer: {job_file} is valid: task {spec.model.task} on {spec.model.backend}")
-    for line in _validated_lines(spec, *found):
+    for line in validated_lines(spec, *found):
         click.echo(f"  {line}")
-
-
-def _attempt(problems: list[BatchinferError], check, *args):
-    """check(*args), or None with its error added to `problems`."""
-    try:
-        return check(*args)
-    except BatchinferError as exc:
-        problems.append(exc)
-        return None
-
-
-def _check_everything(spec: JobSpec, problems: list[BatchinferError]) -> tuple:
-    """Each independent check of `check_job` and the model's, collecting errors; (source, keep, predictions,
-    task) where found (None where a check failed)."""
-    from batchinfer.engine.executors import load_executor
-    from batchinfer.engine.runner import kept_columns, model_ref, prediction_names
-    from batchinfer.errors import JobFileError
-    from batchinfer.io import ParquetSink, Source
-
-    predictions = _attempt(problems, prediction_names, spec)
-    source = _attempt(problems, Source, spec.input)
-    schema = source and _attempt(problems, _check_source, spec, source)
-    keep = schema and predictions and _attempt(problems, kept_columns, spec, schema, predictions)
-    task = _attempt(problems, _task_without_backend, spec, model_ref)
-    sink = _attempt(problems, ParquetSink, spec.output)
-    if sink is not None:
-        _attempt(problems, sink.check)
-        overlap = source.reads_under(sink.fs, sink.root) if source is not None else None
-        if overlap is not None:
-            problems.append(JobFileError(f"output.path {spec.output.path} is where input.path {overlap!r} reads: "
-                                         "every run would read its own output back as input",
-                                         hint="write the output outside the input folder (or narrow the pattern)"))
-    if schema is not None:
-        _attempt(problems, load_executor(spec.runtime.executor).check, spec, source)
-    return source, keep, predictions, task
-
-
-def _check_source(spec: JobSpec, source):
-    from batchinfer.engine.runner import check_template
-
-    check_template(spec, source)
-    return source.check(spec.input.read_columns, spec.output.keep_columns, modality=spec.model.task_class.modality)
-
-
-def _task_without_backend(spec: JobSpec, model_ref):
-    """The model resolved and checked against the task, and the task built on its config (no tokenizer, no
-    backend): enough for the output types. None for the types where the task needs its processor."""
-    from batchinfer.model import read_config
-
-    config = read_config(model_ref(spec))
-    cls = spec.model.task_class
-    cls.check_model(config, spec.model.name)
-    try:
-        return cls(config, None, spec.model.options, max_length=spec.model.max_length)
-    except BatchinferError:
-        raise
-    except Exception:  # the task reads its tokenizer or processor: the types are left out
-        return None
-
-
-def _validated_lines(spec: JobSpec, source, keep, predictions, task) -> list[str]:
-    rows = source.total_rows()
-    lines = [f"input: {len(source.files)} file(s)" + (f", {rows:,} rows" if rows is not None else "")]
-    shown = source.files[:10]
-    lines += [f"  {source.display(f)}" for f in shown]
-    if len(source.files) > len(shown):
-        lines.append(f"  ... and {len(source.files) - len(shown)} more")
-    lines.append(f"output: {spec.output.path}")
-    types = {f.name: str(f.type) for f in source.schema}
-    lines += [f"  {name}: {types.get(name, '?')}" for name in keep]
-    predicted = {f.name: str(f.type) for f in task.output_schema()} if task is not None else {}
-    lines += [f"  {name}: {predicted.get(canonical, '(type known once the model loads)')}  (prediction)"
-              for canonical, name in predictions.items()]
-    return lines
 
 
 def _cache_dir(value: str | None) -> Path:
@@ -508,36 +394,9 @@ def backends(log_format: str) -> None:
 @_log_format_option
 def schema(log_format: str) -> None:
     """Print the job file's JSON Schema (each task's options included), for editors to validate job files."""
+    from batchinfer.job_schema import job_schema
+
     click.echo(json.dumps(job_schema(), indent=2))
-
-
-def job_schema() -> dict:
-    """JobSpec's JSON Schema, with the registries' choices and each task's options written flat in [model]."""
-    from batchinfer.backends import aliases, backend_names
-    from batchinfer.tasks import tasks
-
-    found = JobSpec.model_json_schema()
-    found["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    found["title"] = "batchinfer job file"
-    model = found["$defs"]["ModelSpec"]
-    model.pop("additionalProperties", None)
-    model["unevaluatedProperties"] = False  # a key is either a base key or the chosen task's option
-    registry = tasks()
-    model["properties"]["task"]["enum"] = [n for name, cls in registry.items() for n in (name, *cls.aliases)]
-    model["properties"]["backend"]["enum"] = [*backend_names(), *aliases()]
-    model["properties"]["options"] = {"type": "object", "description": "the task's options (or write them flat)"}
-    model["allOf"] = [_task_branch(name, cls, found["$defs"]) for name, cls in registry.items()]
-    return found
-
-
-def _task_branch(name: str, cls, defs: dict) -> dict:
-    """If model.task is this task (or an alias): its options are allowed, flat or under `options`."""
-    options = cls.Options.model_json_schema()
-    defs.update(options.pop("$defs", {}))
-    props = options.get("properties", {})
-    return {"if": {"properties": {"task": {"enum": [name, *cls.aliases]}}, "required": ["task"]},
-            "then": {"properties": {**props, "options": {"type": "object", "properties": props,
-                                                         "additionalProperties": False}}}}
 
 
 @main.group()
