@@ -50,11 +50,13 @@ class Pipeline:
 
     def predict(self, texts: pa.Array | pa.ChunkedArray | list[str | None],
                 batching: BatchingSpec | None = None, *, encoded: Encoded | None = None,
-                on_batch: Callable[[np.ndarray, dict[str, np.ndarray]], None] | None = None) -> dict[str, pa.Array]:
+                on_batch: Callable[[np.ndarray, dict[str, np.ndarray]], None] | None = None,
+                keys: np.ndarray | None = None) -> dict[str, pa.Array]:
         """Predict one column of texts; nulls are treated as empty strings. Returns canonical column names.
 
         `encoded` (from `encode`) saves tokenizing again when the caller already did. `on_batch(rows, inputs)`
         is called after each model batch with its row indices and model inputs (progress, padding counts).
+        `keys`: each row's position in the whole input (sampling seeds); default: its index here.
         """
         batching = batching or BatchingSpec()
         values = list(texts) if self.task.modality == "image" else _as_texts(texts)
@@ -62,7 +64,7 @@ class Pipeline:
             return self.task.empty_results()
         parts: dict[str, list[np.ndarray]] = {}
         order = []
-        for idx, inputs, outputs in self.forward_batches(values, batching, encoded=encoded):
+        for idx, inputs, outputs in self.forward_batches(values, batching, encoded=encoded, keys=keys):
             order.append(idx)
             if on_batch is not None:
                 on_batch(idx, inputs)
@@ -74,18 +76,18 @@ class Pipeline:
         results = {name: np.concatenate(chunks)[inverse] for name, chunks in parts.items()}
         return self.task.to_arrow(results)
 
-    def forward_batches(self, values: list[Any], batching: BatchingSpec, *, encoded: Encoded | None = None):
+    def forward_batches(self, values: list[Any], batching: BatchingSpec, *, encoded: Encoded | None = None,
+                        keys: np.ndarray | None = None):
         """Yield (row indices, model inputs, model outputs) per model batch, in the batcher's order."""
         encoded = encoded if encoded is not None else self.task.encode(values)
+        keys = np.arange(len(values)) if keys is None else np.asarray(keys)
         pairs = self.task.pairs_per_row  # zero-shot: each row brings one input per label, all in one batch
-        plan = plan_batches(encoded.kept * pairs, batch_size=max(1, batching.batch_size // pairs),
+        plan = plan_batches(self.task.batch_lengths(encoded), batch_size=max(1, batching.batch_size // pairs),
                             max_tokens=batching.max_tokens, sort_by_length=batching.sort_by_length)
         for idx in plan:
-            if encoded.ids is not None:
-                inputs = self.task.pad(encoded, idx)
-            else:
-                inputs = self.task.preprocess([values[i] for i in idx])
-            yield idx, inputs, self.backend.forward(inputs)
+            rows = [values[i] for i in idx]
+            inputs = self.task.pad(encoded, idx) if encoded.ids is not None else self.task.preprocess(rows)
+            yield idx, inputs, self.task.forward(self.backend, inputs, keys=keys[idx], values=rows)
 
 
 def _as_texts(texts: Any) -> list[str]:
@@ -151,7 +153,8 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
         input_names, image_shape = tuple(tokenizer.model_input_names), None
     graph = ModelGraph(ref=ref, auto_class=cls.auto_class, output_name=cls.output_name,
                        input_names=input_names, image_shape=image_shape, sequence_output=cls.sequence_output,
-                       trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights)
+                       trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights,
+                       with_past=cls.generates)
     backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir,
                            precision=model.precision, quantize=model.quantize)
     if backend.reduced:

@@ -40,7 +40,7 @@ class OpenVinoBackend:
         self.artifact, self.compiled = load_cached(
             lambda broken: ir_path(graph, cache_dir, quantize=quantize, broken=broken),
             lambda path: core.compile_model(str(path), "CPU", config), marker=COMPLETE, runtime="OpenVINO")
-        self._inputs = [port.get_any_name() for port in self.compiled.inputs]
+        self._inputs = [_port_name(port) for port in self.compiled.inputs]
         self._request = self.compiled.create_infer_request()
         self.description = (f"openvino {ov.__version__.split('-')[0]} "
                             f"(CPU, {threads} threads, {self.reduced or 'fp32'})")
@@ -48,8 +48,16 @@ class OpenVinoBackend:
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {name: as_model_dtype(inputs[name]) for name in self._inputs}
         result = self._request.infer(feed)
+        if self.graph.with_past:  # a decoder step: logits and the key/value cache
+            return {_port_name(port): np.array(result[port], copy=True) for port in self.compiled.outputs}
         out = result[self.compiled.output(self.graph.output_name)]
         return {self.graph.output_name: np.array(out, copy=True)}
+
+
+def _port_name(port) -> str:
+    """The exported name of a port: OpenVINO may add internal names (`/Concat_output_0`) to the same tensor."""
+    names = sorted(port.get_names())
+    return next((n for n in names if not n.startswith("/")), port.get_any_name())
 
 
 BACKEND = OpenVinoBackend

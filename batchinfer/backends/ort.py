@@ -43,11 +43,14 @@ class OrtBackend:
                                                         providers=["CPUExecutionProvider"]),
             marker=COMPLETE if quantize == "none" else QUANT_COMPLETE, runtime="ONNX Runtime")
         self._inputs = [i.name for i in self.session.get_inputs()]
+        self._outputs = [o.name for o in self.session.get_outputs()]
         reduced = "" if quantize == "none" else f", {quantize}"
         self.description = f"onnxruntime {ort.__version__} ({threads} threads{reduced})"
 
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {name: as_model_dtype(inputs[name]) for name in self._inputs}
+        if self.graph.with_past:  # a decoder step: logits and the key/value cache
+            return dict(zip(self._outputs, self.session.run(self._outputs, feed)))
         (out,) = self.session.run([self.graph.output_name], feed)
         return {self.graph.output_name: out}
 

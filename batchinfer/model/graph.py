@@ -19,3 +19,4 @@ class ModelGraph:
     sequence_output: bool = False  # the output has a sequence axis (hidden states, per-token logits)
     trust_remote_code: bool = False
     allow_unsafe_weights: bool = False
+    with_past: bool = False  # a decoder exported with its key/value cache as inputs and outputs (generation)

@@ -41,6 +41,7 @@ def fingerprint(graph: ModelGraph, *, opset: int = OPSET) -> str:
         "sequence_output": graph.sequence_output,
         "inputs": list(graph.input_names),
         "image_shape": list(graph.image_shape) if graph.image_shape else None,
+        "with_past": graph.with_past,
         "opset": opset,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -53,6 +54,10 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
     import torch
 
     model = load_torch_model(graph)
+    if graph.with_past:
+        from batchinfer.model.decoder_export import export_decoder
+
+        return export_decoder(model, target / "model.onnx", opset)
     names = list(graph.input_names)
 
     class _Graph(torch.nn.Module):

@@ -13,7 +13,7 @@ from batchinfer.errors import ModelError
 from batchinfer.tasks.base import Task, TaskOptions
 
 TASK_MODULES = ("text_classification", "feature_extraction", "token_classification", "zero_shot",
-                "image_classification", "fill_mask")
+                "image_classification", "fill_mask", "text_generation")
 
 
 @cache

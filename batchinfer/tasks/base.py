@@ -86,6 +86,7 @@ class Task(ABC):
     pairs_per_row: int = 1  # model inputs each row becomes (zero-shot: one per candidate label)
     encodes_once: ClassVar[bool] = False  # is preprocess a plain tokenizer call, so `encode` can do it up front?
     keeps_call_batches: ClassVar[bool] = False  # must `batchinfer.pipeline` batch in input order (as transformers)?
+    generates: ClassVar[bool] = False  # does it decode (a decoder exported with its key/value cache)?
 
     def __init__(self, config: dict[str, Any], processor: Any, options: TaskOptions | None = None, *,
                  max_length: int | None = None, **option_values: Any) -> None:
@@ -195,6 +196,16 @@ class Task(ABC):
         args = ([t[0] for t in texts], [t[1] for t in texts]) if pairs else (texts,)
         enc = self.tokenizer(*args, truncation=True, max_length=self.max_length, padding=True, return_tensors="np")
         return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+
+    def batch_lengths(self, encoded: Encoded) -> np.ndarray:
+        """Tokens each row puts into a model batch, for the batch token budget (zero-shot: one input per label)."""
+        return encoded.kept * self.pairs_per_row
+
+    def forward(self, backend, inputs: dict[str, np.ndarray], *, keys: np.ndarray, values: list[Any]
+                ) -> dict[str, Any]:
+        """Model outputs of one batch: one backend call (generating tasks: a whole decoding). `keys`: each
+        row's position in the input (per-row seeds); `values`: the rows' inputs."""
+        return backend.forward(inputs)
 
     @abstractmethod
     def postprocess(self, outputs: dict[str, np.ndarray], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,0 +1,69 @@
+"""A causal LM whose forward pass is a backend's `forward` over the decoder exported with its key/value cache
+(`model/decoder_export.py`), so that transformers' `generate` (greedy, beam search, sampling, penalties,
+stopping criteria) drives ONNX Runtime or OpenVINO exactly as it drives the PyTorch model.
+
+The cache stays a transformers `DynamicCache` (beam search reorders it); each step feeds its tensors to the
+runtime and appends the step's new entries. Position ids come from the attention mask (a left-padded prompt
+starts at position 0), so a row's tokens do not depend on the other rows of its batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def runtime_lm(backend, config, generation_config):
+    """A transformers model (GenerationMixin) over `backend.forward`."""
+    import torch
+    from transformers import GenerationMixin, PreTrainedModel
+    from transformers.cache_utils import DynamicCache
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    from batchinfer.model.decoder_export import cache_names, cache_shape
+
+    layers, kv_heads, head_dim = cache_shape(config)
+    past_names, present_names = cache_names(layers)
+
+    class RuntimeCausalLM(PreTrainedModel, GenerationMixin):
+        config_class = type(config)
+        main_input_name = "input_ids"
+        _supports_sdpa = True  # attention runs in the runtime; this only satisfies transformers' checks
+        _supports_cache_class = True
+
+        def __init__(self) -> None:
+            super().__init__(config)
+            self._anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)  # device and dtype: CPU fp32
+
+        def can_generate(self) -> bool:
+            return True
+
+        def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None,
+                    past_key_values=None, **_: Any):
+            cache = cache if cache is not None else past_key_values
+            if cache is None:
+                cache = DynamicCache()
+            batch, new = input_ids.shape
+            past = cache.get_seq_length() if len(getattr(cache, "layers", ())) else 0
+            if attention_mask is None:
+                attention_mask = torch.ones((batch, past + new), dtype=torch.long)
+            if position_ids is None:
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -new:]
+            feed: dict[str, np.ndarray] = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy(),
+                                           "position_ids": position_ids.numpy()}
+            empty = np.zeros((batch, kv_heads, 0, head_dim), np.float32)
+            for i in range(layers):
+                layer = cache.layers[i] if past else None
+                feed[past_names[2 * i]] = layer.keys.numpy() if layer is not None else empty
+                feed[past_names[2 * i + 1]] = layer.values.numpy() if layer is not None else empty
+            out = backend.forward(feed)
+            for i in range(layers):
+                keys, values = out[present_names[2 * i]], out[present_names[2 * i + 1]]
+                cache.update(torch.from_numpy(np.ascontiguousarray(keys[:, :, past:])),
+                             torch.from_numpy(np.ascontiguousarray(values[:, :, past:])), i)
+            return CausalLMOutputWithPast(logits=torch.from_numpy(out["logits"]), cache=cache)
+
+    model = RuntimeCausalLM().eval()
+    model.generation_config = generation_config
+    return model

@@ -1,0 +1,57 @@
+"""Tiny random decoder-only models (GPT-2, Llama and Qwen2 shapes) with a small byte-level BPE tokenizer,
+built locally for the generation tests (no hub)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog", "summarise this ticket: the printer is broken again",
+    "translate to french: good morning", "name: Ada Lovelace; born: 1815; field: mathematics",
+    "Ünïcödé façade — naïve café 東京 😀", "numbers 12345 and symbols #$%&*", "ok", "hello world",
+] * 20
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+POSITIONS = 96
+
+
+def tiny_tokenizer(target: Path):
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(CORPUS, vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
+                                  bos_token="<|endoftext|>", unk_token="<|endoftext|>",
+                                  model_max_length=POSITIONS)
+    tok.chat_template = CHAT_TEMPLATE
+    tok.save_pretrained(str(target))
+    return tok
+
+
+def build_decoder(target: Path, kind: str, seed: int = 0) -> Path:
+    """A random decoder of `kind` (gpt2, llama, qwen2), weights wide enough for clear argmax margins."""
+    import torch
+    import transformers
+
+    tok = tiny_tokenizer(target)
+    common = dict(vocab_size=len(tok), bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+                  initializer_range=0.3)
+    if kind == "gpt2":
+        config = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=POSITIONS, **common)
+        cls = transformers.GPT2LMHeadModel
+    elif kind == "llama":
+        config = transformers.LlamaConfig(hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                          num_attention_heads=4, num_key_value_heads=2,
+                                          max_position_embeddings=POSITIONS, **common)
+        cls = transformers.LlamaForCausalLM
+    elif kind == "qwen2":
+        config = transformers.Qwen2Config(hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                          num_attention_heads=4, num_key_value_heads=2,
+                                          max_position_embeddings=POSITIONS, **common)
+        cls = transformers.Qwen2ForCausalLM
+    else:
+        raise ValueError(kind)
+    torch.manual_seed(seed)
+    cls(config).eval().save_pretrained(str(target))
+    return target
