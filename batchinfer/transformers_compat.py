@@ -61,7 +61,8 @@ class InferencePipeline:
                             f"accepted: {', '.join(sorted(accepted))}")
 
     def _pipeline(self, call: dict[str, Any]) -> Pipeline:
-        pipe = self._build(self.task_class.from_call(call), max_length=call.get("max_length"))
+        length = None if self.task_class.generates else call.get("max_length")  # generation: prompt + new tokens
+        pipe = self._build(self.task_class.from_call(call), max_length=length)
         limit = pipe.task.transformers_max_length(call)
         if limit is None or limit == pipe.max_length:
             return pipe
@@ -94,10 +95,14 @@ class InferencePipeline:
             self._check_length(pipe, [value], options)
         return pipe.task.preprocess([value])
 
-    def forward(self, model_inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def forward(self, model_inputs: dict[str, np.ndarray], **kwargs: Any) -> dict[str, Any]:
         """Run the backend: numpy arrays in, numpy arrays out (the inputs kept beside the outputs, as
-        transformers keeps what its postprocess needs, e.g. fill-mask's input_ids)."""
-        return {**model_inputs, **self._base.backend.forward(model_inputs)}
+        transformers keeps what its postprocess needs, e.g. fill-mask's input_ids). Generating tasks take
+        their generation keywords here, as transformers' forward does."""
+        pipe = self._pipeline(self._options(kwargs)) if kwargs or self.task_class.generates else self._base
+        rows = len(next(iter(model_inputs.values())))
+        return {**model_inputs, **pipe.task.forward(pipe.backend, model_inputs, keys=np.arange(rows),
+                                                    values=[None] * rows)}
 
     _forward = forward  # transformers' name for the same phase
 

@@ -146,7 +146,9 @@ def infer_unit(spec: JobSpec, prep: Prepared, keep: list[str], names: dict[str, 
                         hint="fix the row, or set input.on_error = 'skip' or 'dead-letter'; "
                              "rows already written are kept")
     faults.hit("infer")
-    preds = pipe.predict(prep.values, spec.batching, encoded=prep.encoded, on_batch=on_batch)
+    sent = prep.sent if prep.sent is not None else good
+    keys = (np.int64(sb.file_index) << 40) + sb.row_offset + np.flatnonzero(sent)  # (file, row): sampling seeds
+    preds = pipe.predict(prep.values, spec.batching, encoded=prep.encoded, on_batch=on_batch, keys=keys)
     batch = sb.batch
     for name, texts in (prep.decoded or {}).items():  # decoded CSV text replaces the raw bytes
         if name in keep:

@@ -8,6 +8,7 @@ text, decided after decoding).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +64,7 @@ def generate_batch(model, inputs: dict[str, np.ndarray], config, *, keys: np.nda
     run = config
     processors = []
     if config.do_sample:
-        run = config.copy() if hasattr(config, "copy") else config
+        run = copy.deepcopy(config)  # the task's own config stays as the job asked
         run.do_sample, run.temperature, run.top_k, run.top_p = False, 1.0, None, 1.0
         if hasattr(run, "min_p"):
             run.min_p = None

@@ -20,6 +20,8 @@ from batchinfer.tasks.base import Encoded, Task, TaskOptions
 
 DEFAULT_NEW_TOKENS = 128  # a job's max_new_tokens when neither the job nor the model's generation config sets it
 FINISH = ("eos", "stop", "length")
+# what transformers 5's text-generation pipeline adds where the model's generation config and the call are silent
+TRANSFORMERS_DEFAULTS = {"max_new_tokens": 256, "do_sample": True, "temperature": 0.7}
 
 
 class GenerationOptions(TaskOptions):
@@ -37,8 +39,8 @@ class GenerationOptions(TaskOptions):
     seed: int = Field(0, description="sampling seed; each row draws from its own stream of it")
     chat: bool = Field(False, description="wrap each prompt in the tokenizer's chat template as a user message")
     system_prompt: str | None = Field(None, description="with chat = true: a system message before each prompt")
-    length_from_config: bool = Field(False, description="internal: max_length as the generation config says "
-                                     "(a transformers pipeline call without max_new_tokens)")
+    transformers_max_length: int | None = Field(None, ge=0, description="internal: a transformers pipeline "
+                                                "call's max_length (prompt + new tokens; 0: the model's)")
 
     @model_validator(mode="after")
     def _sampling_with_beams(self):
@@ -61,7 +63,7 @@ class TextGeneration(Task):
     columns = ("generated_text", "finish_reason", "prompt_tokens", "completion_tokens")
     call_options = frozenset({"batch_size", "max_new_tokens", "min_new_tokens", "do_sample", "temperature",
                               "top_k", "top_p", "repetition_penalty", "num_beams", "stop_strings",
-                              "return_full_text", "seed"})
+                              "return_full_text", "seed", "max_length"})
     keeps_call_batches = True
 
     def __init__(self, config: dict[str, Any], tokenizer: Any, options: GenerationOptions | None = None,
@@ -72,7 +74,7 @@ class TextGeneration(Task):
                                                                             if k != "max_length"})
         self._decoder = None
         self.generation = self._generation_config()
-        self.max_new_tokens = int(self.generation.max_new_tokens or 0)
+        self.max_new_tokens = int(self.generation.max_new_tokens or self.generation.max_length or 0)
         if tokenizer is not None:
             tokenizer.padding_side = "left"  # new tokens follow every prompt's last token
             tokenizer.truncation_side = "left"  # a long prompt keeps its end
@@ -88,12 +90,16 @@ class TextGeneration(Task):
                              "models (GPT-2, Llama, Qwen2, Mistral, Phi, Gemma shapes)")
 
     def _generation_config(self):
+        """The model's generation_config.json (else the one transformers derives from config.json), with the
+        job's options over it."""
+        from pathlib import Path
+
         from transformers import GenerationConfig
 
         folder = getattr(self.tokenizer, "name_or_path", None)
-        try:
-            generation = GenerationConfig.from_pretrained(folder) if folder else GenerationConfig()
-        except OSError:
+        if folder and (Path(folder) / "generation_config.json").is_file():
+            generation = GenerationConfig.from_pretrained(folder)
+        else:
             generation = GenerationConfig(**{k: self.config[k] for k in ("bos_token_id", "eos_token_id",
                                                                           "pad_token_id") if k in self.config})
         o = self.options
@@ -101,8 +107,17 @@ class TextGeneration(Task):
                                              "top_k", "top_p", "repetition_penalty", "num_beams")
                  if getattr(o, k) is not None}
         generation.update(**given)
-        if generation.max_new_tokens is None and not o.length_from_config:
-            generation.max_new_tokens = DEFAULT_NEW_TOKENS
+        if o.transformers_max_length is not None:  # a transformers pipeline call: its defaults
+            set_params = {**generation.to_diff_dict(), **given}
+            if o.transformers_max_length:
+                generation.max_length = set_params["max_length"] = o.transformers_max_length
+            added = {k: v for k, v in TRANSFORMERS_DEFAULTS.items() if k not in set_params
+                     and not (k == "max_new_tokens" and "max_length" in set_params)}
+            if not {**set_params, **added}.get("do_sample"):
+                added.pop("temperature", None)
+            generation.update(**added)
+        elif generation.max_new_tokens is None:  # a job: room left for a prompt
+            generation.max_new_tokens = min(DEFAULT_NEW_TOKENS, max(1, self._positions() // 2))
         if generation.pad_token_id is None:
             generation.pad_token_id = (self.tokenizer.pad_token_id if self.tokenizer is not None
                                        and self.tokenizer.pad_token_id is not None else generation.eos_token_id)
@@ -110,12 +125,16 @@ class TextGeneration(Task):
             generation.pad_token_id = generation.pad_token_id[0]
         return generation
 
-    def _prompt_limit(self, requested: int | None) -> int:
-        """The longest prompt: the model's positions less the tokens to generate."""
+    def _positions(self) -> int:
+        """The most tokens (prompt and new ones) the model's position embeddings take."""
         positions = [self.config.get(k) for k in ("max_position_embeddings", "n_positions", "n_ctx")]
         positions = [int(p) for p in positions if isinstance(p, int) and 0 < p < 10_000_000]
-        limit = min(positions) if positions else 1_000_000
-        room = limit - (self.max_new_tokens or int(self.generation.max_length or 0))
+        return min(positions) if positions else 1_000_000
+
+    def _prompt_limit(self, requested: int | None) -> int:
+        """The longest prompt: the model's positions less the tokens to generate."""
+        limit = self._positions()
+        room = limit - self.max_new_tokens if self.generation.max_new_tokens else limit
         if room < 1:
             raise ModelError(f"max_new_tokens = {self.max_new_tokens} leaves no room for a prompt: the model "
                              f"takes {limit} positions")
@@ -146,14 +165,33 @@ class TextGeneration(Task):
         return super().token_lengths(texts)
 
     def preprocess(self, texts: list[Any]) -> dict[str, np.ndarray]:
-        enc = self.tokenizer(self.prompts(texts), truncation=True, max_length=self.max_length, padding=True,
-                             return_tensors="np")
-        return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        prompts = self.prompts(texts)
+        enc = self.tokenizer(prompts, truncation=True, max_length=self.max_length, padding=True, return_tensors="np")
+        out = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        out = self._start_empty(out)
+        return {**out, "prompt_text": np.array(prompts, dtype=object)}  # return_full_text (runtimes ignore it)
 
     def pad(self, encoded: Encoded, rows: np.ndarray) -> dict[str, np.ndarray]:
         out = super().pad(encoded, rows)
         out.pop("token_type_ids", None)
-        return out
+        return self._start_empty(out)
+
+    def _start_empty(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """An empty prompt starts from the BOS token (the end token where there is none), as transformers'
+        generate does without input ids."""
+        mask = inputs["attention_mask"]
+        empty = mask.sum(1) == 0
+        if not empty.any():
+            return inputs
+        start = self.generation.bos_token_id if self.generation.bos_token_id is not None else \
+            self.tokenizer.eos_token_id
+        ids = inputs["input_ids"]
+        if ids.shape[1] == 0:
+            ids, mask = np.zeros((len(ids), 1), np.int64), np.zeros((len(ids), 1), np.int64)
+            ids[:] = self.generation.pad_token_id or 0
+        ids, mask = ids.copy(), mask.copy()
+        ids[empty, -1], mask[empty, -1] = int(start), 1
+        return {**inputs, "input_ids": ids, "attention_mask": mask}
 
     def batch_lengths(self, encoded: Encoded) -> np.ndarray:
         """Tokens a row holds in the key/value cache at its end, times its beams: the batch token budget."""
@@ -181,7 +219,9 @@ class TextGeneration(Task):
                     text, finish[i] = text[:cut], "stop"
             texts.append(text)
         if self.options.return_full_text:
-            texts = [p + t for p, t in zip(self.prompts(outputs["values"]), texts)]
+            given = inputs.get("prompt_text")
+            prompts = list(given) if given is not None else self.prompts(outputs["values"])
+            texts = [p + t for p, t in zip(prompts, texts)]
         return {"generated_text": np.array(texts, dtype=object), "finish_reason": np.array(finish, dtype=object),
                 "prompt_tokens": inputs["attention_mask"].sum(1).astype(np.int32),
                 "completion_tokens": np.array([len(t) for t in outputs["tokens"]], dtype=np.int32)}
@@ -205,6 +245,10 @@ class TextGeneration(Task):
 
     # -- the transformers pipeline contract --------------------------------------------------------------
     @classmethod
+    def probe_options(cls) -> GenerationOptions:
+        return cls.Options(max_new_tokens=1)
+
+    @classmethod
     def from_call(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
         options = {k: v for k, v in kwargs.items() if k in cls.Options.model_fields and v is not None}
         if kwargs.get("stop_strings"):
@@ -212,7 +256,7 @@ class TextGeneration(Task):
             options["stop"] = [stop] if isinstance(stop, str) else list(stop)
         options.setdefault("return_full_text", True)  # transformers' default
         if "max_new_tokens" not in kwargs:
-            options["length_from_config"] = True
+            options["transformers_max_length"] = int(kwargs.get("max_length") or 0)
         return options
 
     def transformers_rows(self, outputs, inputs, values, call):
