@@ -167,7 +167,7 @@ def test_pipeline_returns_what_transformers_returns(decoders, accelerator):
     assert mine(prompts[1], max_new_tokens=5)[0]["generated_text"].startswith(prompts[1])
     generation = mine._pipeline(mine._options({"max_new_tokens": 5})).task.generation
     assert generation.do_sample is True and generation.temperature == 0.7 and generation.max_new_tokens == 5
-    inputs = mine.preprocess(prompts[0])  # the three phases
+    inputs = mine.preprocess(prompts[0], **kwargs)  # the three phases
     assert mine.postprocess(mine.forward(inputs, **kwargs), **kwargs) == theirs(prompts[0], **kwargs)
 
 

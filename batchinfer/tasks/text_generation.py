@@ -255,8 +255,7 @@ class TextGeneration(Task):
             stop = kwargs["stop_strings"]
             options["stop"] = [stop] if isinstance(stop, str) else list(stop)
         options.setdefault("return_full_text", True)  # transformers' default
-        if "max_new_tokens" not in kwargs:
-            options["transformers_max_length"] = int(kwargs.get("max_length") or 0)
+        options["transformers_max_length"] = int(kwargs.get("max_length") or 0)  # a call: transformers' defaults
         return options
 
     def transformers_rows(self, outputs, inputs, values, call):
