@@ -96,9 +96,19 @@ def load_backend(name: str, graph: ModelGraph, *, threads: int = 0, cache_dir: P
     if not backend_installed(cls.name):
         raise ModelError(f"backend {cls.name!r} needs the {cls.requires} package, which is not installed",
                          hint=cls.install_hint)
+    if graph.part is not None and not cls.runs_graphs:
+        raise ModelError(f"backend {cls.name!r} runs the whole transformers model, not its {graph.part} alone")
     return cls(graph, threads=threads or default_threads(), cache_dir=cache_dir, precision=precision,
                quantize=quantize)
 
 
+def load_parts(name: str, graphs: dict[str, ModelGraph], **options) -> Backend:
+    """One backend per part of a model (an encoder-decoder's encoder and decoder step), as one Backend whose
+    `parts` the caller drives (`generation/runtime_lm.py`)."""
+    from batchinfer.backends.parts import PartedBackend
+
+    return PartedBackend({part: load_backend(name, graph, **options) for part, graph in graphs.items()})
+
+
 __all__ = ["MODULES", "Backend", "aliases", "backend_class", "backend_installed", "backend_names", "check_options",
-           "default_threads", "load_backend"]
+           "default_threads", "load_backend", "load_parts"]

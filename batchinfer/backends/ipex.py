@@ -55,6 +55,7 @@ class IpexBackend(TorchBackend):
     precisions = ("fp32", "bf16")
     quantizations = ("none",)
     modalities = ("text", "image")
+    runs_graphs = False
     artifact = None
 
     def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path | None = None, precision: str = "fp32",

@@ -23,6 +23,7 @@ class OpenVinoBackend:
     precisions = ("fp32", "bf16")
     quantizations = ("none", "int8-weights")
     modalities = ("text", "image")
+    runs_graphs = True
 
     def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path, precision: str = "fp32",
                  quantize: str = "none") -> None:

@@ -21,6 +21,7 @@ class OrtBackend:
     precisions = ("fp32",)
     quantizations = ("none", "dynamic-int8")
     modalities = ("text", "image")
+    runs_graphs = True
 
     def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path, precision: str = "fp32",
                  quantize: str = "none") -> None:

@@ -18,6 +18,7 @@ class TorchBackend:
     precisions = ("fp32",)
     quantizations = ("none",)
     modalities = ("text", "image")
+    runs_graphs = False
     artifact = None  # the model runs in-process from its folder
     reduced = None
 

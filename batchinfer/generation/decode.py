@@ -40,9 +40,10 @@ def decoder(backend, config, generation_config):
     if model is not None and hasattr(model, "generate"):
         model.generation_config = generation_config
         return model
-    from batchinfer.generation.runtime_lm import runtime_lm
+    from batchinfer.generation.runtime_lm import runtime_lm, runtime_seq2seq
 
-    return runtime_lm(backend, config, generation_config)
+    build = runtime_seq2seq if getattr(config, "is_encoder_decoder", False) else runtime_lm
+    return build(backend, config, generation_config)
 
 
 def end_tokens(config) -> set[int]:
@@ -60,7 +61,10 @@ def generate_batch(model, inputs: dict[str, np.ndarray], config, *, keys: np.nda
 
     ids = torch.from_numpy(np.ascontiguousarray(inputs["input_ids"], dtype=np.int64))
     mask = torch.from_numpy(np.ascontiguousarray(inputs["attention_mask"], dtype=np.int64))
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # a left-padded prompt starts at position 0
+    seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+    extra: dict[str, Any] = {} if seq2seq else {"position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
+    # (a left-padded prompt starts at position 0; an encoder-decoder's decoder starts from its start token)
+    start = 1 if seq2seq else ids.shape[1]  # where the new tokens begin in what generate returns
     run = config
     processors = []
     if config.do_sample:
@@ -68,20 +72,25 @@ def generate_batch(model, inputs: dict[str, np.ndarray], config, *, keys: np.nda
         run.do_sample, run.temperature, run.top_k, run.top_p = False, 1.0, None, 1.0
         if hasattr(run, "min_p"):
             run.min_p = None
-        processors = sampling_processors(config, seed, keys, ids.shape[1])
-    extra = {"stop_strings": stop, "tokenizer": tokenizer} if stop else {}
+        processors = sampling_processors(config, seed, keys, start)
+    if stop:
+        extra |= {"stop_strings": stop, "tokenizer": tokenizer}
     with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=mask, position_ids=positions, generation_config=run,
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=run,
                              logits_processor=processors or None, **extra)
-    new = out[:, ids.shape[1]:].numpy()
+    new = out[:, start:].numpy()
     ends = end_tokens(config)
+    pad = config.pad_token_id
     tokens, finish = [], []
     for row in new:
         hits = np.flatnonzero(np.isin(row, list(ends))) if ends else np.array([], dtype=np.int64)
         if len(hits):
             tokens.append(row[: hits[0] + 1])
             finish.append("eos")
-        else:
-            tokens.append(row)
-            finish.append("length")
+            continue
+        if pad is not None and pad not in ends and len(row) and row[-1] == pad:  # stopped (a stop string) early
+            real = np.flatnonzero(row != pad)
+            row = row[: real[-1] + 1] if len(real) else row[:0]
+        tokens.append(row)
+        finish.append("length")
     return Generated(tokens, finish)

@@ -67,3 +67,78 @@ def runtime_lm(backend, config, generation_config):
     model = RuntimeCausalLM().eval()
     model.generation_config = generation_config
     return model
+
+
+def runtime_seq2seq(backend, config, generation_config):
+    """A transformers encoder-decoder model (GenerationMixin) over a backend's `encoder` and `decoder` parts
+    (`model/seq2seq_export.py`). The cache is transformers' EncoderDecoderCache; only its self-attention
+    half is carried (the decoder graph recomputes cross-attention from the encoder states)."""
+    import torch
+    from transformers import GenerationMixin, PreTrainedModel
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+    from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
+
+    from batchinfer.model.decoder_export import cache_names
+    from batchinfer.model.seq2seq_export import decoder_cache_shape
+
+    layers, heads, head_dim = decoder_cache_shape(config)
+    past_names, present_names = cache_names(layers)
+    encoder_part, decoder_part = backend.parts["encoder"], backend.parts["decoder"]
+
+    class RuntimeEncoder(torch.nn.Module):
+        main_input_name = "input_ids"
+
+        def forward(self, input_ids=None, attention_mask=None, **_: Any):
+            if attention_mask is None:
+                attention_mask = torch.ones_like(input_ids)
+            out = encoder_part.forward({"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()})
+            return BaseModelOutput(last_hidden_state=torch.from_numpy(out["last_hidden_state"]))
+
+    class RuntimeSeq2SeqLM(PreTrainedModel, GenerationMixin):
+        config_class = type(config)
+        main_input_name = "input_ids"
+        _supports_sdpa = True
+        _supports_cache_class = True
+
+        def __init__(self) -> None:
+            super().__init__(config)
+            self._anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+            self.encoder = RuntimeEncoder()
+
+        def get_encoder(self):
+            return self.encoder
+
+        def can_generate(self) -> bool:
+            return True
+
+        def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, encoder_outputs=None,
+                    cache=None, past_key_values=None, **_: Any):
+            cache = cache if cache is not None else past_key_values
+            if cache is None:
+                cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+            own = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
+            if encoder_outputs is None:
+                encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+            hidden = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else \
+                encoder_outputs.last_hidden_state
+            batch = decoder_input_ids.shape[0]
+            if attention_mask is None:
+                attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long)
+            past = own.get_seq_length() if len(getattr(own, "layers", ())) else 0
+            feed = {"decoder_input_ids": decoder_input_ids.numpy(), "encoder_hidden_states": hidden.numpy(),
+                    "encoder_attention_mask": attention_mask.numpy()}
+            empty = np.zeros((batch, heads, 0, head_dim), np.float32)
+            for i in range(layers):
+                layer = own.layers[i] if past else None
+                feed[past_names[2 * i]] = layer.keys.numpy() if layer is not None else empty
+                feed[past_names[2 * i + 1]] = layer.values.numpy() if layer is not None else empty
+            out = decoder_part.forward(feed)
+            for i in range(layers):
+                keys, values = out[present_names[2 * i]], out[present_names[2 * i + 1]]
+                own.update(torch.from_numpy(np.ascontiguousarray(keys[:, :, past:])),
+                           torch.from_numpy(np.ascontiguousarray(values[:, :, past:])), i)
+            return Seq2SeqLMOutput(logits=torch.from_numpy(out["logits"]), cache=cache)
+
+    model = RuntimeSeq2SeqLM().eval()
+    model.generation_config = generation_config
+    return model

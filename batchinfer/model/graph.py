@@ -20,3 +20,4 @@ class ModelGraph:
     trust_remote_code: bool = False
     allow_unsafe_weights: bool = False
     with_past: bool = False  # a decoder exported with its key/value cache as inputs and outputs (generation)
+    part: str | None = None  # "encoder" or "decoder" of an encoder-decoder model (each its own graph)

@@ -42,6 +42,7 @@ def fingerprint(graph: ModelGraph, *, opset: int = OPSET) -> str:
         "inputs": list(graph.input_names),
         "image_shape": list(graph.image_shape) if graph.image_shape else None,
         "with_past": graph.with_past,
+        "part": graph.part,
         "opset": opset,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -54,6 +55,11 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
     import torch
 
     model = load_torch_model(graph)
+    if graph.part is not None:
+        from batchinfer.model import seq2seq_export
+
+        export = seq2seq_export.export_encoder if graph.part == "encoder" else seq2seq_export.export_decoder_step
+        return export(model, target / "model.onnx", opset)
     if graph.with_past:
         from batchinfer.model.decoder_export import export_decoder
 
