@@ -6,6 +6,7 @@ columns out, in input order.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from batchinfer.backends import Backend, load_backend
+from batchinfer.backends import Backend, backend_class, load_backend, load_parts
 from batchinfer.engine.batcher import plan_batches
 from batchinfer.errors import InputError, ModelError
 from batchinfer.job import BatchingSpec, ModelSpec, RuntimeSpec
@@ -155,8 +156,13 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
                        input_names=input_names, image_shape=image_shape, sequence_output=cls.sequence_output,
                        trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights,
                        with_past=cls.generates)
-    backend = load_backend(model.backend, graph, threads=runtime.threads, cache_dir=cache_dir,
-                           precision=model.precision, quantize=model.quantize)
+    load = dict(threads=runtime.threads, cache_dir=cache_dir, precision=model.precision, quantize=model.quantize)
+    if cls.parts and backend_class(model.backend).runs_graphs:  # an encoder and a decoder step, one graph each
+        backend = load_parts(model.backend, {part: dataclasses.replace(
+            graph, part=part, with_past=part == "decoder",
+            output_name="last_hidden_state" if part == "encoder" else graph.output_name) for part in cls.parts}, **load)
+    else:
+        backend = load_backend(model.backend, graph, **load)
     if backend.reduced:
         _check_agreement(cls, config, tokenizer, graph, backend, runtime, cache_dir, PROBE_MIN_COSINE)
     log.info("model: %s (%s) on %s", model.name, model.task, backend.description)

@@ -55,3 +55,33 @@ def build_decoder(target: Path, kind: str, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     cls(config).eval().save_pretrained(str(target))
     return target
+
+
+def build_seq2seq(target: Path, kind: str, seed: int = 0) -> Path:
+    """A random encoder-decoder of `kind` (t5, bart, marian), with T5's summarization parameters in its config."""
+    import torch
+    import transformers
+
+    tok = tiny_tokenizer(target)
+    end = tok.eos_token_id
+    params = {"summarization": {"prefix": "summarize: ", "num_beams": 2, "max_length": 12},
+              "translation_en_to_fr": {"prefix": "translate English to French: "}}
+    if kind == "t5":
+        config = transformers.T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4,
+                                       decoder_start_token_id=end, pad_token_id=end, eos_token_id=end,
+                                       initializer_factor=3.0, task_specific_params=params)
+        cls = transformers.T5ForConditionalGeneration
+    elif kind in ("bart", "marian"):
+        shape = dict(vocab_size=len(tok), d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                     decoder_attention_heads=4, encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=POSITIONS,
+                     pad_token_id=end, eos_token_id=end, bos_token_id=end, decoder_start_token_id=end,
+                     init_std=0.3, task_specific_params=params)
+        if kind == "bart":
+            config, cls = transformers.BartConfig(forced_eos_token_id=None, **shape), transformers.BartForConditionalGeneration
+        else:
+            config, cls = transformers.MarianConfig(**shape), transformers.MarianMTModel
+    else:
+        raise ValueError(kind)
+    torch.manual_seed(seed)
+    cls(config).eval().save_pretrained(str(target))
+    return target

@@ -13,7 +13,8 @@ from batchinfer.errors import ModelError
 from batchinfer.tasks.base import Task, TaskOptions
 
 TASK_MODULES = ("text_classification", "feature_extraction", "token_classification", "zero_shot",
-                "image_classification", "fill_mask", "text_generation")
+                "image_classification", "fill_mask", "text_generation",
+                "text2text_generation")
 
 
 @cache
