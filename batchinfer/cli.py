@@ -371,7 +371,7 @@ def tasks(log_format: str) -> None:
         aliases = f" (alias: {', '.join(cls.aliases)})" if cls.aliases else ""
         roles = ", ".join(r if r in cls.required_roles else f"[{r}]" for r in cls.roles)
         options = ", ".join(f"{name}={field.get_default(call_default_factory=True)!r}"
-                            for name, field in cls.Options.model_fields.items())
+                            for name, field in cls.Options.public_fields().items())
         click.echo(f"{cls.name}{aliases}\n  {cls.modality} in: {roles}\n  columns: {', '.join(cls.columns)}"
                    f"\n  options: {options or '-'}")
 

@@ -27,6 +27,8 @@ def job_schema() -> dict:
 def _task_branch(name: str, cls, defs: dict) -> dict:
     """If model.task is this task (or an alias): its options are allowed, flat or under `options`."""
     options = cls.Options.model_json_schema()
+    hidden = set(cls.Options.model_fields) - set(cls.Options.public_fields())
+    options["properties"] = {k: v for k, v in options.get("properties", {}).items() if k not in hidden}
     defs.update(options.pop("$defs", {}))
     props = options.get("properties", {})
     return {"if": {"properties": {"task": {"enum": [name, *cls.aliases]}}, "required": ["task"]},

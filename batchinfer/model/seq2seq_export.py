@@ -40,7 +40,7 @@ def export_encoder(model, target: Path, opset: int) -> None:
             return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     ids = torch.ones((2, 5), dtype=torch.long)
-    axes = {name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask", "last_hidden_state")}
+    axes = {name: {0: "batch", 1: "tokens"} for name in ("input_ids", "attention_mask", "last_hidden_state")}
     _export(_Encoder(), (ids, torch.ones_like(ids)), target, ["input_ids", "attention_mask"], ["last_hidden_state"],
             axes, opset)
 

@@ -55,9 +55,15 @@ _PADDING_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "m
 
 
 class TaskOptions(BaseModel):
-    """A task's own options (job file `[model]` keys, `batchinfer.predict` keywords); none by default."""
+    """A task's own options (job file `[model]` keys, `batchinfer.predict` keywords); none by default.
+    A field with `json_schema_extra={"internal": True}` is set by batchinfer itself and not listed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def public_fields(cls) -> dict[str, Any]:
+        return {name: f for name, f in cls.model_fields.items()
+                if not (isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("internal"))}
 
 
 class Task(ABC):

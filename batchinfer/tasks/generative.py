@@ -35,8 +35,9 @@ class GenerationOptions(TaskOptions):
     num_beams: int | None = Field(None, gt=0, description="beam search with this many beams")
     stop: list[str] = Field(default_factory=list, description="stop at the first of these strings (not kept)")
     seed: int = Field(0, description="sampling seed; each row draws from its own stream of it")
-    transformers_max_length: int | None = Field(None, ge=0, description="internal: a transformers pipeline "
-                                                "call's max_length (0: none given); its defaults apply")
+    transformers_max_length: int | None = Field(None, ge=0, json_schema_extra={"internal": True},
+                                                description="a transformers pipeline call's max_length (0: none "
+                                                "given): that pipeline's generation defaults apply")
 
     @model_validator(mode="after")
     def _sampling_with_beams(self):
