@@ -169,7 +169,8 @@ def check_reduced_on_data(spec: JobSpec, source, pipe: Pipeline) -> float:
         return 1.0
     inputs = decode_text_inputs(spec.input, pipe.task, first.batch, null_text="empty")
     bad = inputs.errors | pipe.task.check_rows(inputs.values)
-    sample = [v for i, v in enumerate(inputs.values) if v and i not in bad][:REDUCED_SAMPLE_ROWS]
+    sample = [v for i, v in enumerate(inputs.values) if v and i not in bad][:min(REDUCED_SAMPLE_ROWS,
+                                                                                  pipe.task.gate_rows)]
     if not sample:
         return 1.0
     reference = build_pipeline(spec.model.model_copy(update={"quantize": "none", "precision": "fp32"}),

@@ -59,6 +59,7 @@ class GenerativeTask(Task):
                               "top_k", "top_p", "repetition_penalty", "num_beams", "stop_strings", "seed",
                               "max_length"})
     keeps_call_batches = True
+    gate_rows = 32  # each compared row is generated twice (the reduced model and fp32)
     transformers_key: ClassVar[str] = "generated_text"  # the key of transformers' result dicts
     transformers_defaults: ClassVar[dict[str, Any]] = {}  # what its transformers pipeline adds to a call
 
