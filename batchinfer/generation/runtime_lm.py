@@ -14,6 +14,20 @@ from typing import Any
 import numpy as np
 
 
+def _keep_present(cache, out: dict[str, np.ndarray], present_names: list[str], layers: int, past: int) -> None:
+    """The step's present keys and values become the cache's tensors (no copy: the runtime already wrote the
+    whole cache, past and new); the first step fills empty layers through `update`."""
+    import torch
+
+    for i in range(layers):
+        keys = torch.from_numpy(np.ascontiguousarray(out[present_names[2 * i]]))
+        values = torch.from_numpy(np.ascontiguousarray(out[present_names[2 * i + 1]]))
+        if past and i < len(cache.layers) and getattr(cache.layers[i], "is_initialized", True):
+            cache.layers[i].keys, cache.layers[i].values = keys, values
+        else:
+            cache.update(keys, values, i)
+
+
 def runtime_lm(backend, config, generation_config):
     """A transformers model (GenerationMixin) over `backend.forward`."""
     import torch
@@ -58,10 +72,7 @@ def runtime_lm(backend, config, generation_config):
                 feed[past_names[2 * i]] = layer.keys.numpy() if layer is not None else empty
                 feed[past_names[2 * i + 1]] = layer.values.numpy() if layer is not None else empty
             out = backend.forward(feed)
-            for i in range(layers):
-                keys, values = out[present_names[2 * i]], out[present_names[2 * i + 1]]
-                cache.update(torch.from_numpy(np.ascontiguousarray(keys[:, :, past:])),
-                             torch.from_numpy(np.ascontiguousarray(values[:, :, past:])), i)
+            _keep_present(cache, out, present_names, layers, past)
             return CausalLMOutputWithPast(logits=torch.from_numpy(out["logits"]), cache=cache)
 
     model = RuntimeCausalLM().eval()
@@ -133,10 +144,7 @@ def runtime_seq2seq(backend, config, generation_config):
                 feed[past_names[2 * i]] = layer.keys.numpy() if layer is not None else empty
                 feed[past_names[2 * i + 1]] = layer.values.numpy() if layer is not None else empty
             out = decoder_part.forward(feed)
-            for i in range(layers):
-                keys, values = out[present_names[2 * i]], out[present_names[2 * i + 1]]
-                own.update(torch.from_numpy(np.ascontiguousarray(keys[:, :, past:])),
-                           torch.from_numpy(np.ascontiguousarray(values[:, :, past:])), i)
+            _keep_present(own, out, present_names, layers, past)
             return Seq2SeqLMOutput(logits=torch.from_numpy(out["logits"]), cache=cache)
 
     model = RuntimeSeq2SeqLM().eval()
