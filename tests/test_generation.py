@@ -187,9 +187,9 @@ def test_a_job_over_a_template_and_a_chat_template(decoders, tmp_path):
     model = decoders["gpt2"]
     pl.DataFrame({"id": list(range(30)), "item": [f"item {i}" for i in range(30)],
                   "issue": ["the printer is broken", "hello world", "ok"] * 10}).write_csv(tmp_path / "in.csv")
-    body = f'''[input]
+    body = '''[input]
 path = "in.csv"
-template = "summarise this ticket: {{item}}: {{issue}}"
+template = "summarise this ticket: {item}: {issue}"
 
 [model]
 name = "MODEL"
