@@ -167,6 +167,9 @@ def test_pipeline_returns_what_transformers_returns(decoders, accelerator):
     assert mine(prompts[1], max_new_tokens=5)[0]["generated_text"].startswith(prompts[1])
     generation = mine._pipeline(mine._options({"max_new_tokens": 5})).task.generation
     assert generation.do_sample is True and generation.temperature == 0.7 and generation.max_new_tokens == 5
+    stop = theirs(prompts[0], **kwargs)[0]["generated_text"][len(prompts[0]) + 2:][:2]
+    assert mine(prompts[0], stop_strings=[stop], **kwargs) == theirs(prompts[0], stop_strings=[stop],
+                                                                     tokenizer=theirs.tokenizer, **kwargs)
     inputs = mine.preprocess(prompts[0], **kwargs)  # the three phases
     assert mine.postprocess(mine.forward(inputs, **kwargs), **kwargs) == theirs(prompts[0], **kwargs)
 

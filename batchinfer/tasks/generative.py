@@ -35,6 +35,8 @@ class GenerationOptions(TaskOptions):
     num_beams: int | None = Field(None, gt=0, description="beam search with this many beams")
     stop: list[str] = Field(default_factory=list, description="stop at the first of these strings (not kept)")
     seed: int = Field(0, description="sampling seed; each row draws from its own stream of it")
+    keep_stop: bool = Field(False, json_schema_extra={"internal": True},
+                            description="a transformers call's stop_strings: the text keeps what generate wrote")
     transformers_max_length: int | None = Field(None, ge=0, json_schema_extra={"internal": True},
                                                 description="a transformers pipeline call's max_length (0: none "
                                                 "given): that pipeline's generation defaults apply")
@@ -160,7 +162,9 @@ class GenerativeTask(Task):
             for stop in self.options.stop:
                 cut = text.find(stop)
                 if cut >= 0:
-                    text, finish[i] = text[:cut], "stop"
+                    finish[i] = "stop"
+                    if not self.options.keep_stop:
+                        text = text[:cut]
             texts.append(text)
         return {"generated_text": np.array(texts, dtype=object), "finish_reason": np.array(finish, dtype=object),
                 "prompt_tokens": inputs["attention_mask"].sum(1).astype(np.int32),
@@ -183,6 +187,7 @@ class GenerativeTask(Task):
         if kwargs.get("stop_strings"):
             stop = kwargs["stop_strings"]
             options["stop"] = [stop] if isinstance(stop, str) else list(stop)
+            options["keep_stop"] = True  # transformers' text keeps the stop string
         options["transformers_max_length"] = int(kwargs.get("max_length") or 0)  # a call: transformers' defaults
         return options
 
