@@ -196,3 +196,19 @@ def test_bounded_client_settings_give_way_to_the_users():
     config = open_fs("az://c/x", {"connection_string": conn, "connection_timeout": 3})[0].service_client._config
     assert config.retry_policy.total_retries == 1 and config.retry_policy.initial_backoff == 1
     assert config.transport.connection_config.timeout == 3
+
+
+@pytest.mark.parametrize("message,permission,transient", [
+    ("Cannot connect to host 127.0.0.1:53403 ssl:default [Connect call failed]", False, True),  # a port, not a 403
+    ("http://127.0.0.1:55003/bucket: server disconnected", False, True),
+    ("An error occurred (403) when calling the GetObject operation: Forbidden", True, False),
+    ("Server failed to authenticate the request. ErrorCode:AuthenticationFailed", True, False),
+    ("An error occurred (503) when calling the PutObject operation: Slow Down", False, True),
+    ("HTTP 500 internal error", False, True),
+    ("row 5003 of the file is bad", False, False),
+])
+def test_status_codes_are_read_as_words_not_digits_in_a_port(message, permission, transient):
+    from batchinfer.io.retry import is_permission_error, is_transient
+
+    assert is_permission_error(OSError(message)) is permission
+    assert is_transient(OSError(message)) is transient

@@ -86,4 +86,4 @@ def test_errors_are_clear(tiny_classifier):
     with pytest.raises(ValueError, match="truncation=True"):
         ours("word " * 200)
     with pytest.raises(batchinfer.ModelError, match="unknown task"):
-        batchinfer.pipeline("summarization", model=str(tiny_classifier))
+        batchinfer.pipeline("speech-recognition", model=str(tiny_classifier))

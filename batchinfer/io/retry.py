@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -12,17 +13,21 @@ from typing import TypeVar
 T = TypeVar("T")
 log = logging.getLogger("batchinfer")
 
-_TRANSIENT_MARKERS = ("500", "502", "503", "504", "slowdown", "slow down", "throttl", "serverbusy", "server busy",
+_TRANSIENT_MARKERS = ("slowdown", "slow down", "throttl", "serverbusy", "server busy",
                       "internalerror", "serviceunavailable", "reset by peer", "connection reset", "timed out",
                       "timeout", "temporarily", "connection aborted", "broken pipe", "remotedisconnected",
                       "server disconnected", "connection refused", "cannot connect", "could not connect")
-_PERMANENT_MARKERS = ("403", "accessdenied", "access denied", "authorizationfailure", "authenticationfailed",
+# status codes as words: a port or an address that holds the digits (127.0.0.1:55003) is not one
+_TRANSIENT_STATUS = re.compile(r"(?<![\w.])50[0234](?![\w.])")
+_STATUS_403 = re.compile(r"(?<![\w.])403(?![\w.])")
+_PERMANENT_MARKERS = ("accessdenied", "access denied", "authorizationfailure", "authenticationfailed",
                       "failed to authenticate", "invalidaccesskeyid", "signaturedoesnotmatch", "forbidden")
 
 
 def is_permission_error(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
-    return isinstance(exc, PermissionError) or any(m in text for m in _PERMANENT_MARKERS)
+    return isinstance(exc, PermissionError) or any(m in text for m in _PERMANENT_MARKERS) or \
+        bool(_STATUS_403.search(text))
 
 
 _STORAGE_MODULES = ("azure", "botocore", "aiobotocore", "s3fs", "gcsfs", "google", "aiohttp", "adlfs")
@@ -59,7 +64,7 @@ def is_transient(exc: BaseException) -> bool:
     if is_connection_error(exc):
         return True
     text = f"{type(exc).__name__} {exc}".lower()
-    return any(m in text for m in _TRANSIENT_MARKERS)
+    return any(m in text for m in _TRANSIENT_MARKERS) or bool(_TRANSIENT_STATUS.search(text))
 
 
 def retrying(call: Callable[[], T], *, what: str, attempts: int = 5, base_delay: float = 0.2) -> T:
