@@ -10,14 +10,21 @@ later step; `generation/runtime_lm.py` feeds it.
 from __future__ import annotations
 
 import inspect
-import warnings
 from pathlib import Path
+
+from batchinfer.model.torch_model import trace_to_onnx
 
 
 def cache_names(layers: int) -> tuple[list[str], list[str]]:
     """(past input names, present output names), key then value per layer."""
     past = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
     return past, [name.replace("past_key_values", "present") for name in past]
+
+
+def cache_axes(past_names: list[str], present_names: list[str]) -> dict[str, dict[int, str]]:
+    """The dynamic axes of the cache: batch, and the past (inputs) or total (outputs) length."""
+    return {**{name: {0: "batch", 2: "past"} for name in past_names},
+            **{name: {0: "batch", 2: "total"} for name in present_names}}
 
 
 def cache_shape(config) -> tuple[int, int, int]:
@@ -64,11 +71,6 @@ def export_decoder(model, target: Path, opset: int) -> None:
     past = [torch.rand(batch, kv_heads, past_len, head_dim) for _ in past_names]
     axes = {"input_ids": {0: "batch", 1: "new"}, "position_ids": {0: "batch", 1: "new"},
             "attention_mask": {0: "batch", 1: "total"}, "logits": {0: "batch"}}
-    axes |= {name: {0: "batch", 2: "past"} for name in past_names}
-    axes |= {name: {0: "batch", 2: "total"} for name in present_names}
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer notes about torch internals, not user input
-        torch.onnx.export(_Step().eval(), (ids, mask, positions, *past), str(target),
-                          input_names=["input_ids", "attention_mask", "position_ids", *past_names],
-                          output_names=["logits", *present_names], dynamic_axes=axes, opset_version=opset,
-                          do_constant_folding=True, dynamo=False)
+    axes |= cache_axes(past_names, present_names)
+    trace_to_onnx(_Step(), (ids, mask, positions, *past), target,
+                  ["input_ids", "attention_mask", "position_ids", *past_names], ["logits", *present_names], axes, opset)

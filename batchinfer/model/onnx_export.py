@@ -12,13 +12,12 @@ import hashlib
 import json
 import logging
 import time
-import warnings
 from pathlib import Path
 
 from batchinfer.model.cache_dir import ONNX
 from batchinfer.model.cache_folder import build_once
 from batchinfer.model.graph import ModelGraph
-from batchinfer.model.torch_model import load_torch_model
+from batchinfer.model.torch_model import load_torch_model, trace_to_onnx
 
 log = logging.getLogger("batchinfer")
 
@@ -81,19 +80,7 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
         dummy = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
         axes = {name: {0: "batch", 1: "sequence"} for name in names}
     axes[graph.output_name] = {0: "batch", 1: "sequence"} if graph.sequence_output else {0: "batch"}
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer and deprecation notes about torch internals, not user input
-        torch.onnx.export(
-            _Graph().eval(),
-            dummy,
-            str(target / "model.onnx"),
-            input_names=names,
-            output_names=[graph.output_name],
-            dynamic_axes=axes,
-            opset_version=opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
+    trace_to_onnx(_Graph(), dummy, target / "model.onnx", names, [graph.output_name], axes, opset)
 
 
 def export_onnx(graph: ModelGraph, cache_dir: Path, *, opset: int = OPSET, broken: str | None = None) -> Path:

@@ -11,10 +11,10 @@ second cache to carry). `generation/runtime_lm.py` feeds both.
 from __future__ import annotations
 
 import inspect
-import warnings
 from pathlib import Path
 
-from batchinfer.model.decoder_export import cache_names
+from batchinfer.model.decoder_export import cache_axes, cache_names
+from batchinfer.model.torch_model import trace_to_onnx
 
 
 def decoder_cache_shape(config) -> tuple[int, int, int]:
@@ -41,7 +41,7 @@ def export_encoder(model, target: Path, opset: int) -> None:
 
     ids = torch.ones((2, 5), dtype=torch.long)
     axes = {name: {0: "batch", 1: "tokens"} for name in ("input_ids", "attention_mask", "last_hidden_state")}
-    _export(_Encoder(), (ids, torch.ones_like(ids)), target, ["input_ids", "attention_mask"], ["last_hidden_state"],
+    trace_to_onnx(_Encoder(), (ids, torch.ones_like(ids)), target, ["input_ids", "attention_mask"], ["last_hidden_state"],
             axes, opset)
 
 
@@ -78,16 +78,7 @@ def export_decoder_step(model, target: Path, opset: int) -> None:
             *(torch.rand(batch, heads, past_len, head_dim) for _ in past_names))
     axes = {"decoder_input_ids": {0: "batch", 1: "new"}, "encoder_hidden_states": {0: "batch", 1: "source"},
             "encoder_attention_mask": {0: "batch", 1: "source"}, "logits": {0: "batch"}}
-    axes |= {name: {0: "batch", 2: "past"} for name in past_names}
-    axes |= {name: {0: "batch", 2: "total"} for name in present_names}
-    _export(_Step(), args, target, ["decoder_input_ids", "encoder_hidden_states", "encoder_attention_mask",
-                                    *past_names], ["logits", *present_names], axes, opset)
+    axes |= cache_axes(past_names, present_names)
+    inputs = ["decoder_input_ids", "encoder_hidden_states", "encoder_attention_mask", *past_names]
+    trace_to_onnx(_Step(), args, target, inputs, ["logits", *present_names], axes, opset)
 
-
-def _export(module, args, target: Path, inputs: list[str], outputs: list[str], axes: dict, opset: int) -> None:
-    import torch
-
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer notes about torch internals, not user input
-        torch.onnx.export(module.eval(), args, str(target), input_names=inputs, output_names=outputs,
-                          dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)

@@ -22,3 +22,16 @@ def load_torch_model(graph: ModelGraph):
                     "if you trust the pickle (.bin) weights")
         raise ModelError(f"model {graph.ref.name} cannot be loaded as {graph.auto_class}: {exc}", hint=hint) from None
     return model.eval()
+
+
+def trace_to_onnx(module, args: tuple, target, inputs: list[str], outputs: list[str], axes: dict, opset: int) -> None:
+    """Trace `module` on `args` into the ONNX file `target` (TorchScript exporter, constants folded), with
+    the dynamic `axes`; the tracer's notes about torch internals are not shown (they are not user input)."""
+    import warnings
+
+    import torch
+
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), args, str(target), input_names=inputs, output_names=outputs,
+                          dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
