@@ -3,7 +3,7 @@
 stopping criteria) drives ONNX Runtime or OpenVINO exactly as it drives the PyTorch model.
 
 The cache stays a transformers `DynamicCache` (beam search reorders it); each step feeds its tensors to the
-runtime and appends the step's new entries. Position ids come from the attention mask (a left-padded prompt
+runtime, whose present keys and values (past and new) become the cache's tensors. Position ids come from the attention mask (a left-padded prompt
 starts at position 0), so a row's tokens do not depend on the other rows of its batch.
 """
 
@@ -14,18 +14,34 @@ from typing import Any
 import numpy as np
 
 
-def _keep_present(cache, out: dict[str, np.ndarray], present_names: list[str], layers: int, past: int) -> None:
-    """The step's present keys and values become the cache's tensors (no copy: the runtime already wrote the
-    whole cache, past and new); the first step fills empty layers through `update`."""
+def _seen(cache) -> int:
+    """Tokens already in a self-attention cache (0 before the prompt's step)."""
+    return cache.get_seq_length() if len(getattr(cache, "layers", ())) else 0
+
+
+def _run_step(run, feed: dict[str, np.ndarray], cache, past: int, names: tuple[list[str], list[str]],
+              heads: int, head_dim: int) -> dict[str, np.ndarray]:
+    """One decoder step on the runtime: `feed` plus the cache's keys and values (empty at the prompt's step),
+    then the step's present keys and values become the cache's tensors (no copy: the runtime already wrote the
+    whole cache, past and new); the first step fills the empty layers through `update`."""
     import torch
 
-    for i in range(layers):
+    past_names, present_names = names
+    batch = len(next(iter(feed.values())))
+    empty = np.zeros((batch, heads, 0, head_dim), np.float32)
+    for i in range(len(past_names) // 2):
+        layer = cache.layers[i] if past else None
+        feed[past_names[2 * i]] = layer.keys.numpy() if layer is not None else empty
+        feed[past_names[2 * i + 1]] = layer.values.numpy() if layer is not None else empty
+    out = run(feed)
+    for i in range(len(present_names) // 2):
         keys = torch.from_numpy(np.ascontiguousarray(out[present_names[2 * i]]))
         values = torch.from_numpy(np.ascontiguousarray(out[present_names[2 * i + 1]]))
         if past and i < len(cache.layers) and getattr(cache.layers[i], "is_initialized", True):
             cache.layers[i].keys, cache.layers[i].values = keys, values
         else:
             cache.update(keys, values, i)
+    return out
 
 
 def runtime_lm(backend, config, generation_config):
@@ -38,7 +54,7 @@ def runtime_lm(backend, config, generation_config):
     from batchinfer.model.decoder_export import cache_names, cache_shape
 
     layers, kv_heads, head_dim = cache_shape(config)
-    past_names, present_names = cache_names(layers)
+    names = cache_names(layers)
 
     class RuntimeCausalLM(PreTrainedModel, GenerationMixin):
         config_class = type(config)
@@ -59,20 +75,14 @@ def runtime_lm(backend, config, generation_config):
             if cache is None:
                 cache = DynamicCache()
             batch, new = input_ids.shape
-            past = cache.get_seq_length() if len(getattr(cache, "layers", ())) else 0
+            past = _seen(cache)
             if attention_mask is None:
                 attention_mask = torch.ones((batch, past + new), dtype=torch.long)
             if position_ids is None:
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -new:]
-            feed: dict[str, np.ndarray] = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy(),
-                                           "position_ids": position_ids.numpy()}
-            empty = np.zeros((batch, kv_heads, 0, head_dim), np.float32)
-            for i in range(layers):
-                layer = cache.layers[i] if past else None
-                feed[past_names[2 * i]] = layer.keys.numpy() if layer is not None else empty
-                feed[past_names[2 * i + 1]] = layer.values.numpy() if layer is not None else empty
-            out = backend.forward(feed)
-            _keep_present(cache, out, present_names, layers, past)
+            feed = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy(),
+                    "position_ids": position_ids.numpy()}
+            out = _run_step(backend.forward, feed, cache, past, names, kv_heads, head_dim)
             return CausalLMOutputWithPast(logits=torch.from_numpy(out["logits"]), cache=cache)
 
     model = RuntimeCausalLM().eval()
@@ -93,7 +103,7 @@ def runtime_seq2seq(backend, config, generation_config):
     from batchinfer.model.seq2seq_export import decoder_cache_shape
 
     layers, heads, head_dim = decoder_cache_shape(config)
-    past_names, present_names = cache_names(layers)
+    names = cache_names(layers)
     encoder_part, decoder_part = backend.parts["encoder"], backend.parts["decoder"]
 
     class RuntimeEncoder(torch.nn.Module):
@@ -132,19 +142,11 @@ def runtime_seq2seq(backend, config, generation_config):
                 encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
             hidden = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else \
                 encoder_outputs.last_hidden_state
-            batch = decoder_input_ids.shape[0]
             if attention_mask is None:
                 attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long)
-            past = own.get_seq_length() if len(getattr(own, "layers", ())) else 0
             feed = {"decoder_input_ids": decoder_input_ids.numpy(), "encoder_hidden_states": hidden.numpy(),
                     "encoder_attention_mask": attention_mask.numpy()}
-            empty = np.zeros((batch, heads, 0, head_dim), np.float32)
-            for i in range(layers):
-                layer = own.layers[i] if past else None
-                feed[past_names[2 * i]] = layer.keys.numpy() if layer is not None else empty
-                feed[past_names[2 * i + 1]] = layer.values.numpy() if layer is not None else empty
-            out = decoder_part.forward(feed)
-            _keep_present(own, out, present_names, layers, past)
+            out = _run_step(decoder_part.forward, feed, own, _seen(own), names, heads, head_dim)
             return Seq2SeqLMOutput(logits=torch.from_numpy(out["logits"]), cache=cache)
 
     model = RuntimeSeq2SeqLM().eval()
