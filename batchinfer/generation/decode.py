@@ -1,6 +1,6 @@
 """One batch of prompts through `generate`: transformers' decoding over the backend, seeded per row.
 
-`decoder(backend, folder)` is the model `generate` runs on: the PyTorch model itself (the reference), or a
+`decoder(backend, config, generation_config)` is the model `generate` runs on: the PyTorch model itself (the reference), or a
 runtime-backed one (`runtime_lm.py`). `generate_batch` returns each row's new tokens, their count, and why it
 finished: `eos` (an end token), `length` (max_new_tokens reached). Stop strings are the caller's (they are
 text, decided after decoding).
@@ -21,17 +21,11 @@ class Generated:
     finish: list[str]  # "eos" or "length" per row
 
 
-def model_configs(folder: str):
-    """(transformers config, generation config) of a model folder; the generation config from the folder's
-    generation_config.json where it has one, else from the model config (as transformers does)."""
-    from transformers import AutoConfig, GenerationConfig
+def model_config(folder: str):
+    """The transformers config of a model folder (the runtime-backed model is built on it)."""
+    from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(folder)
-    try:
-        generation = GenerationConfig.from_pretrained(folder)
-    except OSError:
-        generation = GenerationConfig.from_model_config(config)
-    return config, generation
+    return AutoConfig.from_pretrained(folder)
 
 
 def decoder(backend, config, generation_config):

@@ -145,11 +145,10 @@ class GenerativeTask(Task):
         return (encoded.kept + self.max_new_tokens) * max(1, int(self.generation.num_beams or 1))
 
     def forward(self, backend, inputs: dict[str, np.ndarray], *, keys: np.ndarray, values: list[Any]) -> dict:
-        from batchinfer.generation.decode import decoder, generate_batch, model_configs
+        from batchinfer.generation.decode import decoder, generate_batch, model_config
 
         if self._decoder is None:
-            config, _ = model_configs(self.tokenizer.name_or_path)
-            self._decoder = decoder(backend, config, self.generation)
+            self._decoder = decoder(backend, model_config(self.tokenizer.name_or_path), self.generation)
         done = generate_batch(self._decoder, inputs, self.generation, keys=keys, seed=self.options.seed,
                               stop=self.options.stop or None, tokenizer=self.tokenizer)
         return {"tokens": done.tokens, "finish": done.finish, "values": values}
