@@ -127,7 +127,7 @@ class Progress:
         if s["total"]:
             filled = int(BAR_WIDTH * min(s["rows"], s["total"]) / s["total"])
             bar = "#" * filled + "." * (BAR_WIDTH - filled)
-            return (f"[{bar}] {s['rows']:,}/{_total(s)} rows  {s['percent']:5.1f}%  {rate}  {clock}  "
+            return (f"[{bar}] {s['rows']:,}/{_total_text(s)} rows  {s['percent']:5.1f}%  {rate}  {clock}  "
                     f"ETA {duration(s['eta_s'])}")
         return f"{s['rows']:,} rows  {rate}  {clock}"
 
@@ -138,7 +138,7 @@ class Progress:
 
     def _log(self, now: float) -> None:
         s = self.state(now)
-        total = f"/{_total(s)} rows ({s['percent']:.1f}%)" if s["total"] else " rows"
+        total = f"/{_total_text(s)} rows ({s['percent']:.1f}%)" if s["total"] else " rows"
         eta = f", ETA {duration(s['eta_s'])}" if s["eta_s"] is not None else ""
         log.info("progress: %s%s, %s rows/s, elapsed %s%s", f"{s['rows']:,}", total, f"{s['rows_per_second']:,.1f}",
                  duration(s["elapsed_s"]), eta, extra={"fields": {"event": "progress", **s}})
@@ -157,7 +157,7 @@ class Progress:
             self.stream.flush()
 
 
-def _total(state: dict) -> str:
+def _total_text(state: dict) -> str:
     return f"{state['total']:,}" if state["total_exact"] else f"~{state['total']:,}"
 
 
