@@ -93,7 +93,7 @@ class Source:
         self.files: list[str] = []
         self.formats: list[str] = []
         self._parquet_rows: list[int | None] | None = None
-        self._sizes: list[int | None] | None = None
+        self._info: list[dict] | None = None  # fs.info of each file, asked once (_infos)
         self.reads = ReadProgress()  # how far CSV files have been read (the progress bar's estimate)
         self.schema: pa.Schema | None = None  # the job's one schema, set by check()
         self.csv_types: dict[str, pa.DataType] = {}  # what CSV files read each column as, to fit it
@@ -105,7 +105,7 @@ class Source:
         """A source over files someone already listed and checked (a Ray worker, given them by the driver)."""
         source = cls.__new__(cls)
         source.spec, source.files, source.formats = spec, list(files), list(formats)
-        source._parquet_rows = source._sizes = None
+        source._parquet_rows = source._info = None
         source.reads = ReadProgress()
         source.schema, source.csv_types = schema, dict(csv_types)
         source.fs = open_fs(spec.paths[0], spec.storage_options)[0]
@@ -241,12 +241,17 @@ class Source:
     def versions(self) -> list[tuple[str, int | None, str]]:
         """(path, size, version) of every file: what tells a resume whether a file changed since."""
         found = []
-        for path in self.files:
-            info = self.fs.info(path)
+        for path, info in zip(self.files, self._infos()):
             version = (info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
                        or info.get("last_modified"))
             found.append((path, info.get("size"), str(version)))
         return found
+
+    def _infos(self) -> list[dict]:
+        """Each file's storage listing entry, asked once per source (one request per file on object stores)."""
+        if self._info is None:
+            self._info = [self.fs.info(path) for path in self.files]
+        return self._info
 
     def total_rows(self) -> int | None:
         """Rows in all files when every file is Parquet (read from the footers), else None."""
@@ -259,15 +264,8 @@ class Source:
         return self.reads.estimate(self.parquet_rows(), self.sizes)
 
     def sizes(self) -> list[int | None]:
-        """Bytes of each file as stored (listed once per source)."""
-        if self._sizes is None:
-            sizes = []
-            for path in self.files:
-                with storage_errors(f"input {self.display(path)}", self.fs):
-                    size = self.fs.info(path).get("size")
-                sizes.append(None if size is None else int(size))
-            self._sizes = sizes
-        return self._sizes
+        """Bytes of each file as stored."""
+        return [None if info.get("size") is None else int(info["size"]) for info in self._infos()]
 
     def parquet_rows(self) -> list[int | None]:
         """Rows of each Parquet file from its footer (read once per source); None for CSV."""
