@@ -77,6 +77,22 @@ def test_beam_search_and_penalties_equal_transformers(decoders, backend):
     assert ours(path, backend, prompts, **options)["generated_text"].to_pylist() == want
 
 
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_openvino_keeps_the_cache_inside_the_model(decoders, kind):
+    """The openvino backend runs a stateful decoder: no cache goes in or out of a step, and the CPU plugin
+    fuses attention with the cache it holds (the reason for the conversion; a changed graph would lose it)."""
+    pipe = build_pipeline(ModelSpec(name=str(decoders[kind]), task="text-generation", backend="openvino",
+                                    max_new_tokens=4))
+    backend = pipe.backend
+    assert backend.stateful
+    assert {p.get_any_name() for p in backend.compiled.inputs} == {"input_ids", "attention_mask", "position_ids",
+                                                                     "beam_idx"}
+    assert [p.get_any_name() for p in backend.compiled.outputs] == ["logits"]
+    kinds = [op.get_rt_info()["layerType"].astype(str) for op in backend.compiled.get_runtime_model().get_ops()]
+    assert kinds.count("ScaledDotProductAttention") == 2  # one per layer of the tiny decoder
+    assert kinds.count("MemoryInput") == 4  # keys and values per layer, inside the model
+
+
 @pytest.mark.parametrize("backend", ["torch", "ort"])
 def test_eos_and_stop_strings_end_rows(decoders, backend, tmp_path):
     import shutil

@@ -10,7 +10,8 @@ import numpy as np
 from batchinfer.backends.base import as_model_dtype, cpu_has_bf16
 from batchinfer.model import ModelGraph
 from batchinfer.model.cache_folder import load_cached
-from batchinfer.model.openvino_ir import COMPLETE, ir_path
+from batchinfer.model.openvino_ir import COMPLETE, ir_path, is_stateful
+from batchinfer.model.openvino_stateful import BEAM_IDX
 
 log = logging.getLogger("batchinfer")
 
@@ -38,6 +39,9 @@ class OpenVinoBackend:
         core = ov.Core()  # OpenVINO would pick bf16 by itself on such CPUs: fp32 unless asked
         config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+        self.stateful = is_stateful(graph)  # a decoder whose key/value cache stays inside the request
+        if self.stateful:  # the CPU plugin would keep it in uint8 by default: not the model's numbers
+            config["KV_CACHE_PRECISION"] = "bf16" if precision == "bf16" else "f32"
         self.artifact, self.compiled = load_cached(
             lambda broken: ir_path(graph, cache_dir, quantize=quantize, broken=broken),
             lambda path: core.compile_model(str(path), "CPU", config), marker=COMPLETE, runtime="OpenVINO")
@@ -47,12 +51,16 @@ class OpenVinoBackend:
                             f"(CPU, {threads} threads, {self.reduced or 'fp32'})")
 
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = {name: as_model_dtype(inputs[name]) for name in self._inputs}
+        feed = {name: inputs[name] if name == BEAM_IDX else as_model_dtype(inputs[name]) for name in self._inputs}
         result = self._request.infer(feed)
-        if self.graph.with_past:  # a decoder step: logits and the key/value cache
+        if self.graph.with_past and not self.stateful:  # a decoder step: logits and the key/value cache
             return {_port_name(port): np.array(result[port], copy=True) for port in self.compiled.outputs}
         out = result[self.compiled.output(self.graph.output_name)]
         return {self.graph.output_name: np.array(out, copy=True)}
+
+    def reset_state(self) -> None:
+        """Empty a stateful decoder's key/value cache (before a new batch's prompt step)."""
+        self._request.reset_state()
 
 
 def _port_name(port) -> str:

@@ -3,7 +3,8 @@
 stopping criteria) drives ONNX Runtime or OpenVINO exactly as it drives the PyTorch model.
 
 The cache stays a transformers `DynamicCache` (beam search reorders it); each step feeds its tensors to the
-runtime, whose present keys and values (past and new) become the cache's tensors. Position ids come from the attention mask (a left-padded prompt
+runtime, whose present keys and values (past and new) become the cache's tensors. A stateful runtime (OpenVINO)
+keeps the cache itself: transformers' stays empty, and beam search's reordering goes in as `beam_idx`. Position ids come from the attention mask (a left-padded prompt
 starts at position 0), so a row's tokens do not depend on the other rows of its batch.
 """
 
@@ -52,9 +53,11 @@ def runtime_lm(backend, config, generation_config):
     from transformers.modeling_outputs import CausalLMOutputWithPast
 
     from batchinfer.model.decoder_export import cache_names, cache_shape
+    from batchinfer.model.openvino_stateful import BEAM_IDX
 
     layers, kv_heads, head_dim = cache_shape(config)
     names = cache_names(layers)
+    stateful = getattr(backend, "stateful", False)  # the runtime keeps the cache (a stateful OpenVINO model)
 
     class RuntimeCausalLM(PreTrainedModel, GenerationMixin):
         config_class = type(config)
@@ -65,6 +68,8 @@ def runtime_lm(backend, config, generation_config):
         def __init__(self) -> None:
             super().__init__(config)
             self._anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)  # device and dtype: CPU fp32
+            self._cache, self._past = None, 0  # a stateful runtime's: whose generate call, and tokens cached
+            self._beams = None  # beam search's reordering for a stateful runtime's next step
 
         def can_generate(self) -> bool:
             return True
@@ -75,15 +80,32 @@ def runtime_lm(backend, config, generation_config):
             if cache is None:
                 cache = DynamicCache()
             batch, new = input_ids.shape
-            past = _seen(cache)
+            if stateful and cache is not self._cache:  # a new generate call: a new batch, an empty cache
+                backend.reset_state()
+                self._cache, self._past, self._beams = cache, 0, None
+            past = self._past if stateful else _seen(cache)  # a stateful runtime's cache: transformers' stays empty
             if attention_mask is None:
                 attention_mask = torch.ones((batch, past + new), dtype=torch.long)
             if position_ids is None:
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -new:]
             feed = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy(),
                     "position_ids": position_ids.numpy()}
-            out = _run_step(backend.forward, feed, cache, past, names, kv_heads, head_dim)
+            if not stateful:
+                out = _run_step(backend.forward, feed, cache, past, names, kv_heads, head_dim)
+                return CausalLMOutputWithPast(logits=torch.from_numpy(out["logits"]), cache=cache)
+            feed[BEAM_IDX] = np.arange(batch, dtype=np.int32) if self._beams is None else self._beams
+            self._beams = None
+            out = backend.forward(feed)
+            self._past += new
             return CausalLMOutputWithPast(logits=torch.from_numpy(out["logits"]), cache=cache)
+
+        def _reorder_cache(self, cache, beam_idx):
+            """Beam search: which row each row continues (the runtime's cache reorders itself next step)."""
+            if stateful:
+                self._beams = beam_idx.numpy().astype(np.int32)
+            else:
+                cache.reorder_cache(beam_idx)
+            return cache
 
     model = RuntimeCausalLM().eval()
     model.generation_config = generation_config

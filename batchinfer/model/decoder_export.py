@@ -36,9 +36,31 @@ def cache_shape(config) -> tuple[int, int, int]:
     return int(text.num_hidden_layers), kv_heads, head_dim
 
 
-def export_decoder(model, target: Path, opset: int) -> None:
-    import torch
+def filled_cache(past, layers: int):
+    """A transformers DynamicCache holding `past` (key, value per layer) as they are: no concatenation with an
+    empty start, which some converters cannot follow (OpenVINO's)."""
     from transformers.cache_utils import DynamicCache
+
+    cache = DynamicCache()
+    try:
+        from transformers.cache_utils import DynamicLayer
+    except ImportError:  # transformers < 4.56: the cache holds lists of tensors
+        for i in range(layers):
+            cache.update(past[2 * i], past[2 * i + 1], i)
+        return cache
+    cache.layers = []
+    for i in range(layers):
+        layer = DynamicLayer()
+        layer.device = past[2 * i].device
+        layer.keys, layer.values, layer.is_initialized = past[2 * i], past[2 * i + 1], True
+        cache.layers.append(layer)
+    return cache
+
+
+def decoder_step(model):
+    """The decoder step as a module over positional tensors, with example inputs, for a tracer:
+    (module, example args, input names, output names, dynamic axes)."""
+    import torch
 
     layers, kv_heads, head_dim = cache_shape(model.config)
     past_names, present_names = cache_names(layers)
@@ -52,11 +74,8 @@ def export_decoder(model, target: Path, opset: int) -> None:
             self.model = model
 
         def forward(self, input_ids, attention_mask, position_ids, *past):
-            cache = DynamicCache()
-            for i in range(layers):
-                cache.update(past[2 * i], past[2 * i + 1], i)
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                             use_cache=True, **{cache_arg: cache}, **last_only)
+                             use_cache=True, **{cache_arg: filled_cache(past, layers)}, **last_only)
             logits = out.logits[:, -1:, :]
             cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
             present = []
@@ -72,5 +91,10 @@ def export_decoder(model, target: Path, opset: int) -> None:
     axes = {"input_ids": {0: "batch", 1: "new"}, "position_ids": {0: "batch", 1: "new"},
             "attention_mask": {0: "batch", 1: "total"}, "logits": {0: "batch"}}
     axes |= cache_axes(past_names, present_names)
-    trace_to_onnx(_Step(), (ids, mask, positions, *past), target,
-                  ["input_ids", "attention_mask", "position_ids", *past_names], ["logits", *present_names], axes, opset)
+    return (_Step(), (ids, mask, positions, *past), ["input_ids", "attention_mask", "position_ids", *past_names],
+            ["logits", *present_names], axes)
+
+
+def export_decoder(model, target: Path, opset: int) -> None:
+    module, args, inputs, outputs, axes = decoder_step(model)
+    trace_to_onnx(module, args, target, inputs, outputs, axes, opset)
