@@ -159,7 +159,7 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
     load = dict(threads=runtime.threads, cache_dir=cache_dir, precision=model.precision, quantize=model.quantize)
     if cls.parts and backend_class(model.backend).runs_graphs:  # an encoder and a decoder step, one graph each
         backend = load_parts(model.backend, {part: dataclasses.replace(
-            graph, part=part, with_past=part == "decoder",
+            graph, part=part, with_past=part != "encoder",  # every output of the cross and decoder graphs
             output_name="last_hidden_state" if part == "encoder" else graph.output_name) for part in cls.parts}, **load)
     else:
         backend = load_backend(model.backend, graph, **load)

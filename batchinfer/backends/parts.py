@@ -1,4 +1,4 @@
-"""A model run as several graphs (an encoder-decoder's encoder and decoder step), one backend each."""
+"""A model run as several graphs (an encoder-decoder's encoder, cross-attention and decoder step), one backend each."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ class PartedBackend:
         self.parts = parts
         first = next(iter(parts.values()))
         self.name = first.name
-        self.description = f"{first.description}, {' and '.join(parts)} graphs"
+        self.description = f"{first.description}, {', '.join(parts)} graphs"
         self.reduced = first.reduced
         self.artifact: Path | None = first.artifact
 
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        part = "decoder" if "decoder_input_ids" in inputs else "encoder"
+        part = ("decoder" if "decoder_input_ids" in inputs else
+                "cross" if "encoder_hidden_states" in inputs else "encoder")
         return self.parts[part].forward(inputs)

@@ -113,20 +113,22 @@ def runtime_lm(backend, config, generation_config):
 
 
 def runtime_seq2seq(backend, config, generation_config):
-    """A transformers encoder-decoder model (GenerationMixin) over a backend's `encoder` and `decoder` parts
-    (`model/seq2seq_export.py`). The cache is transformers' EncoderDecoderCache; only its self-attention
-    half is carried (the decoder graph recomputes cross-attention from the encoder states)."""
+    """A transformers encoder-decoder model (GenerationMixin) over a backend's `encoder`, `cross` and `decoder`
+    parts (`model/seq2seq_export.py`). The cache is transformers' EncoderDecoderCache: the cross graph fills its
+    cross-attention half at a row's first step (after beam search has expanded the encoder states), and beam
+    search reorders both halves as it does for PyTorch."""
     import torch
     from transformers import GenerationMixin, PreTrainedModel
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
     from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
     from batchinfer.model.decoder_export import cache_names
-    from batchinfer.model.seq2seq_export import decoder_cache_shape
+    from batchinfer.model.seq2seq_export import cross_names, decoder_cache_shape
 
     layers, heads, head_dim = decoder_cache_shape(config)
     names = cache_names(layers)
-    encoder_part, decoder_part = backend.parts["encoder"], backend.parts["decoder"]
+    cross = cross_names(layers)
+    encoder_part, cross_part, decoder_part = (backend.parts[p] for p in ("encoder", "cross", "decoder"))
 
     class RuntimeEncoder(torch.nn.Module):
         main_input_name = "input_ids"
@@ -159,15 +161,24 @@ def runtime_seq2seq(backend, config, generation_config):
             cache = cache if cache is not None else past_key_values
             if cache is None:
                 cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-            own = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
-            if encoder_outputs is None:
-                encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-            hidden = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else \
-                encoder_outputs.last_hidden_state
+            if not isinstance(cache, EncoderDecoderCache):
+                cache = EncoderDecoderCache(cache, DynamicCache())
+            own, attended = cache.self_attention_cache, cache.cross_attention_cache
+            if not _seen(attended):  # a batch's first step: the encoder states' cross keys and values, once
+                if encoder_outputs is None:
+                    encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+                hidden = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else \
+                    encoder_outputs.last_hidden_state
+                if attention_mask is None:
+                    attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long)
+                kv = cross_part.forward({"encoder_hidden_states": hidden.numpy()})
+                for i in range(layers):
+                    attended.update(torch.from_numpy(kv[cross[2 * i]]), torch.from_numpy(kv[cross[2 * i + 1]]), i)
             if attention_mask is None:
-                attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long)
-            feed = {"decoder_input_ids": decoder_input_ids.numpy(), "encoder_hidden_states": hidden.numpy(),
-                    "encoder_attention_mask": attention_mask.numpy()}
+                attention_mask = torch.ones((decoder_input_ids.shape[0], attended.get_seq_length()), dtype=torch.long)
+            feed = {"decoder_input_ids": decoder_input_ids.numpy(), "encoder_attention_mask": attention_mask.numpy()}
+            for i, layer in enumerate(attended.layers):
+                feed[cross[2 * i]], feed[cross[2 * i + 1]] = layer.keys.numpy(), layer.values.numpy()
             out = _run_step(decoder_part.forward, feed, own, _seen(own), names, heads, head_dim)
             return Seq2SeqLMOutput(logits=torch.from_numpy(out["logits"]), cache=cache)
 

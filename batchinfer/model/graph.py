@@ -19,5 +19,6 @@ class ModelGraph:
     sequence_output: bool = False  # the output has a sequence axis (hidden states, per-token logits)
     trust_remote_code: bool = False
     allow_unsafe_weights: bool = False
-    with_past: bool = False  # a decoder exported with its key/value cache as inputs and outputs (generation)
-    part: str | None = None  # "encoder" or "decoder" of an encoder-decoder model (each its own graph)
+    with_past: bool = False  # a decoder exported with its key/value cache as inputs and outputs (generation):
+    # backends return every output (an encoder-decoder's cross graph too)
+    part: str | None = None  # "encoder", "cross" or "decoder" of an encoder-decoder model (each its own graph)

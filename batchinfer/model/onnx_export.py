@@ -22,7 +22,7 @@ from batchinfer.model.torch_model import load_torch_model, trace_to_onnx
 log = logging.getLogger("batchinfer")
 
 OPSET = 17
-EXPORT_FORMAT = 1  # bump when the way we export changes
+EXPORT_FORMAT = 2  # bump when the way we export changes (2: an encoder-decoder's cross graph)
 COMPLETE = ONNX.marker  # written last inside the temp folder; its presence marks a whole export
 
 
@@ -57,7 +57,8 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
     if graph.part is not None:
         from batchinfer.model import seq2seq_export
 
-        export = seq2seq_export.export_encoder if graph.part == "encoder" else seq2seq_export.export_decoder_step
+        export = {"encoder": seq2seq_export.export_encoder, "cross": seq2seq_export.export_cross,
+                  "decoder": seq2seq_export.export_decoder_step}[graph.part]
         return export(model, target / "model.onnx", opset)
     if graph.with_past:
         from batchinfer.model.decoder_export import export_decoder

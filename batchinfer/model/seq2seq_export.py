@@ -1,11 +1,12 @@
-"""An encoder-decoder model (`*ForConditionalGeneration`: T5, BART, Marian) exported as two graphs, for
-generation: its encoder, and one decoder step with the decoder's own key/value cache.
+"""An encoder-decoder model (`*ForConditionalGeneration`: T5, BART, Marian) exported as three graphs, for
+generation: its encoder, the decoder's cross-attention keys and values of the encoder states, and one decoder
+step over both caches.
 
-Encoder: `input_ids`, `attention_mask` -> `last_hidden_state`. Decoder step: `decoder_input_ids` (batch, new),
-`encoder_hidden_states`, `encoder_attention_mask` and per layer `past_key_values.{i}.key` / `.value`
-(batch, heads, past, head dim; past may be 0) -> `logits` of the last position and `present.{i}.key` /
-`.value`. The cross-attention keys and values are recomputed from the encoder states at each step (no
-second cache to carry). `generation/runtime_lm.py` feeds both.
+Encoder: `input_ids`, `attention_mask` -> `last_hidden_state`. Cross: `encoder_hidden_states` -> per layer
+`cross.{i}.key` / `.value` (batch, heads, source, head dim), computed once per row. Decoder step:
+`decoder_input_ids` (batch, new), `encoder_attention_mask`, per layer `past_key_values.{i}.key` / `.value`
+(batch, heads, past, head dim; past may be 0) and the cross keys and values -> `logits` of the last position
+and `present.{i}.key` / `.value`. `generation/runtime_lm.py` feeds them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from batchinfer.model.decoder_export import cache_axes, cache_names
+from batchinfer.model.decoder_export import cache_axes, cache_names, filled_cache
 from batchinfer.model.torch_model import trace_to_onnx
 
 
@@ -45,25 +46,65 @@ def export_encoder(model, target: Path, opset: int) -> None:
             axes, opset)
 
 
-def export_decoder_step(model, target: Path, opset: int) -> None:
+def cross_names(layers: int) -> list[str]:
+    """The cross-attention keys and values, key then value per layer: the cross graph's outputs, the step's inputs."""
+    return [f"cross.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+
+
+def export_cross(model, target: Path, opset: int) -> None:
+    """The decoder's cross-attention keys and values of the encoder states, once per row: the decoder run for one
+    start token into an empty cache, of which only the cross-attention half is kept (the tracer keeps only
+    what that half needs: each layer's key and value projections of the encoder states)."""
     import torch
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
+    layers, _, _ = decoder_cache_shape(model.config)
+    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+    class _Cross(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, encoder_hidden_states):
+            start = torch.zeros(encoder_hidden_states.shape[:1] + (1,), dtype=torch.long)
+            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+            out = self.model(encoder_outputs=(encoder_hidden_states,), decoder_input_ids=start, use_cache=True,
+                             **{cache_arg: cache})
+            cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+            cross = []
+            for layer in cache.cross_attention_cache.layers:
+                cross += [layer.keys, layer.values]
+            return tuple(cross)
+
+    names = cross_names(layers)
+    axes = {"encoder_hidden_states": {0: "batch", 1: "source"}, **{n: {0: "batch", 2: "source"} for n in names}}
+    trace_to_onnx(_Cross(), (torch.rand(2, 5, _hidden(model.config)),), target, ["encoder_hidden_states"], names,
+                  axes, opset)
+
+
+def export_decoder_step(model, target: Path, opset: int) -> None:
+    import torch
+    from transformers.cache_utils import EncoderDecoderCache
+
     layers, heads, head_dim = decoder_cache_shape(model.config)
     past_names, present_names = cache_names(layers)
+    cross = cross_names(layers)
     cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    hidden = _hidden(model.config)
 
     class _Step(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
-        def forward(self, decoder_input_ids, encoder_hidden_states, encoder_attention_mask, *past):
-            own = DynamicCache()
-            for i in range(layers):
-                own.update(past[2 * i], past[2 * i + 1], i)
-            cache = EncoderDecoderCache(own, DynamicCache())
-            out = self.model(encoder_outputs=(encoder_hidden_states,), attention_mask=encoder_attention_mask,
+        def forward(self, decoder_input_ids, encoder_attention_mask, *tensors):
+            past, cross_kv = tensors[: len(past_names)], tensors[len(past_names):]
+            cache = EncoderDecoderCache(filled_cache(past, layers), filled_cache(cross_kv, layers))
+            # the cross half is filled: the model reads it and never projects the encoder states, whose place
+            # a zero tensor of their shape holds (the models check that there are encoder states)
+            states = cross_kv[0].new_zeros((cross_kv[0].shape[0], cross_kv[0].shape[2], hidden))
+            out = self.model(encoder_outputs=(states,), attention_mask=encoder_attention_mask,
                              decoder_input_ids=decoder_input_ids, use_cache=True, **{cache_arg: cache})
             cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
             present = []
@@ -72,13 +113,15 @@ def export_decoder_step(model, target: Path, opset: int) -> None:
             return (out.logits[:, -1:, :], *present)
 
     batch, new, past_len, source = 2, 2, 3, 5
-    hidden = int(getattr(model.config, "d_model", None) or model.config.hidden_size)
-    args = (torch.ones((batch, new), dtype=torch.long), torch.rand(batch, source, hidden),
-            torch.ones((batch, source), dtype=torch.long),
-            *(torch.rand(batch, heads, past_len, head_dim) for _ in past_names))
-    axes = {"decoder_input_ids": {0: "batch", 1: "new"}, "encoder_hidden_states": {0: "batch", 1: "source"},
-            "encoder_attention_mask": {0: "batch", 1: "source"}, "logits": {0: "batch"}}
+    args = (torch.ones((batch, new), dtype=torch.long), torch.ones((batch, source), dtype=torch.long),
+            *(torch.rand(batch, heads, past_len, head_dim) for _ in past_names),
+            *(torch.rand(batch, heads, source, head_dim) for _ in cross))
+    axes = {"decoder_input_ids": {0: "batch", 1: "new"}, "encoder_attention_mask": {0: "batch", 1: "source"},
+            "logits": {0: "batch"}, **{n: {0: "batch", 2: "source"} for n in cross}}
     axes |= cache_axes(past_names, present_names)
-    inputs = ["decoder_input_ids", "encoder_hidden_states", "encoder_attention_mask", *past_names]
+    inputs = ["decoder_input_ids", "encoder_attention_mask", *past_names, *cross]
     trace_to_onnx(_Step(), args, target, inputs, ["logits", *present_names], axes, opset)
 
+
+def _hidden(config) -> int:
+    return int(getattr(config, "d_model", None) or config.hidden_size)

@@ -94,7 +94,7 @@ class Task(ABC):
     keeps_call_batches: ClassVar[bool] = False  # must `batchinfer.pipeline` batch in input order (as transformers)?
     generates: ClassVar[bool] = False  # does it decode (a decoder exported with its key/value cache)?
     gate_rows: ClassVar[int] = 512  # rows of the job's input a below-fp32 run is compared on (runner)
-    parts: ClassVar[tuple[str, ...]] = ()  # graphs of the model where the backend runs graphs (encoder, decoder)
+    parts: ClassVar[tuple[str, ...]] = ()  # graphs of the model where the backend runs graphs (encoder, cross, decoder)
 
     def __init__(self, config: dict[str, Any], processor: Any, options: TaskOptions | None = None, *,
                  max_length: int | None = None, **option_values: Any) -> None:

@@ -28,7 +28,7 @@ class TranslationOptions(GenerationOptions):
 class Text2TextGeneration(GenerativeTask):
     name = "text2text-generation"
     auto_class = "AutoModelForSeq2SeqLM"
-    parts = ("encoder", "decoder")  # two graphs where the backend runs graphs
+    parts = ("encoder", "cross", "decoder")  # three graphs where the backend runs graphs (seq2seq_export.py)
     params_key: ClassVar[str | None] = None  # the model config's task_specific_params entry for this task
 
     @classmethod
