@@ -160,3 +160,32 @@ def test_ipex_text_pair_classification_matches_transformers(tiny_cross_encoder, 
             assert_same(ours(as_dicts(PAIRS), **kwargs), reference(as_dicts(PAIRS), **kwargs))
         both = as_dicts([*PAIRS, LONG_PAIR])
         assert_same(ours(both, truncation=True), reference(both, truncation=True))
+
+
+@pytest.mark.ipex
+def test_ipex_generation_equals_transformers_generate(tmp_path):
+    from tests.test_generation import PROMPTS, ours, reference
+    from tests.tiny_decoders import build_decoder
+
+    prompts = [p for p in PROMPTS if p]
+    for kind in ("gpt2", "llama"):
+        path = build_decoder(tmp_path / kind, kind)
+        for options in ({"max_new_tokens": 8}, {"max_new_tokens": 6, "num_beams": 3}):
+            want = reference(path, prompts, do_sample=False, **options)
+            got = ours(path, "ipex", prompts, **options)  # mixed lengths, left-padded in one batch
+            assert got["generated_text"].to_pylist() == want
+    sampled = dict(do_sample=True, temperature=1.3, max_new_tokens=6, seed=5)
+    assert (ours(path, "ipex", prompts, **sampled)["generated_text"].to_pylist()
+            == ours(path, "torch", prompts, **sampled)["generated_text"].to_pylist())
+
+
+@pytest.mark.ipex
+def test_ipex_text2text_generation_equals_transformers_generate(tmp_path):
+    from tests import test_seq2seq_generation as s2s
+    from tests.tiny_decoders import build_seq2seq
+
+    for kind in ("t5", "bart"):
+        path = build_seq2seq(tmp_path / kind, kind)
+        for options in ({"max_new_tokens": 9}, {"max_new_tokens": 6, "num_beams": 3}):
+            want = s2s.reference(path, s2s.INPUTS, do_sample=False, **options)
+            assert s2s.ours(path, "ipex", s2s.INPUTS, **options)["generated_text"].to_pylist() == want
