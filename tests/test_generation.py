@@ -93,6 +93,55 @@ def test_openvino_keeps_the_cache_inside_the_model(decoders, kind):
     assert kinds.count("MemoryInput") == 4  # keys and values per layer, inside the model
 
 
+@pytest.fixture(scope="module")
+def early_ending(decoders, tmp_path_factory) -> Path:
+    """The tiny GPT-2 with an end token that its rows write at different steps (some early, some never)."""
+    import collections
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    path = decoders["gpt2"]
+    tok = AutoTokenizer.from_pretrained(str(path))
+    free = reference(path, LONG_RUN, max_new_tokens=40, do_sample=False)
+    firsts = collections.defaultdict(dict)  # token -> {row: its first step}
+    for row, text in enumerate(free):
+        for step, token in enumerate(tok(text)["input_ids"]):
+            firsts[token].setdefault(row, step)
+    # the token that ends the most rows at the most different steps, not at the very first one
+    end = max(firsts, key=lambda t: (len({s for s in firsts[t].values() if s > 2}), -len(firsts[t])))
+    target = shutil.copytree(path, tmp_path_factory.mktemp("early") / "model")
+    config = json.loads((target / "config.json").read_text())
+    config["eos_token_id"] = int(end)
+    (target / "config.json").write_text(json.dumps(config))
+    return target
+
+
+LONG_RUN = [p for p in PROMPTS if p] + ["a b c", "name: Grace Hopper; born: 1906", "tickets: 1, 2, 3"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_finished_rows_leave_the_batch(early_ending, backend, monkeypatch):
+    """Rows that end early leave the batch between generate calls (every CHUNK new tokens); the others go on
+    with the same tokens as uninterrupted, one-prompt-at-a-time generation."""
+    from batchinfer.generation import decode
+
+    want = reference(early_ending, LONG_RUN, max_new_tokens=40, do_sample=False)
+    sizes = []
+    real = decode._generate
+    monkeypatch.setattr(decode, "_generate", lambda model, ids, *a, **k: sizes.append(len(ids)) or
+                        real(model, ids, *a, **k))
+    got = ours(early_ending, backend, LONG_RUN, max_new_tokens=40)
+    assert got["generated_text"].to_pylist() == want
+    finish = got["finish_reason"].to_pylist()
+    assert "eos" in finish and "length" in finish  # some rows ended early, some ran to the end
+    assert sizes[0] == len(LONG_RUN) and sizes[-1] < sizes[0] and len(sizes) == 3  # 40 new tokens: 16+16+8
+    assert sizes[-1] >= finish.count("length")
+    sampled = dict(do_sample=True, temperature=1.3, max_new_tokens=40, seed=11)  # per-row streams: the same
+    one = ours(early_ending, backend, LONG_RUN, batch_size=1, **sampled)["generated_text"].to_pylist()
+    assert ours(early_ending, backend, LONG_RUN, **sampled)["generated_text"].to_pylist() == one
+
+
 @pytest.mark.parametrize("backend", ["torch", "ort"])
 def test_eos_and_stop_strings_end_rows(decoders, backend, tmp_path):
     import shutil

@@ -45,22 +45,67 @@ def end_tokens(config) -> set[int]:
     return set() if eos is None else {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])}
 
 
+CHUNK = 16  # new tokens per generate call: between calls, finished rows leave the batch
+
+
 def generate_batch(model, inputs: dict[str, np.ndarray], config, *, keys: np.ndarray, seed: int,
                    stop: list[str] | None = None, tokenizer: Any = None) -> Generated:
     """Generate for one left-padded batch. `config`: the resolved GenerationConfig (do_sample is done here by
-    per-row Gumbel-max sampling over transformers' greedy search); `keys`: each row's seed key."""
-    import torch
+    per-row Gumbel-max sampling over transformers' greedy search); `keys`: each row's seed key.
 
-    from batchinfer.generation.sampling import sampling_processors
+    A decoder-only batch without beams is generated CHUNK new tokens at a time, each call continuing from the
+    last one's cache; rows that finished (an end token, a stop string) leave the batch in between, so the batch
+    shrinks as rows finish instead of carrying them to the longest row's end. The tokens are the same as from
+    one call: each call continues exactly where the last one stopped (its cache, positions and step count)."""
+    import torch
 
     ids = torch.from_numpy(np.ascontiguousarray(inputs["input_ids"], dtype=np.int64))
     mask = torch.from_numpy(np.ascontiguousarray(inputs["attention_mask"], dtype=np.int64))
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+    start = 1 if seq2seq else ids.shape[1]  # where the new tokens begin in what generate returns
+    budget = config.max_new_tokens
+    chunked = not seq2seq and budget is not None and budget > CHUNK and (config.num_beams or 1) == 1
+    if not chunked:
+        new = _generate(model, ids, mask, config, keys=keys, seed=seed, start=start, stop=stop,
+                        tokenizer=tokenizer).sequences[:, start:].numpy()
+        return _finished(list(new), config)
+    rows = np.arange(len(ids))  # the batch's rows still generating, as indices into the input
+    parts: list[list[np.ndarray]] = [[] for _ in rows]
+    cache, done = None, 0
+    while len(rows) and done < budget:
+        step = min(CHUNK, budget - done)
+        run = copy.deepcopy(config)
+        run.max_new_tokens, run.min_new_tokens = step, max(0, (config.min_new_tokens or 0) - done) or None
+        out = _generate(model, ids, mask, run, keys=keys[rows], seed=seed, start=start, stop=stop,
+                        tokenizer=tokenizer, cache=cache)
+        width = ids.shape[1]
+        ids, cache, done = out.sequences, _cache_of(out), done + step
+        mask = torch.cat([mask, torch.ones((len(ids), ids.shape[1] - width), dtype=mask.dtype)], 1)
+        over = _over(ids, width, config, stop, tokenizer)
+        for row, tokens in zip(rows, ids[:, width:].numpy()):
+            parts[row].append(tokens)
+        if over.any() and not over.all() and done < budget:  # finished rows leave; the rest continue
+            keep = torch.from_numpy(np.flatnonzero(~over))
+            ids, mask, rows = ids[keep], mask[keep], rows[keep.numpy()]
+            select = getattr(model, "select_rows", None)
+            select(cache, keep) if select is not None else cache.batch_select_indices(keep)
+        elif over.all():
+            break
+    return _finished([np.concatenate(p) for p in parts], config)
+
+
+def _generate(model, ids, mask, config, *, keys, seed, start, stop, tokenizer, cache=None):
+    """One generate call (continuing from `cache` if given), its sequences and cache in what it returns."""
+    import inspect
+
+    import torch
+
+    from batchinfer.generation.sampling import sampling_processors
+
+    seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
     extra: dict[str, Any] = {} if seq2seq else {"position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
     # (a left-padded prompt starts at position 0; an encoder-decoder's decoder starts from its start token)
-    start = 1 if seq2seq else ids.shape[1]  # where the new tokens begin in what generate returns
-    run = config
-    processors = []
+    run, processors = config, []
     if config.do_sample:
         run = copy.deepcopy(config)  # the task's own config stays as the job asked
         run.do_sample, run.temperature, run.top_k, run.top_p = False, 1.0, None, 1.0
@@ -69,10 +114,34 @@ def generate_batch(model, inputs: dict[str, np.ndarray], config, *, keys: np.nda
         processors = sampling_processors(config, seed, keys, start)
     if stop:
         extra |= {"stop_strings": stop, "tokenizer": tokenizer}
+    if cache is not None:
+        takes = inspect.signature(model.forward).parameters
+        extra["cache" if "cache" in takes else "past_key_values"] = cache
     with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=run,
-                             logits_processor=processors or None, **extra)
-    new = out[:, start:].numpy()
+        return model.generate(input_ids=ids, attention_mask=mask, generation_config=run, return_dict_in_generate=True,
+                              logits_processor=processors or None, **extra)
+
+
+def _cache_of(out):
+    return getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+
+
+def _over(ids, width: int, config, stop, tokenizer) -> np.ndarray:
+    """Rows that finished in the call whose new tokens start at `width`: an end token, or a stop string."""
+    new = ids[:, width:].numpy()
+    ends = list(end_tokens(config))
+    over = np.isin(new, ends).any(1) if ends else np.zeros(len(new), bool)
+    if stop:  # where transformers' criterion stopped a row (it pads the row after)
+        from transformers import StopStringCriteria
+
+        criterion = StopStringCriteria(tokenizer, stop)
+        for end in range(width + 1, ids.shape[1] + 1):
+            over |= criterion(ids[:, :end], None).numpy()
+    return over
+
+
+def _finished(new: list[np.ndarray], config) -> Generated:
+    """Each row's tokens up to its end token (`eos`), else without trailing padding (`length`)."""
     ends = end_tokens(config)
     pad = config.pad_token_id
     tokens, finish = [], []

@@ -80,10 +80,14 @@ def runtime_lm(backend, config, generation_config):
             if cache is None:
                 cache = DynamicCache()
             batch, new = input_ids.shape
-            if stateful and cache is not self._cache:  # a new generate call: a new batch, an empty cache
+            if stateful and cache is not self._cache:  # a new batch (not a continuation): an empty cache
                 backend.reset_state()
                 self._cache, self._past, self._beams = cache, 0, None
             past = self._past if stateful else _seen(cache)  # a stateful runtime's cache: transformers' stays empty
+            if stateful and past and new > past:  # a continuing call passes the whole sequence, held part too
+                input_ids = input_ids[:, past:]
+                position_ids = None if position_ids is None else position_ids[:, past:]
+                new = input_ids.shape[1]
             if attention_mask is None:
                 attention_mask = torch.ones((batch, past + new), dtype=torch.long)
             if position_ids is None:
@@ -98,6 +102,13 @@ def runtime_lm(backend, config, generation_config):
             out = backend.forward(feed)
             self._past += new
             return CausalLMOutputWithPast(logits=torch.from_numpy(out["logits"]), cache=cache)
+
+        def select_rows(self, cache, rows) -> None:
+            """Continue only these rows (finished rows leave the batch between generate calls)."""
+            if stateful:
+                self._beams = rows.numpy().astype(np.int32)
+            else:
+                cache.batch_select_indices(rows)
 
         def _reorder_cache(self, cache, beam_idx):
             """Beam search: which row each row continues (the runtime's cache reorders itself next step)."""
