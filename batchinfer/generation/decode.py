@@ -50,52 +50,70 @@ CHUNK = 16  # new tokens per generate call: between calls, finished rows leave t
 
 def generate_batch(model, inputs: dict[str, np.ndarray], config, *, keys: np.ndarray, seed: int,
                    stop: list[str] | None = None, tokenizer: Any = None) -> Generated:
-    """Generate for one left-padded batch. `config`: the resolved GenerationConfig (do_sample is done here by
-    per-row Gumbel-max sampling over transformers' greedy search); `keys`: each row's seed key.
+    """Generate for one batch (left-padded for a decoder). `config`: the resolved GenerationConfig (do_sample
+    is done here by per-row Gumbel-max sampling over transformers' greedy search); `keys`: each row's seed key.
 
-    A decoder-only batch without beams is generated CHUNK new tokens at a time, each call continuing from the
-    last one's cache; rows that finished (an end token, a stop string) leave the batch in between, so the batch
-    shrinks as rows finish instead of carrying them to the longest row's end. The tokens are the same as from
-    one call: each call continues exactly where the last one stopped (its cache, positions and step count)."""
+    Without beams, a batch is generated CHUNK new tokens at a time, each call continuing from the last one's
+    cache; rows that finished (an end token, a stop string) leave the batch in between, so the batch shrinks
+    as rows finish instead of carrying them to the longest row's end. The tokens are the same as from one call:
+    each call continues exactly where the last one stopped (its cache, positions and step count; an
+    encoder-decoder's encoder runs once)."""
     import torch
 
     ids = torch.from_numpy(np.ascontiguousarray(inputs["input_ids"], dtype=np.int64))
     mask = torch.from_numpy(np.ascontiguousarray(inputs["attention_mask"], dtype=np.int64))
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
     start = 1 if seq2seq else ids.shape[1]  # where the new tokens begin in what generate returns
+    call = dict(keys=keys, seed=seed, start=start, stop=stop, tokenizer=tokenizer)
     budget = config.max_new_tokens
-    chunked = not seq2seq and budget is not None and budget > CHUNK and (config.num_beams or 1) == 1
-    if not chunked:
-        new = _generate(model, ids, mask, config, keys=keys, seed=seed, start=start, stop=stop,
-                        tokenizer=tokenizer).sequences[:, start:].numpy()
+    if budget is None or budget <= CHUNK or (config.num_beams or 1) != 1:
+        new = _generate(model, ids, mask, config, **call).sequences[:, start:].numpy()
         return _finished(list(new), config)
     rows = np.arange(len(ids))  # the batch's rows still generating, as indices into the input
     parts: list[list[np.ndarray]] = [[] for _ in rows]
-    cache, done = None, 0
+    cache, decoded, done = None, None, 0  # decoded: an encoder-decoder's decoder tokens so far
+    encoded = _encode(model, ids, mask) if seq2seq else None
     while len(rows) and done < budget:
         step = min(CHUNK, budget - done)
         run = copy.deepcopy(config)
         run.max_new_tokens, run.min_new_tokens = step, max(0, (config.min_new_tokens or 0) - done) or None
-        out = _generate(model, ids, mask, run, keys=keys[rows], seed=seed, start=start, stop=stop,
-                        tokenizer=tokenizer, cache=cache)
-        width = ids.shape[1]
-        ids, cache, done = out.sequences, _cache_of(out), done + step
-        mask = torch.cat([mask, torch.ones((len(ids), ids.shape[1] - width), dtype=mask.dtype)], 1)
-        over = _over(ids, width, config, stop, tokenizer)
-        for row, tokens in zip(rows, ids[:, width:].numpy()):
+        out = _generate(model, ids, mask, run, **{**call, "keys": keys[rows]}, cache=cache, encoded=encoded,
+                        decoded=decoded)
+        cache, done = _cache_of(out), done + step
+        if seq2seq:
+            width, decoded = (1 if decoded is None else decoded.shape[1]), out.sequences
+            sequences = decoded
+        else:
+            width, ids = ids.shape[1], out.sequences
+            mask = torch.cat([mask, torch.ones((len(ids), ids.shape[1] - width), dtype=mask.dtype)], 1)
+            sequences = ids
+        for row, tokens in zip(rows, sequences[:, width:].numpy()):
             parts[row].append(tokens)
-        if over.any() and not over.all() and done < budget:  # finished rows leave; the rest continue
+        over = _over(sequences, width, config, stop, tokenizer)
+        if over.all():
+            break
+        if over.any() and done < budget:  # finished rows leave; the rest continue
             keep = torch.from_numpy(np.flatnonzero(~over))
             ids, mask, rows = ids[keep], mask[keep], rows[keep.numpy()]
+            if seq2seq:
+                decoded, encoded = decoded[keep], type(encoded)(last_hidden_state=encoded.last_hidden_state[keep])
             select = getattr(model, "select_rows", None)
             select(cache, keep) if select is not None else cache.batch_select_indices(keep)
-        elif over.all():
-            break
     return _finished([np.concatenate(p) for p in parts], config)
 
 
-def _generate(model, ids, mask, config, *, keys, seed, start, stop, tokenizer, cache=None):
-    """One generate call (continuing from `cache` if given), its sequences and cache in what it returns."""
+def _encode(model, ids, mask):
+    """An encoder-decoder's encoder outputs, once for all of a batch's generate calls."""
+    import torch
+
+    with torch.inference_mode():
+        return model.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True)
+
+
+def _generate(model, ids, mask, config, *, keys, seed, start, stop, tokenizer, cache=None, encoded=None,
+              decoded=None):
+    """One generate call (continuing from `cache`, and for an encoder-decoder from its `encoded` outputs and
+    `decoded` tokens, if given); what generate returns (sequences, cache)."""
     import inspect
 
     import torch
@@ -117,8 +135,15 @@ def _generate(model, ids, mask, config, *, keys, seed, start, stop, tokenizer, c
     if cache is not None:
         takes = inspect.signature(model.forward).parameters
         extra["cache" if "cache" in takes else "past_key_values"] = cache
+    if encoded is not None:
+        extra["encoder_outputs"] = encoded
+    if decoded is not None:  # with its mask, so that generate feeds only what the cache has not seen
+        extra |= {"decoder_input_ids": decoded, "decoder_attention_mask": torch.ones_like(decoded)}
+    if not run.return_dict_in_generate:
+        run = copy.deepcopy(run)
+        run.return_dict_in_generate = True  # the sequences and the cache a next call continues from
     with torch.inference_mode():
-        return model.generate(input_ids=ids, attention_mask=mask, generation_config=run, return_dict_in_generate=True,
+        return model.generate(input_ids=ids, attention_mask=mask, generation_config=run,
                               logits_processor=processors or None, **extra)
 
 

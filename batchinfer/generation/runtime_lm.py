@@ -168,7 +168,8 @@ def runtime_seq2seq(backend, config, generation_config):
             return True
 
         def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, encoder_outputs=None,
-                    cache=None, past_key_values=None, **_: Any):
+                    cache=None, past_key_values=None, decoder_attention_mask=None, **_: Any):
+            # decoder_attention_mask: all ones (a continuing generate call's), as the decoder's own default
             cache = cache if cache is not None else past_key_values
             if cache is None:
                 cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
