@@ -12,6 +12,7 @@ runs in its own process (peak RSS); rows are interleaved over --repeats runs; th
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import random
 import statistics
@@ -26,7 +27,7 @@ from bench.harness import machine, run_child  # noqa: E402
 HERE = Path(__file__).resolve()
 ROWS = {
     "gpt2": ["transformers pipeline", "transformers generate, sorted", "batchinfer torch", "batchinfer ort",
-             "batchinfer openvino", "batchinfer openvino int8-weights"],
+             "batchinfer openvino", "batchinfer openvino int8-weights", "openvino-genai LLMPipeline"],
     "t5": ["transformers generate, sorted", "batchinfer torch", "batchinfer ort", "batchinfer openvino",
            "batchinfer openvino int8-weights"],
 }
@@ -85,6 +86,32 @@ def run_row(row: str, model: Path, prompts: list[str], new: int, batch: int, kin
                                         **fixed))
         started = time.perf_counter()  # the export is cached by a warm-up run; time the generation
         texts = pipe.predict(prompts, BatchingSpec(batch_size=batch))["generated_text"].to_pylist()
+    elif row.startswith("openvino-genai"):
+        import numpy as np
+        import openvino_genai
+
+        folder = _genai_folder(model)
+        pipe = openvino_genai.LLMPipeline(str(folder), "CPU", INFERENCE_NUM_THREADS=2, KV_CACHE_PRECISION="f32",
+                                          INFERENCE_PRECISION_HINT="f32", ATTENTION_BACKEND="SDPA")
+        config = openvino_genai.GenerationConfig(max_new_tokens=new, min_new_tokens=new, do_sample=False)
+        config.apply_chat_template = False  # the prompts as they are, as every other row takes them
+        import openvino as ov
+        import transformers
+
+        tok = transformers.AutoTokenizer.from_pretrained(str(model))  # the same tokens and texts as every row
+        tok.padding_side = "left"
+        tok.pad_token = tok.pad_token or tok.eos_token
+        started = time.perf_counter()
+        order = sorted(range(len(prompts)), key=lambda i: len(tok(prompts[i])["input_ids"]))  # its best batches
+        texts = [""] * len(prompts)
+        for start in range(0, len(order), batch):
+            idx = order[start:start + batch]
+            enc = tok([prompts[i] for i in idx], return_tensors="np", padding=True)
+            out = pipe.generate(openvino_genai.TokenizedInputs(ov.Tensor(enc["input_ids"].astype(np.int64)),
+                                                               ov.Tensor(enc["attention_mask"].astype(np.int64))),
+                                config)
+            for i, tokens in zip(idx, out.tokens):
+                texts[i] = tok.decode(tokens, skip_special_tokens=True)
     else:
         import transformers
 
@@ -132,11 +159,12 @@ def main() -> None:
         print(json.dumps(run_row(args.row, model, prompts, args.new, args.batch, args.model)))
         return
     build_models(root)
+    rows = [row for row in ROWS[args.model]
+            if not row.startswith("openvino-genai") or importlib.util.find_spec("openvino_genai")]
     child = ["--model", args.model, "--prompts", str(args.prompts), "--new", str(args.new), "--batch",
              str(args.batch), "--root", str(root)]
-    rows = ROWS[args.model]
     for row in rows:  # warm-up: exports and IR conversions into the cache, not timed
-        if row.startswith("batchinfer"):
+        if row.startswith(("batchinfer", "openvino-genai")):
             run_child(HERE, row, [*child[:2], "--prompts", "2", "--new", "2", *child[6:]])
     results: dict[str, list[dict]] = {row: [] for row in rows}
     for _ in range(args.repeats):
@@ -163,6 +191,35 @@ def main() -> None:
         same_ours = sum(a == b for a, b in zip(texts, ours)) / len(ours)
         print(f"| {row} | {rate:.1f} | {prompt_tokens / seconds:.1f} | {rate / first:.2f}x | {rss:.0f} | "
               f"{same:.1%} | {same_ours:.1%} |")
+
+
+def _genai_folder(model: Path) -> Path:
+    """openvino-genai's model folder: batchinfer's stateful IR of the same model (the inputs genai expects:
+    input_ids, attention_mask, position_ids, beam_idx), the tokenizer converted by openvino-tokenizers."""
+    import shutil
+
+    import openvino as ov
+    import transformers
+    from openvino_tokenizers import convert_tokenizer
+
+    folder = model.parent / f"{model.name}-openvino-genai"
+    if (folder / "openvino_model.xml").exists():
+        return folder
+    from batchinfer.job import ModelSpec
+    from batchinfer.pipelines import build_pipeline
+
+    pipe = build_pipeline(ModelSpec(name=str(model), task="text-generation", backend="openvino", max_new_tokens=1))
+    tmp = folder.with_suffix(".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(model, tmp)
+    shutil.copy(pipe.backend.artifact, tmp / "openvino_model.xml")
+    shutil.copy(Path(pipe.backend.artifact).with_suffix(".bin"), tmp / "openvino_model.bin")
+    tokenizer, detokenizer = convert_tokenizer(transformers.AutoTokenizer.from_pretrained(str(model)),
+                                               with_detokenizer=True)
+    ov.save_model(tokenizer, str(tmp / "openvino_tokenizer.xml"))
+    ov.save_model(detokenizer, str(tmp / "openvino_detokenizer.xml"))
+    tmp.rename(folder)
+    return folder
 
 
 def _prompt_tokens(model: Path, prompts: list[str]) -> int:
