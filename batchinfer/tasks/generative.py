@@ -91,6 +91,8 @@ class GenerativeTask(Task):
         return {}
 
     def new_text(self, prompt: np.ndarray, new: np.ndarray) -> str:
+        """The new tokens decoded alone, as transformers 5's text-generation pipeline (and 4.5x's text2text
+        pipelines) do."""
         return self.tokenizer.decode(new.tolist(), skip_special_tokens=True)
 
     def positions(self) -> int:

@@ -107,13 +107,6 @@ class TextGeneration(GenerativeTask):
         return {**inputs, "input_ids": ids, "attention_mask": mask}
 
     # -- text -----------------------------------------------------------------------------------------------
-    def new_text(self, prompt: np.ndarray, new: np.ndarray) -> str:
-        """The new tokens' text as transformers' pipeline cuts it: the whole sequence decoded, less the
-        decoded prompt (so a word split across the boundary reads as the model wrote it)."""
-        decode = self.tokenizer.decode
-        whole = decode(np.concatenate([prompt, new]).tolist(), skip_special_tokens=True)
-        return whole[len(decode(prompt.tolist(), skip_special_tokens=True)):]
-
     def postprocess(self, outputs, inputs):
         out = super().postprocess(outputs, inputs)
         if self.options.return_full_text:
