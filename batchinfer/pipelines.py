@@ -157,7 +157,7 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
                        trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights,
                        with_past=cls.generates)
     load = dict(threads=runtime.threads, cache_dir=cache_dir, precision=model.precision, quantize=model.quantize)
-    if cls.parts and backend_class(model.backend).runs_graphs:  # an encoder and a decoder step, one graph each
+    if cls.parts and backend_class(model.backend).runs_graphs:  # encoder, cross and decoder step: a graph each
         backend = load_parts(model.backend, {part: dataclasses.replace(
             graph, part=part, with_past=part != "encoder",  # every output of the cross and decoder graphs
             output_name="last_hidden_state" if part == "encoder" else graph.output_name) for part in cls.parts}, **load)

@@ -1,9 +1,9 @@
 """One batch of prompts through `generate`: transformers' decoding over the backend, seeded per row.
 
-`decoder(backend, config, generation_config)` is the model `generate` runs on: the PyTorch model itself (the reference), or a
-runtime-backed one (`runtime_lm.py`). `generate_batch` returns each row's new tokens, their count, and why it
-finished: `eos` (an end token), `length` (max_new_tokens reached). Stop strings are the caller's (they are
-text, decided after decoding).
+`decoder(backend, config, generation_config)` is the model `generate` runs on: the PyTorch model itself (the
+reference), or a runtime-backed one (`runtime_lm.py`). `generate_batch` returns each row's new tokens, their
+count, and why it finished: `eos` (an end token), `length` (max_new_tokens reached). Stop strings are the
+caller's (they are text, decided after decoding).
 """
 
 from __future__ import annotations
@@ -123,9 +123,9 @@ def _generate(model, ids, mask, config, *, keys, seed, start, stop, tokenizer, c
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
     extra: dict[str, Any] = {} if seq2seq else {"position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
     # (a left-padded prompt starts at position 0; an encoder-decoder's decoder starts from its start token)
-    run, processors = config, []
+    run, processors = copy.deepcopy(config), []  # the task's own config stays as the job asked
+    run.return_dict_in_generate = True  # the sequences and the cache a next call continues from
     if config.do_sample:
-        run = copy.deepcopy(config)  # the task's own config stays as the job asked
         run.do_sample, run.temperature, run.top_k, run.top_p = False, 1.0, None, 1.0
         if hasattr(run, "min_p"):
             run.min_p = None
@@ -139,9 +139,6 @@ def _generate(model, ids, mask, config, *, keys, seed, start, stop, tokenizer, c
         extra["encoder_outputs"] = encoded
     if decoded is not None:  # with its mask, so that generate feeds only what the cache has not seen
         extra |= {"decoder_input_ids": decoded, "decoder_attention_mask": torch.ones_like(decoded)}
-    if not run.return_dict_in_generate:
-        run = copy.deepcopy(run)
-        run.return_dict_in_generate = True  # the sequences and the cache a next call continues from
     with torch.inference_mode():
         return model.generate(input_ids=ids, attention_mask=mask, generation_config=run,
                               logits_processor=processors or None, **extra)

@@ -4,8 +4,9 @@ stopping criteria) drives ONNX Runtime or OpenVINO exactly as it drives the PyTo
 
 The cache stays a transformers `DynamicCache` (beam search reorders it); each step feeds its tensors to the
 runtime, whose present keys and values (past and new) become the cache's tensors. A stateful runtime (OpenVINO)
-keeps the cache itself: transformers' stays empty, and beam search's reordering goes in as `beam_idx`. Position ids come from the attention mask (a left-padded prompt
-starts at position 0), so a row's tokens do not depend on the other rows of its batch.
+keeps the cache itself: transformers' stays empty, and beam search's reordering goes in as `beam_idx`.
+Position ids come from the attention mask (a left-padded prompt starts at position 0), so a row's tokens do
+not depend on the other rows of its batch.
 """
 
 from __future__ import annotations
@@ -181,8 +182,6 @@ def runtime_seq2seq(backend, config, generation_config):
                     encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
                 hidden = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else \
                     encoder_outputs.last_hidden_state
-                if attention_mask is None:
-                    attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long)
                 kv = cross_part.forward({"encoder_hidden_states": hidden.numpy()})
                 for i in range(layers):
                     attended.update(torch.from_numpy(kv[cross[2 * i]]), torch.from_numpy(kv[cross[2 * i + 1]]), i)
