@@ -16,7 +16,7 @@ import pytest
 
 from batchinfer.job import BatchingSpec, ModelSpec
 from batchinfer.pipelines import build_pipeline
-from tests.tiny_decoders import build_decoder
+from tests.tiny_decoders import build_decoder, ending_early, generate_call_sizes
 
 KINDS = ("gpt2", "llama", "qwen2")
 BACKENDS = ("torch", "ort", "openvino")
@@ -95,25 +95,7 @@ def test_openvino_keeps_the_cache_inside_the_model(decoders, kind):
 @pytest.fixture(scope="module")
 def early_ending(decoders, tmp_path_factory) -> Path:
     """The tiny GPT-2 with an end token that its rows write at different steps (some early, some never)."""
-    import collections
-    import shutil
-
-    from transformers import AutoTokenizer
-
-    path = decoders["gpt2"]
-    tok = AutoTokenizer.from_pretrained(str(path))
-    free = reference(path, LONG_RUN, max_new_tokens=40, do_sample=False)
-    firsts = collections.defaultdict(dict)  # token -> {row: its first step}
-    for row, text in enumerate(free):
-        for step, token in enumerate(tok(text)["input_ids"]):
-            firsts[token].setdefault(row, step)
-    # the token that ends the most rows at the most different steps, not at the very first one
-    end = max(firsts, key=lambda t: (len({s for s in firsts[t].values() if s > 2}), -len(firsts[t])))
-    target = shutil.copytree(path, tmp_path_factory.mktemp("early") / "model")
-    config = json.loads((target / "config.json").read_text())
-    config["eos_token_id"] = int(end)
-    (target / "config.json").write_text(json.dumps(config))
-    return target
+    return ending_early(decoders["gpt2"], LONG_RUN, tmp_path_factory.mktemp("early") / "model")
 
 
 LONG_RUN = [p for p in PROMPTS if p] + ["a b c", "name: Grace Hopper; born: 1906", "tickets: 1, 2, 3"]
@@ -123,13 +105,8 @@ LONG_RUN = [p for p in PROMPTS if p] + ["a b c", "name: Grace Hopper; born: 1906
 def test_finished_rows_leave_the_batch(early_ending, backend, monkeypatch):
     """Rows that end early leave the batch between generate calls (every CHUNK new tokens); the others go on
     with the same tokens as uninterrupted, one-prompt-at-a-time generation."""
-    from batchinfer.generation import decode
-
     want = reference(early_ending, LONG_RUN, max_new_tokens=40, do_sample=False)
-    sizes = []
-    real = decode._generate
-    monkeypatch.setattr(decode, "_generate", lambda model, ids, *a, **k: sizes.append(len(ids)) or
-                        real(model, ids, *a, **k))
+    sizes = generate_call_sizes(monkeypatch)
     got = ours(early_ending, backend, LONG_RUN, max_new_tokens=40)
     assert got["generated_text"].to_pylist() == want
     finish = got["finish_reason"].to_pylist()

@@ -4,7 +4,6 @@ shapes): token-identical to transformers' `generate` on every backend, in the ou
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
@@ -13,7 +12,7 @@ import pytest
 
 from batchinfer.job import BatchingSpec, ModelSpec
 from batchinfer.pipelines import build_pipeline
-from tests.tiny_decoders import build_seq2seq
+from tests.tiny_decoders import build_seq2seq, ending_early, generate_call_sizes
 
 KINDS = ("t5", "bart", "marian")
 BACKENDS = ("torch", "ort", "openvino")
@@ -62,35 +61,10 @@ def test_greedy_equals_transformers_generate(seq2seq, kind, backend):
 def test_finished_rows_leave_the_batch(seq2seq, backend, tmp_path, monkeypatch):
     """With an end token the rows write at different steps, rows that ended leave the batch between generate
     calls (every CHUNK new tokens; the encoder runs once); the rest go on with the tokens of one call."""
-    import collections
-    import shutil
-
-    import torch
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    from batchinfer.generation import decode
-
-    path, texts = seq2seq["bart"], INPUTS * 2
-    tok, net = AutoTokenizer.from_pretrained(str(path)), AutoModelForSeq2SeqLM.from_pretrained(str(path)).eval()
-    firsts = collections.defaultdict(dict)  # token -> {row: its first step}
-    for row, text in enumerate(INPUTS):
-        with torch.inference_mode():
-            new = net.generate(**tok(text, return_tensors="pt"), max_new_tokens=40, do_sample=False)[0, 1:]
-        for step, token in enumerate(new.tolist()):
-            firsts[token].setdefault(row, step)
-    # the token that ends the most rows within the first 32 steps, at the most different steps
-    end = max(firsts, key=lambda t: len({s for s in firsts[t].values() if 2 < s < 30}))
-    model = shutil.copytree(path, tmp_path / "early")
-    for name in ("config.json", "generation_config.json"):
-        if (model / name).exists():
-            config = json.loads((model / name).read_text())
-            config["eos_token_id"] = int(end)
-            (model / name).write_text(json.dumps(config))
+    texts = INPUTS * 2
+    model = ending_early(seq2seq["bart"], INPUTS, tmp_path / "early")
     want = reference(model, texts, max_new_tokens=40, do_sample=False)
-    sizes = []
-    real = decode._generate
-    monkeypatch.setattr(decode, "_generate", lambda model, ids, *a, **k: sizes.append(len(ids)) or
-                        real(model, ids, *a, **k))
+    sizes = generate_call_sizes(monkeypatch)
     got = ours(model, backend, texts, max_new_tokens=40)
     assert got["generated_text"].to_pylist() == want
     assert {"eos", "length"} <= set(got["finish_reason"].to_pylist())

@@ -85,3 +85,46 @@ def build_seq2seq(target: Path, kind: str, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     cls(config).eval().save_pretrained(str(target))
     return target
+
+
+def ending_early(path: Path, texts: list[str], target: Path, new: int = 40) -> Path:
+    """A copy of the model at `path` whose end token is the one its greedy rows over `texts` first write at the
+    most different steps between 3 and 29, so that some rows end within the first calls and others never."""
+    import collections
+    import json
+    import shutil
+
+    import torch
+    import transformers
+
+    tok = transformers.AutoTokenizer.from_pretrained(str(path))
+    config = transformers.AutoConfig.from_pretrained(str(path))
+    auto = transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder else transformers.AutoModelForCausalLM
+    net = auto.from_pretrained(str(path)).eval()
+    firsts = collections.defaultdict(dict)  # token -> {row: its first step}
+    for row, text in enumerate(texts):
+        enc = tok(text, return_tensors="pt")
+        with torch.inference_mode():
+            out = net.generate(**enc, max_new_tokens=new, do_sample=False, pad_token_id=tok.eos_token_id)
+        start = 1 if config.is_encoder_decoder else enc["input_ids"].shape[1]
+        for step, token in enumerate(out[0, start:].tolist()):
+            firsts[token].setdefault(row, step)
+    end = max(firsts, key=lambda t: len({s for s in firsts[t].values() if 2 < s < 30}))
+    shutil.copytree(path, target)
+    for name in ("config.json", "generation_config.json"):
+        if (target / name).exists():
+            data = json.loads((target / name).read_text())
+            data["eos_token_id"] = int(end)
+            (target / name).write_text(json.dumps(data))
+    return target
+
+
+def generate_call_sizes(monkeypatch) -> list[int]:
+    """The batch size of each generate call batchinfer makes from now on (finished rows leave between calls)."""
+    from batchinfer.generation import decode
+
+    sizes: list[int] = []
+    real = decode._generate
+    monkeypatch.setattr(decode, "_generate", lambda model, ids, *a, **k: sizes.append(len(ids)) or
+                        real(model, ids, *a, **k))
+    return sizes
