@@ -118,6 +118,16 @@ def test_finished_rows_leave_the_batch(early_ending, backend, monkeypatch):
     assert ours(early_ending, backend, LONG_RUN, **sampled)["generated_text"].to_pylist() == one
 
 
+def test_min_new_tokens_over_several_calls(early_ending, recwarn):
+    """min_new_tokens longer than one generate call holds the end token back in each call it covers (as one
+    call would), and no call is asked for more new tokens at least than at most (transformers warns then)."""
+    want = reference(early_ending, LONG_RUN, max_new_tokens=40, min_new_tokens=24, do_sample=False)
+    got = ours(early_ending, "torch", LONG_RUN, max_new_tokens=40, min_new_tokens=24)
+    assert got["generated_text"].to_pylist() == want
+    assert min(got["completion_tokens"].to_pylist()) >= 24
+    assert not [w for w in recwarn if "Unfeasible length constraints" in str(w.message)]
+
+
 @pytest.mark.parametrize("backend", ["torch", "ort"])
 def test_eos_and_stop_strings_end_rows(decoders, backend, tmp_path):
     import shutil

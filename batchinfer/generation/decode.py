@@ -76,7 +76,8 @@ def generate_batch(model, inputs: dict[str, np.ndarray], config, *, keys: np.nda
     while len(rows) and done < budget:
         step = min(CHUNK, budget - done)
         run = copy.deepcopy(config)
-        run.max_new_tokens, run.min_new_tokens = step, max(0, (config.min_new_tokens or 0) - done) or None
+        # 0, not None: generate fills a None from the model's generation config (the whole call's minimum)
+        run.max_new_tokens, run.min_new_tokens = step, min(step, max(0, (config.min_new_tokens or 0) - done))
         out = _generate(model, ids, mask, run, **{**call, "keys": keys[rows]}, cache=cache, encoded=encoded,
                         decoded=decoded)
         cache, done = _cache_of(out), done + step
