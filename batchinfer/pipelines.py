@@ -128,8 +128,9 @@ def build_pipeline(model: ModelSpec, runtime: RuntimeSpec | None = None) -> Pipe
 class _Loaded:
     ref: ModelRef
     config: dict
-    tokenizer: Any
+    tokenizer: Any  # or the image processor, for image tasks
     backend: Backend
+    text_tokenizer: Any = None  # image tasks whose model also takes text
 
 
 _LOADED: dict[tuple, _Loaded] = {}
@@ -140,22 +141,28 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
     key = (model.name, model.revision, model.backend, model.precision, model.quantize, model.min_agreement,
            model.trust_remote_code,
            model.allow_unsafe_weights,
-           cls.auto_class, runtime.threads, str(cache_dir))
+           cls.auto_class, cls.modality, cls.text_inputs, cls.extra_outputs, cls.head.__qualname__,  # what loads
+           runtime.threads, str(cache_dir))
     if key in _LOADED:
         return _LOADED[key]
     ref = resolve_model(model.name, model.revision, cache_dir=cache_dir)
     config = read_config(ref)
     cls.check_model(config, model.name)
+    text_tokenizer = None
     if cls.modality == "image":
         tokenizer = _load_image_processor(ref, model.trust_remote_code)
         input_names, image_shape = ("pixel_values",), _image_shape(tokenizer)
+        if cls.text_inputs:
+            text_tokenizer = _load_tokenizer(ref, model.trust_remote_code)
+            input_names += tuple(text_tokenizer.model_input_names)
     else:
         tokenizer = _load_tokenizer(ref, model.trust_remote_code)
         input_names, image_shape = tuple(tokenizer.model_input_names), None
-    graph = ModelGraph(ref=ref, auto_class=cls.auto_class, output_name=cls.output_name,
-                       input_names=input_names, image_shape=image_shape, sequence_output=cls.sequence_output,
+    head = cls.head(config)
+    graph = ModelGraph(ref=ref, auto_class=head.auto_class, output_name=head.output,
+                       input_names=input_names, image_shape=image_shape, sequence_output=head.sequence_output,
                        trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights,
-                       with_past=cls.generates)
+                       with_past=cls.generates, extra_outputs=head.extra_outputs)
     load = dict(threads=runtime.threads, cache_dir=cache_dir, precision=model.precision, quantize=model.quantize)
     if cls.parts and backend_class(model.backend).runs_graphs:  # encoder, cross and decoder step: a graph each
         backend = load_parts(model.backend, {part: dataclasses.replace(
@@ -166,7 +173,7 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
     if backend.reduced and not cls.generates:  # generation: the job's own rows are compared (runner)
         _check_agreement(cls, config, tokenizer, graph, backend, runtime, cache_dir, PROBE_MIN_COSINE)
     log.info("model: %s (%s) on %s", model.name, model.task, backend.description)
-    _LOADED[key] = _Loaded(ref, config, tokenizer, backend)
+    _LOADED[key] = _Loaded(ref, config, tokenizer, backend, text_tokenizer)
     return _LOADED[key]
 
 
@@ -201,7 +208,7 @@ def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir,
         if cls.modality != "text":
             raise ModelError(f"{reduced} is offered for text models only")
         task = cls(config, processor, cls.probe_options())
-        inputs = task.preprocess(PROBE_TEXTS)
+        inputs = task.preprocess(task.probe_values(PROBE_TEXTS))
         reference = load_backend("ort", graph, threads=runtime.threads or 1, cache_dir=cache_dir)
         a, b = (task.comparable(run.forward(inputs), inputs) for run in (reference, backend))
         cos = row_cosines(a, b)
@@ -252,5 +259,6 @@ def _build(model: ModelSpec, runtime: RuntimeSpec) -> Pipeline:
     cls = task_class(model.task)
     loaded = _load(model, runtime, cls)
     max_length = model.max_length or _sentence_transformers_max_length(loaded.ref)
-    task = cls(loaded.config, loaded.tokenizer, model.options, max_length=max_length)
+    text = {"tokenizer": loaded.text_tokenizer} if loaded.text_tokenizer is not None else {}
+    task = cls(loaded.config, loaded.tokenizer, model.options, max_length=max_length, **text)
     return Pipeline(task=task, backend=loaded.backend, ref=loaded.ref)

@@ -112,7 +112,9 @@ class InferencePipeline:
         return self._pipeline(options).task.transformers_rows(model_outputs, model_outputs, [None], options)[0]
 
     # -- calling -----------------------------------------------------------------------------------
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+    def __call__(self, inputs: Any = None, **kwargs: Any) -> Any:
+        if inputs is None:  # inputs by role keyword: question=..., context=...
+            inputs = self.task_class.call_inputs(kwargs)
         options = self._options(kwargs)
         pipe = self._pipeline(options)
         single = not isinstance(inputs, (list, tuple))

@@ -17,6 +17,9 @@ if [ ! -x "$AZ_DIR/node_modules/.bin/azurite-blob" ]; then
     (cd "$AZ_DIR" && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error "azurite@3")
 fi
 export BATCHINFER_AZURITE="$AZ_DIR/node_modules/.bin/azurite-blob"
+# transformers 4.57, in its own environment: the question-answering tests' reference (transformers 5 has none).
+BATCHINFER_TRANSFORMERS4_VENV=$(bash scripts/transformers4-env.sh)
+export BATCHINFER_TRANSFORMERS4_VENV
 # Apache Airflow, in its own environment, for the DAG tests (tests/test_scheduling.py).
 BATCHINFER_AIRFLOW_VENV=$(bash scripts/airflow-env.sh)
 export BATCHINFER_AIRFLOW_VENV

@@ -46,6 +46,8 @@ class OpenVinoBackend:
             lambda broken: ir_path(graph, cache_dir, quantize=quantize, broken=broken),
             lambda path: core.compile_model(str(path), "CPU", config), marker=COMPLETE, runtime="OpenVINO")
         self._inputs = [_port_name(port) for port in self.compiled.inputs]
+        given = {_port_name(port) for port in self.compiled.outputs}
+        self._wanted = [name for name in graph.outputs if name in given]  # what this model gives
         self._request = self.compiled.create_infer_request()
         self.description = (f"openvino {ov.__version__.split('-')[0]} "
                             f"(CPU, {threads} threads, {self.reduced or 'fp32'})")
@@ -55,8 +57,7 @@ class OpenVinoBackend:
         result = self._request.infer(feed)
         if self.graph.with_past and not self.stateful:  # a decoder step: logits and the key/value cache
             return {_port_name(port): np.array(result[port], copy=True) for port in self.compiled.outputs}
-        out = result[self.compiled.output(self.graph.output_name)]
-        return {self.graph.output_name: np.array(out, copy=True)}
+        return {name: np.array(result[self.compiled.output(name)], copy=True) for name in self._wanted}
 
     def reset_state(self) -> None:
         """Empty a stateful decoder's key/value cache (before a new batch's prompt step)."""

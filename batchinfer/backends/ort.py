@@ -45,6 +45,7 @@ class OrtBackend:
             marker=COMPLETE if quantize == "none" else QUANT_COMPLETE, runtime="ONNX Runtime")
         self._inputs = [i.name for i in self.session.get_inputs()]
         self._outputs = [o.name for o in self.session.get_outputs()]
+        self._wanted = [name for name in graph.outputs if name in self._outputs]  # what this model gives
         reduced = "" if quantize == "none" else f", {quantize}"
         self.description = f"onnxruntime {ort.__version__} ({threads} threads{reduced})"
 
@@ -52,8 +53,7 @@ class OrtBackend:
         feed = {name: as_model_dtype(inputs[name]) for name in self._inputs}
         if self.graph.with_past:  # a decoder step: logits and the key/value cache
             return dict(zip(self._outputs, self.session.run(self._outputs, feed)))
-        (out,) = self.session.run([self.graph.output_name], feed)
-        return {self.graph.output_name: out}
+        return dict(zip(self._wanted, self.session.run(self._wanted, feed)))
 
 
 BACKEND = OrtBackend

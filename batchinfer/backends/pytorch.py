@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from batchinfer.model import ModelGraph
-from batchinfer.model.torch_model import load_torch_model
+from batchinfer.model.torch_model import load_torch_model, trained_extras
 
 
 class TorchBackend:
@@ -30,6 +30,7 @@ class TorchBackend:
         torch.set_num_threads(threads)
         self.graph = graph
         self.model = load_torch_model(graph)
+        self._outputs = (graph.output_name, *trained_extras(self.model, graph))
         self.description = f"torch {torch.__version__} ({threads} threads)"
 
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -37,7 +38,8 @@ class TorchBackend:
         feed = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.items() if k in self.graph.input_names}
         with torch.inference_mode():
             out = self.model(**feed)
-        return {self.graph.output_name: getattr(out, self.graph.output_name).float().numpy()}
+        return {name: getattr(out, name).float().numpy() for name in self._outputs
+                if getattr(out, name, None) is not None}
 
 
 BACKEND = TorchBackend

@@ -13,7 +13,7 @@ class ModelGraph:
 
     ref: ModelRef
     auto_class: str  # e.g. "AutoModelForSequenceClassification"
-    output_name: str  # e.g. "logits" or "last_hidden_state"
+    output_name: str  # e.g. "logits" or "last_hidden_state"; the one a backend always returns
     input_names: tuple[str, ...]  # the tokenizer's model inputs, e.g. ("input_ids", "attention_mask")
     image_shape: tuple[int, int, int] | None = None  # (channels, height, width) for image models, else None
     sequence_output: bool = False  # the output has a sequence axis (hidden states, per-token logits)
@@ -22,3 +22,8 @@ class ModelGraph:
     with_past: bool = False  # a decoder exported with its key/value cache as inputs and outputs (generation):
     # backends return every output (an encoder-decoder's cross graph too)
     part: str | None = None  # "encoder", "cross" or "decoder" of an encoder-decoder model (each its own graph)
+    extra_outputs: tuple[str, ...] = ()  # more outputs, returned where the model gives them (e.g. pooler_output)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (self.output_name, *self.extra_outputs)

@@ -17,7 +17,7 @@ from pathlib import Path
 from batchinfer.model.cache_dir import ONNX
 from batchinfer.model.cache_folder import build_once
 from batchinfer.model.graph import ModelGraph
-from batchinfer.model.torch_model import load_torch_model, trace_to_onnx
+from batchinfer.model.torch_model import load_torch_model, trace_to_onnx, trained_extras
 
 log = logging.getLogger("batchinfer")
 
@@ -36,7 +36,7 @@ def fingerprint(graph: ModelGraph, *, opset: int = OPSET) -> str:
         "model": graph.ref.content_hash,
         "revision": graph.ref.revision,
         "auto_class": graph.auto_class,
-        "output": graph.output_name,
+        "output": graph.output_name if not graph.extra_outputs else list(graph.outputs),
         "sequence_output": graph.sequence_output,
         "inputs": list(graph.input_names),
         "image_shape": list(graph.image_shape) if graph.image_shape else None,
@@ -65,6 +65,14 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
 
         return export_decoder(model, target / "model.onnx", opset)
     names = list(graph.input_names)
+    pixels = graph.image_shape is not None and "pixel_values" in names
+    texts = "texts" if pixels else "batch"  # beside images (CLIP's label prompts), texts are a batch of their own
+    dummy = tuple(torch.rand((2, *graph.image_shape)) if name == "pixel_values" and pixels else
+                  torch.ones((3 if pixels else 2, 8), dtype=torch.long) for name in names)
+    axes = {name: {0: "batch"} if name == "pixel_values" and pixels else {0: texts, 1: "sequence"} for name in names}
+    with torch.inference_mode():  # the extra outputs this model gives (a model without a pooler has none)
+        given = model(**dict(zip(names, dummy)))
+    outputs = [graph.output_name, *(n for n in trained_extras(model, graph) if getattr(given, n, None) is not None)]
 
     class _Graph(torch.nn.Module):
         def __init__(self) -> None:
@@ -72,16 +80,15 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
             self.model = model
 
         def forward(self, *args):
-            return getattr(self.model(**dict(zip(names, args))), graph.output_name)
+            out = self.model(**dict(zip(names, args)))
+            return tuple(getattr(out, name) for name in outputs)
 
-    if graph.image_shape is not None:  # pixels: only the batch axis varies
-        dummy = tuple(torch.rand((2, *graph.image_shape)) for _ in names)
-        axes = {name: {0: "batch"} for name in names}
-    else:
-        dummy = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
-        axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    axes[graph.output_name] = {0: "batch", 1: "sequence"} if graph.sequence_output else {0: "batch"}
-    trace_to_onnx(_Graph(), dummy, target / "model.onnx", names, [graph.output_name], axes, opset)
+    sequence = {0: "batch", 1: "sequence"}
+    axes[graph.output_name] = sequence if graph.sequence_output else {0: "batch"}
+    if pixels and len(names) > 1:  # images x texts (logits_per_image)
+        axes[graph.output_name] = {0: "batch", 1: "texts"}
+    axes |= {name: sequence if given[name].dim() > 2 else {0: "batch"} for name in outputs[1:]}
+    trace_to_onnx(_Graph(), dummy, target / "model.onnx", names, outputs, axes, opset)
 
 
 def export_onnx(graph: ModelGraph, cache_dir: Path, *, opset: int = OPSET, broken: str | None = None) -> Path:

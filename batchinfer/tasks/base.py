@@ -50,6 +50,16 @@ def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
+@dataclass(frozen=True)
+class Head:
+    """The transformers model a task runs from a folder: the class that loads it and the outputs it reads."""
+
+    auto_class: str  # an Auto class, or a model class (CLIP's towers: CLIPVisionModelWithProjection)
+    output: str
+    extra_outputs: tuple[str, ...] = ()  # read where the model gives them (e.g. pooler_output)
+    sequence_output: bool = False
+
+
 # model types whose position ids start after the padding index (transformers' create_position_ids_from_input_ids)
 _PADDING_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "mpnet", "longformer"})
 
@@ -88,6 +98,7 @@ class Task(ABC):
     shortcut: ClassVar[str | None] = None
     auto_class: ClassVar[str]  # the transformers Auto class that loads a model for this task
     output_name: ClassVar[str]  # the model output the task reads
+    extra_outputs: ClassVar[tuple[str, ...]] = ()  # more outputs it reads, where the model gives them
     sequence_output: ClassVar[bool] = False  # does the output keep the sequence axis (per-token logits)?
     pairs_per_row: int = 1  # model inputs each row becomes (zero-shot: one per candidate label)
     encodes_once: ClassVar[bool] = False  # is preprocess a plain tokenizer call, so `encode` can do it up front?
@@ -95,6 +106,7 @@ class Task(ABC):
     generates: ClassVar[bool] = False  # does it decode (a decoder exported with its key/value cache)?
     gate_rows: ClassVar[int] = 512  # rows of the job's input a below-fp32 run is compared on (runner)
     parts: ClassVar[tuple[str, ...]] = ()  # graphs of the model where the backend runs graphs (encoder, cross, decoder)
+    text_inputs: ClassVar[bool] = False  # an image task whose model also takes text (CLIP's label prompts)
 
     def __init__(self, config: dict[str, Any], processor: Any, options: TaskOptions | None = None, *,
                  max_length: int | None = None, **option_values: Any) -> None:
@@ -104,6 +116,11 @@ class Task(ABC):
         self.max_length = self._max_length(max_length)
 
     # -- checks ------------------------------------------------------------------------------------
+    @classmethod
+    def head(cls, config: dict[str, Any]) -> Head:
+        """The model this task loads from a folder with `config` (a task may pick, e.g. one of CLIP's towers)."""
+        return Head(cls.auto_class, cls.output_name, cls.extra_outputs, cls.sequence_output)
+
     @classmethod
     def check_model(cls, config: dict[str, Any], model_name: str) -> None:
         """Raise ModelError if the model's config says it was built for something else."""
@@ -289,6 +306,22 @@ class Task(ABC):
         raise TypeError(f"{self.name} inputs must be strings (or dicts of {', '.join(self.roles)}), "
                         f"not {type(value).__name__}")
 
+    @classmethod
+    def call_inputs(cls, kwargs: dict[str, Any]) -> Any:
+        """The inputs of a call that gives them by role keyword (`question=..., context=...`), taken out of
+        `kwargs`: a dict of the roles, or a list of them where the keywords hold lists."""
+        given = {role: kwargs.pop(role) for role in cls.roles if role in kwargs}
+        if not given:
+            raise TypeError(f"{cls.name} needs inputs: pass them, or {' and '.join(cls.required_roles)} by keyword")
+        if not any(isinstance(v, (list, tuple)) for v in given.values()):
+            return given
+        lists = {role: list(v) if isinstance(v, (list, tuple)) else None for role, v in given.items()}
+        sizes = {len(v) for v in lists.values() if v is not None}
+        if len(sizes) != 1:
+            raise ValueError(f"{', '.join(given)} must be lists of the same length")
+        size = sizes.pop()
+        return [{role: (v[i] if v is not None else given[role]) for role, v in lists.items()} for i in range(size)]
+
     def transformers_rows(self, outputs: dict[str, np.ndarray], inputs: dict[str, np.ndarray],
                           values: list[Any], call: dict[str, Any]) -> list[Any]:
         """One model batch's results as transformers' pipeline returns them, one per row: the value of a
@@ -310,6 +343,10 @@ class Task(ABC):
         """Options to run probe sentences through (the artifact check before a job's own rows)."""
         return cls.Options()
 
+    def probe_values(self, texts: list[str]) -> list[Any]:
+        """Row values made of probe sentences (a task with several text roles makes its tuples of them)."""
+        return texts
+
     def comparable(self, outputs: dict[str, np.ndarray], inputs: dict[str, np.ndarray]) -> np.ndarray:
         """The model output two runs are compared on (real tokens only: padding carries no answer)."""
         out = outputs[self.output_name]
@@ -330,9 +367,10 @@ class ImageTask(Task):
     modality = "image"
 
     def __init__(self, config: dict[str, Any], processor: Any, options: TaskOptions | None = None, *,
-                 max_length: int | None = None, **option_values: Any) -> None:
+                 max_length: int | None = None, tokenizer: Any = None, **option_values: Any) -> None:
         self.config = config
         self.processor = processor
+        self.tokenizer = tokenizer  # tasks with text_inputs: the model's tokenizer
         self.options = options if options is not None else self.Options(**option_values)
         self.max_length = None
 

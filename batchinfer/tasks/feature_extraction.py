@@ -1,4 +1,7 @@
-"""feature-extraction: sentence embeddings by mean pooling over the attention mask, optionally L2-normalised."""
+"""feature-extraction: sentence embeddings by mean pooling over the attention mask, optionally L2-normalised.
+
+A CLIP folder embeds texts with its text tower and projection (`text_embeds`), into the space its image tower
+embeds images into (image-feature-extraction on the same folder)."""
 
 from __future__ import annotations
 
@@ -8,13 +11,16 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from batchinfer.tasks.base import Task, TaskOptions, row_cosines
+from batchinfer.tasks.base import Head, Task, TaskOptions, row_cosines
 
 
 def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     weights = mask.astype(hidden.dtype)[:, :, None]
     summed = (hidden * weights).sum(axis=1)
     return summed / np.clip(weights.sum(axis=1), 1e-9, None)
+
+
+CLIP_TYPES = frozenset({"clip", "clip_text_model"})
 
 
 class EmbeddingOptions(TaskOptions):
@@ -37,10 +43,21 @@ class FeatureExtraction(Task):
     def __init__(self, config: dict[str, Any], tokenizer: Any, options: EmbeddingOptions | None = None,
                  **kwargs: Any) -> None:
         super().__init__(config, tokenizer, options, **kwargs)
-        self.dim = int(config.get("hidden_size") or config.get("d_model") or 0)
+        self.clip = config.get("model_type") in CLIP_TYPES
+        self.dim = int((config.get("projection_dim") if self.clip else None) or config.get("hidden_size")
+                       or config.get("d_model") or 0)
+
+    @classmethod
+    def head(cls, config: dict[str, Any]) -> Head:
+        if config.get("model_type") in CLIP_TYPES:  # the text tower with its projection
+            return Head("CLIPTextModelWithProjection", "text_embeds")
+        return super().head(config)
 
     def postprocess(self, outputs, inputs):
-        emb = mean_pool(outputs["last_hidden_state"].astype(np.float32, copy=False), inputs["attention_mask"])
+        if "text_embeds" in outputs:
+            emb = outputs["text_embeds"].astype(np.float32, copy=False)
+        else:
+            emb = mean_pool(outputs["last_hidden_state"].astype(np.float32, copy=False), inputs["attention_mask"])
         if self.options.normalize:
             emb = emb / np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)
         return {"embedding": emb.astype(np.float32, copy=False)}
@@ -54,6 +71,8 @@ class FeatureExtraction(Task):
 
     def transformers_rows(self, outputs, inputs, values, call):
         """transformers returns each input's token vectors (padded to its batch's longest), not a pooled one."""
+        if "text_embeds" in outputs:  # a CLIP text tower: its projected embedding
+            return [[row.tolist()] for row in outputs["text_embeds"]]
         return [[hidden.tolist()] for hidden in outputs["last_hidden_state"]]
 
     def comparable(self, outputs, inputs):
