@@ -1,8 +1,10 @@
 """Shared benchmark plumbing: run each row in its own process, take medians, print one table.
 
 Every row is a child process (`python BENCH --row NAME --data PATH --model PATH`) that prints one JSON line
-{"rows": N, "seconds": S, "labels": [...]}; the parent adds the child's peak RSS and computes, per row, the
-median rows/s over the repeats, the ratio to the first row, and the label agreement with the reference row.
+{"rows": N, "seconds": S, "labels": [...]} (or "vectors": [[...], ...] for embeddings); the parent adds the
+child's peak RSS and computes, per row, the median rows/s over the repeats, the ratio to the first row, and the
+agreement with the reference row: the share of equal labels, or the mean cosine of the vectors. A row may run
+under another Python (`pythons`: a reference that needs its own environment).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import time
 from pathlib import Path
 
 
-def run_child(script: Path, row: str, args: list[str]) -> dict:
+def run_child(script: Path, row: str, args: list[str], python: str | None = None) -> dict:
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(script), "--row", row, *args], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([python or sys.executable, str(script), "--row", row, *args], stdout=subprocess.PIPE,
                             text=True)
     out = proc.stdout.read()  # before waiting: a large result would fill the pipe and block the child
     _, status, usage = os.wait4(proc.pid, 0)
@@ -32,14 +34,14 @@ def run_child(script: Path, row: str, args: list[str]) -> dict:
     return result
 
 
-def table(script: Path, rows: list[str], args: list[str], *, repeats: int, reference: str) -> str:
+def table(script: Path, rows: list[str], args: list[str], *, repeats: int, reference: str,
+          pythons: dict[str, str] | None = None) -> str:
     results: dict[str, list[dict]] = {row: [] for row in rows}
     for _ in range(repeats):  # interleaved, so drift in the machine's speed hits every row alike
         for row in rows:
-            results[row].append(run_child(script, row, args))
+            results[row].append(run_child(script, row, args, (pythons or {}).get(row)))
             last = results[row][-1]
             print(f"  {row}: {last['rows'] / last['seconds']:.1f} rows/s", file=sys.stderr)
-    ref_labels = results[reference][0].get("labels")
     lines = [f"| row | rows/s (median of {repeats}) | ratio to first row | peak RSS MB | agreement with {reference} |",
              "|---|---|---|---|---|"]
     first = None
@@ -50,11 +52,21 @@ def table(script: Path, rows: list[str], args: list[str], *, repeats: int, refer
         rate = statistics.median(r["rows"] / r["seconds"] for r in results[row])
         first = first or rate
         rss = statistics.median(r["peak_rss_mb"] for r in results[row])
-        labels = results[row][0].get("labels")
-        agree = (sum(a == b for a, b in zip(labels, ref_labels)) / len(ref_labels)) if labels and ref_labels else None
         lines.append(f"| {row} | {rate:.1f} | {rate / first:.2f}x | {rss:.0f} | "
-                     f"{'n/a' if agree is None else f'{agree:.2%}'} |")
+                     f"{_agreement(results[row][0], results[reference][0])} |")
     return "\n".join(lines)
+
+
+def _agreement(got: dict, want: dict) -> str:
+    """The share of labels equal to the reference's, or the mean cosine of the vectors (n/a without either)."""
+    if got.get("vectors") and want.get("vectors"):
+        import numpy as np
+
+        a, b = np.asarray(got["vectors"], np.float64), np.asarray(want["vectors"], np.float64)
+        cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+        return f"cosine {cos.mean():.6f}"
+    labels, ref = got.get("labels"), want.get("labels")
+    return f"{sum(a == b for a, b in zip(labels, ref)) / len(ref):.2%}" if labels and ref else "n/a"
 
 
 def machine() -> str:

@@ -1,12 +1,14 @@
-"""Image-classification throughput: transformers' pipeline against batchinfer's backends, end to end.
+"""Image throughput: transformers' pipeline against batchinfer's backends, end to end.
 
-    python bench/images.py [--repeat-data 10] [--repeats 3]
+    python bench/images.py [--repeat-data 10] [--repeats 3] [--task image-feature-extraction]
 
-Data: ../shared/data/cifar10_sample (200 32x32 JPEGs) repeated; model: a ViT-Tiny-shaped classifier
-(224x224, patch 16, hidden 192, 12 layers, 5.5M parameters) with random weights, built locally (no hub).
-Rows: 1. transformers.pipeline("image-classification") on PyTorch, batch 32, fed the decoded images
-(what most users write); 2-4. batchinfer on torch, ort and openvino, Parquet in, Parquet out, through the CLI
-code path; 5. the limit: the ORT session alone over pre-processed batches (no decoding, no I/O).
+Data: ../shared/data/cifar10_sample (200 32x32 JPEGs) repeated, upscaled by the image processor to 224x224;
+model: a ViT-Tiny shape (224x224, patch 16, hidden 192, 12 layers, 5.5M parameters) with random weights, built
+locally (no hub): a classifier, or for image-feature-extraction a ViTModel with its pooler.
+Rows: 1. transformers.pipeline(task) on PyTorch, batch 32, fed the decoded images (what most users write;
+embeddings: `pool=True`, the pooler output batchinfer's `pooling = "auto"` gives); 2-4. batchinfer on torch,
+ort and openvino, Parquet in, Parquet out, through the CLI code path; 5. the limit: the ORT session alone over
+pre-processed batches (no decoding, no I/O). Agreement: equal labels, or the mean cosine of the embeddings.
 """
 
 from __future__ import annotations
@@ -26,18 +28,19 @@ ROWS = ["transformers pipeline (torch)", "batchinfer torch", "batchinfer ort", "
         "limit: ort forward only"]
 
 
-def build_model(path: Path) -> Path:
+def build_model(path: Path, task: str = "image-classification") -> Path:
     if (path / "config.json").exists():
         return path
     import torch
-    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor, ViTModel
 
     torch.manual_seed(0)
     labels = {i: name for i, name in enumerate(
         ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"])}
     config = ViTConfig(image_size=224, patch_size=16, hidden_size=192, num_hidden_layers=12, num_attention_heads=3,
                        intermediate_size=768, id2label=labels, label2id={v: k for k, v in labels.items()})
-    ViTForImageClassification(config).eval().save_pretrained(str(path))
+    model = ViTForImageClassification if task == "image-classification" else ViTModel
+    model(config).eval().save_pretrained(str(path))
     ViTImageProcessor(size={"height": 224, "width": 224}).save_pretrained(str(path))
     return path
 
@@ -53,25 +56,29 @@ def build_data(path: Path, repeat: int) -> Path:
     return path
 
 
-def child(row: str, data: Path, model: Path) -> dict:
+def child(row: str, data: Path, model: Path, task: str) -> dict:
     import polars as pl
     from PIL import Image
 
     frame = pl.read_parquet(data)
+    embeds = task == "image-feature-extraction"
     if row.startswith("transformers"):
         from transformers import pipeline
 
-        pipe = pipeline("image-classification", model=str(model), device="cpu")
+        pipe = pipeline(task, model=str(model), device="cpu")
         started = time.perf_counter()
         images = [Image.open(io.BytesIO(v["bytes"])).convert("RGB") for v in frame["image"].to_list()]
-        out = pipe(images, batch_size=32, top_k=1)
-        return {"rows": len(images), "seconds": time.perf_counter() - started, "labels": [o[0]["label"] for o in out]}
+        out = pipe(images, batch_size=32, **({"pool": True} if embeds else {"top_k": 1}))
+        seconds = time.perf_counter() - started
+        if embeds:
+            return {"rows": len(images), "seconds": seconds, "vectors": [o[0] for o in out]}
+        return {"rows": len(images), "seconds": seconds, "labels": [o[0]["label"] for o in out]}
     from batchinfer.job import parse_job
     from batchinfer.pipelines import build_pipeline
 
     backend = row.split()[-1] if row.startswith("batchinfer") else "ort"
     spec = parse_job({"input": {"path": str(data), "column": "image", "batch_rows": 1024},
-                      "model": {"name": str(model), "task": "image-classification", "backend": backend},
+                      "model": {"name": str(model), "task": task, "backend": backend},
                       "output": {"path": tempfile.mkdtemp() + "/out", "keep_columns": ["id"]}})
     pipe = build_pipeline(spec.model, spec.runtime)  # load (and export) before the clock starts
     if row.startswith("limit"):
@@ -86,8 +93,10 @@ def child(row: str, data: Path, model: Path) -> dict:
     started = time.perf_counter()
     run_job(spec, pipeline=pipe, progress=False)
     seconds = time.perf_counter() - started
-    labels = pl.read_parquet(spec.output.path + "/*.parquet")["label"].to_list()
-    return {"rows": len(labels), "seconds": seconds, "labels": labels}
+    out = pl.read_parquet(spec.output.path + "/*.parquet")
+    if embeds:
+        return {"rows": len(out), "seconds": seconds, "vectors": out["embedding"].to_list()}
+    return {"rows": len(out), "seconds": seconds, "labels": out["label"].to_list()}
 
 
 def main() -> None:
@@ -97,19 +106,22 @@ def main() -> None:
     parser.add_argument("--model", type=Path)
     parser.add_argument("--repeat-data", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--task", default="image-classification",
+                        choices=["image-classification", "image-feature-extraction"])
     args = parser.parse_args()
     if args.row:
-        print(json.dumps(child(args.row, args.data, args.model)))
+        print(json.dumps(child(args.row, args.data, args.model, args.task)))
         return
     from harness import machine, table
 
     work = HERE.parent / "output" / "bench-images"
     work.mkdir(parents=True, exist_ok=True)
-    model = build_model(work / "vit-tiny-random")
+    name = "vit-tiny-random" if args.task == "image-classification" else "vit-tiny-random-model"
+    model = build_model(work / name, args.task)
     data = build_data(work / f"cifar-x{args.repeat_data}.parquet", args.repeat_data)
-    print(f"# image-classification, {200 * args.repeat_data} CIFAR-10 images, ViT-Tiny shape; {machine()}")
-    print(table(Path(__file__), ROWS, ["--data", str(data), "--model", str(model)], repeats=args.repeats,
-                reference=ROWS[0]))
+    print(f"# {args.task}, {200 * args.repeat_data} CIFAR-10 images, ViT-Tiny shape; {machine()}")
+    print(table(Path(__file__), ROWS, ["--data", str(data), "--model", str(model), "--task", args.task],
+                repeats=args.repeats, reference=ROWS[0]))
 
 
 if __name__ == "__main__":

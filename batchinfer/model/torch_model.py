@@ -6,8 +6,9 @@ from batchinfer.errors import ModelError
 from batchinfer.model.graph import ModelGraph
 
 
-def load_torch_model(graph: ModelGraph):
-    """Load the transformers model for this graph in eval mode (safetensors only unless allowed otherwise)."""
+def load_torch_model(graph: ModelGraph, *, attention: str | None = None):
+    """Load the transformers model for this graph in eval mode (safetensors only unless allowed otherwise);
+    `attention`: the attention implementation to load it with (transformers' `attn_implementation`)."""
     import transformers
 
     auto = getattr(transformers, graph.auto_class)
@@ -19,7 +20,8 @@ def load_torch_model(graph: ModelGraph):
         model, info = auto.from_pretrained(str(graph.ref.path), revision=graph.ref.revision,
                                            trust_remote_code=graph.trust_remote_code,
                                            use_safetensors=None if graph.allow_unsafe_weights else True,
-                                           output_loading_info=True)
+                                           output_loading_info=True,
+                                           **({"attn_implementation": attention} if attention else {}))
     except Exception as exc:
         hint = None
         if not graph.allow_unsafe_weights and not any(graph.ref.path.glob("*.safetensors")):
