@@ -189,3 +189,39 @@ def test_ipex_text2text_generation_equals_transformers_generate(tmp_path):
         for options in ({"max_new_tokens": 20}, {"max_new_tokens": 6, "num_beams": 3}):
             want = s2s.reference(path, s2s.INPUTS, do_sample=False, **options)
             assert s2s.ours(path, "ipex", s2s.INPUTS, **options)["generated_text"].to_pylist() == want
+
+
+@pytest.mark.ipex
+def test_ipex_question_answering_matches_transformers_4(tmp_path):
+    from tests.test_question_answering import CALLS, _tiny_qa, assert_same, transformers4
+
+    model = _tiny_qa(tmp_path / "qa", "bert")
+    want = transformers4(model, CALLS, tmp_path)
+    qa = batchinfer.pipeline("question-answering", model=str(model), accelerator="ipex")
+    for call, expected in zip(CALLS, want):
+        assert_same(qa(**call), expected)
+
+
+@pytest.mark.ipex
+def test_ipex_image_embeddings_and_zero_shot_match_transformers(tmp_path):
+    import io
+
+    from PIL import Image
+    from transformers import pipeline
+
+    from tests.conftest import make_images
+    from tests.tiny_clip import build_clip
+
+    images = [Image.open(io.BytesIO(b)).convert("RGB") for b in make_images(6, seed=5)]
+    clip = build_clip(tmp_path / "clip")
+    labels = ["a cat", "a dog", "fish"]
+    want = pipeline("zero-shot-image-classification", model=str(clip), device="cpu")(images, candidate_labels=labels)
+    got = batchinfer.pipeline("zero-shot-image-classification", model=str(clip), accelerator="ipex")(
+        images, candidate_labels=labels)
+    assert [[d["label"] for d in row] for row in got] == [[d["label"] for d in row] for row in want]
+    np.testing.assert_allclose([[d["score"] for d in row] for row in got],
+                               [[d["score"] for d in row] for row in want], atol=1e-4)
+    torch_emb, ipex_emb = (np.asarray(build_pipeline(ModelSpec(
+        name=str(clip), task="image-feature-extraction", backend=backend)).predict(images)["embedding"].to_pylist())
+        for backend in ("torch", "ipex"))
+    np.testing.assert_allclose(ipex_emb, torch_emb, atol=1e-4)
