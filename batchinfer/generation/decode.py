@@ -60,8 +60,11 @@ def generate_batch(model, inputs: dict[str, np.ndarray], config, *, keys: np.nda
     encoder-decoder's encoder runs once)."""
     import torch
 
-    ids = torch.from_numpy(np.ascontiguousarray(inputs["input_ids"], dtype=np.int64))
-    mask = torch.from_numpy(np.ascontiguousarray(inputs["attention_mask"], dtype=np.int64))
+    if "pixel_values" in inputs:  # an image encoder's input (VisionEncoderDecoder): no tokens, no mask
+        ids, mask = torch.from_numpy(np.ascontiguousarray(inputs["pixel_values"], dtype=np.float32)), None
+    else:
+        ids = torch.from_numpy(np.ascontiguousarray(inputs["input_ids"], dtype=np.int64))
+        mask = torch.from_numpy(np.ascontiguousarray(inputs["attention_mask"], dtype=np.int64))
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
     start = 1 if seq2seq else ids.shape[1]  # where the new tokens begin in what generate returns
     call = dict(keys=keys, seed=seed, start=start, stop=stop, tokenizer=tokenizer)
@@ -95,7 +98,7 @@ def generate_batch(model, inputs: dict[str, np.ndarray], config, *, keys: np.nda
             break
         if over.any() and done < budget:  # finished rows leave; the rest continue
             keep = torch.from_numpy(np.flatnonzero(~over))
-            ids, mask, rows = ids[keep], mask[keep], rows[keep.numpy()]
+            ids, mask, rows = ids[keep], None if mask is None else mask[keep], rows[keep.numpy()]
             if seq2seq:
                 decoded, encoded = decoded[keep], type(encoded)(last_hidden_state=encoded.last_hidden_state[keep])
             select = getattr(model, "select_rows", None)
@@ -103,12 +106,17 @@ def generate_batch(model, inputs: dict[str, np.ndarray], config, *, keys: np.nda
     return _finished([np.concatenate(p) for p in parts], config)
 
 
+def _source(ids, mask) -> dict[str, Any]:
+    """What the encoder (or a decoder-only model) takes: tokens and their mask, or an image's pixels."""
+    return {"pixel_values": ids} if mask is None else {"input_ids": ids, "attention_mask": mask}
+
+
 def _encode(model, ids, mask):
     """An encoder-decoder's encoder outputs, once for all of a batch's generate calls."""
     import torch
 
     with torch.inference_mode():
-        return model.get_encoder()(input_ids=ids, attention_mask=mask, return_dict=True)
+        return model.get_encoder()(**_source(ids, mask), return_dict=True)
 
 
 def _generate(model, ids, mask, config, *, keys, seed, start, stop, tokenizer, cache=None, encoded=None,
@@ -141,8 +149,8 @@ def _generate(model, ids, mask, config, *, keys, seed, start, stop, tokenizer, c
     if decoded is not None:  # with its mask, so that generate feeds only what the cache has not seen
         extra |= {"decoder_input_ids": decoded, "decoder_attention_mask": torch.ones_like(decoded)}
     with torch.inference_mode():
-        return model.generate(input_ids=ids, attention_mask=mask, generation_config=run,
-                              logits_processor=processors or None, **extra)
+        return model.generate(**_source(ids, mask), generation_config=run, logits_processor=processors or None,
+                              **extra)
 
 
 def _cache_of(out):

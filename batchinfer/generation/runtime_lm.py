@@ -128,7 +128,7 @@ def runtime_seq2seq(backend, config, generation_config):
     """A transformers encoder-decoder model (GenerationMixin) over a backend's `encoder`, `cross` and `decoder`
     parts (`model/seq2seq_export.py`). The cache is transformers' EncoderDecoderCache: the cross graph fills its
     cross-attention half at a row's first step (after beam search has expanded the encoder states), and beam
-    search reorders both halves as it does for PyTorch."""
+    search reorders both halves as it does for PyTorch. A VisionEncoderDecoder's encoder takes pixels."""
     import torch
     from transformers import GenerationMixin, PreTrainedModel
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
@@ -142,10 +142,16 @@ def runtime_seq2seq(backend, config, generation_config):
     cross = cross_names(layers)
     encoder_part, cross_part, decoder_part = (backend.parts[p] for p in ("encoder", "cross", "decoder"))
 
-    class RuntimeEncoder(torch.nn.Module):
-        main_input_name = "input_ids"
+    images = getattr(config, "model_type", None) == "vision-encoder-decoder"
+    source = "pixel_values" if images else "input_ids"
 
-        def forward(self, input_ids=None, attention_mask=None, **_: Any):
+    class RuntimeEncoder(torch.nn.Module):
+        main_input_name = source
+
+        def forward(self, input_ids=None, attention_mask=None, pixel_values=None, **_: Any):
+            if pixel_values is not None:
+                out = encoder_part.forward({"pixel_values": pixel_values.numpy()})
+                return BaseModelOutput(last_hidden_state=torch.from_numpy(out["last_hidden_state"]))
             if attention_mask is None:
                 attention_mask = torch.ones_like(input_ids)
             out = encoder_part.forward({"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()})
@@ -153,7 +159,7 @@ def runtime_seq2seq(backend, config, generation_config):
 
     class RuntimeSeq2SeqLM(PreTrainedModel, GenerationMixin):
         config_class = type(config)
-        main_input_name = "input_ids"
+        main_input_name = source
         _supports_sdpa = True
         _supports_cache_class = True
 
@@ -169,7 +175,7 @@ def runtime_seq2seq(backend, config, generation_config):
             return True
 
         def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, encoder_outputs=None,
-                    cache=None, past_key_values=None, decoder_attention_mask=None, **_: Any):
+                    cache=None, past_key_values=None, decoder_attention_mask=None, pixel_values=None, **_: Any):
             # decoder_attention_mask: all ones (a continuing generate call's), as the decoder's own default
             cache = cache if cache is not None else past_key_values
             if cache is None:
@@ -179,7 +185,8 @@ def runtime_seq2seq(backend, config, generation_config):
             own, attended = cache.self_attention_cache, cache.cross_attention_cache
             if not _seen(attended):  # a batch's first step: the encoder states' cross keys and values, once
                 if encoder_outputs is None:
-                    encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+                    encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                                   pixel_values=pixel_values)
                 hidden = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else \
                     encoder_outputs.last_hidden_state
                 kv = cross_part.forward({"encoder_hidden_states": hidden.numpy()})

@@ -66,8 +66,9 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
     if graph.part is not None:
         from batchinfer.model import seq2seq_export
 
-        export = {"encoder": seq2seq_export.export_encoder, "cross": seq2seq_export.export_cross,
-                  "decoder": seq2seq_export.export_decoder_step}[graph.part]
+        if graph.part == "encoder":
+            return seq2seq_export.export_encoder(model, target / "model.onnx", opset, graph.image_shape)
+        export = {"cross": seq2seq_export.export_cross, "decoder": seq2seq_export.export_decoder_step}[graph.part]
         return export(model, target / "model.onnx", opset)
     if graph.with_past:
         from batchinfer.model.decoder_export import export_decoder

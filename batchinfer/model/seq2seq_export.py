@@ -19,15 +19,19 @@ from batchinfer.model.torch_model import trace_to_onnx
 
 
 def decoder_cache_shape(config) -> tuple[int, int, int]:
-    """(decoder layers, heads, head dim) of an encoder-decoder config (T5: d_kv; BART/Marian: d_model/heads)."""
+    """(decoder layers, heads, head dim) of an encoder-decoder config (T5: d_kv; BART/Marian: d_model/heads; a
+    VisionEncoderDecoder: its decoder's, e.g. GPT-2's)."""
+    config = _sub_config(config, "decoder")
     layers = int(getattr(config, "num_decoder_layers", None) or getattr(config, "decoder_layers", None)
                  or config.num_hidden_layers)
     heads = int(getattr(config, "decoder_attention_heads", None) or config.num_attention_heads)
-    head_dim = int(getattr(config, "d_kv", None) or config.d_model // heads)
+    head_dim = int(getattr(config, "d_kv", None) or (getattr(config, "d_model", None) or config.hidden_size) // heads)
     return layers, heads, head_dim
 
 
-def export_encoder(model, target: Path, opset: int) -> None:
+def export_encoder(model, target: Path, opset: int, image_shape: tuple[int, int, int] | None = None) -> None:
+    """The encoder: tokens (`input_ids`, `attention_mask`), or with `image_shape` pixels (`pixel_values`:
+    a VisionEncoderDecoder's image encoder), to `last_hidden_state`."""
     import torch
 
     encoder = model.get_encoder()
@@ -37,9 +41,14 @@ def export_encoder(model, target: Path, opset: int) -> None:
             super().__init__()
             self.encoder = encoder
 
-        def forward(self, input_ids, attention_mask):
-            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        def forward(self, *args):
+            named = dict(zip(["pixel_values"] if image_shape else ["input_ids", "attention_mask"], args))
+            return self.encoder(**named).last_hidden_state
 
+    if image_shape:
+        axes = {"pixel_values": {0: "batch"}, "last_hidden_state": {0: "batch"}}
+        return trace_to_onnx(_Encoder(), (torch.rand(2, *image_shape),), target, ["pixel_values"],
+                             ["last_hidden_state"], axes, opset)
     ids = torch.ones((2, 5), dtype=torch.long)
     axes = {name: {0: "batch", 1: "tokens"} for name in ("input_ids", "attention_mask", "last_hidden_state")}
     trace_to_onnx(_Encoder(), (ids, torch.ones_like(ids)), target, ["input_ids", "attention_mask"], ["last_hidden_state"],
@@ -124,4 +133,12 @@ def export_decoder_step(model, target: Path, opset: int) -> None:
 
 
 def _hidden(config) -> int:
+    """The size of the encoder states the decoder attends to (a VisionEncoderDecoder projects its encoder's)."""
+    config = _sub_config(config, "encoder")
     return int(getattr(config, "d_model", None) or config.hidden_size)
+
+
+def _sub_config(config, name: str):
+    """A composite config's encoder or decoder config (VisionEncoderDecoder), else the config itself."""
+    sub = getattr(config, name, None)
+    return sub if hasattr(sub, "to_dict") else config

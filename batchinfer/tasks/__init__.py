@@ -15,7 +15,8 @@ from batchinfer.tasks.base import Task, TaskOptions
 TASK_MODULES = ("text_classification", "feature_extraction", "token_classification", "zero_shot",
                 "image_classification", "fill_mask", "text_generation",
                 "text2text_generation", "question_answering",
-                "image_feature_extraction", "zero_shot_image_classification")
+                "image_feature_extraction", "zero_shot_image_classification",
+                "image_text_to_text")
 
 
 @cache

@@ -97,7 +97,8 @@ class GenerativeTask(Task):
 
     def positions(self) -> int:
         """The most tokens the model's position embeddings take (large where positions are relative)."""
-        found = [self.config.get(k) for k in ("max_position_embeddings", "n_positions", "n_ctx")]
+        decoder = self.config.get("decoder") if isinstance(self.config.get("decoder"), dict) else {}
+        found = [c.get(k) for c in (self.config, decoder) for k in ("max_position_embeddings", "n_positions", "n_ctx")]
         found = [int(p) for p in found if isinstance(p, int) and 0 < p < 10_000_000]
         return min(found) if found else 1_000_000
 
@@ -156,7 +157,10 @@ class GenerativeTask(Task):
         return {"tokens": done.tokens, "finish": done.finish, "values": values}
 
     def postprocess(self, outputs, inputs):
-        prompt_ids = [row[mask.astype(bool)] for row, mask in zip(inputs["input_ids"], inputs["attention_mask"])]
+        if "input_ids" in inputs:
+            prompt_ids = [row[m.astype(bool)] for row, m in zip(inputs["input_ids"], inputs["attention_mask"])]
+        else:  # an image is the input: no prompt tokens
+            prompt_ids = [np.zeros(0, np.int64) for _ in outputs["tokens"]]
         texts, finish = [], list(outputs["finish"])
         for i, (prompt, new) in enumerate(zip(prompt_ids, outputs["tokens"])):
             text = self.new_text(prompt, new)
@@ -168,7 +172,7 @@ class GenerativeTask(Task):
                         text = text[:cut]
             texts.append(text)
         return {"generated_text": np.array(texts, dtype=object), "finish_reason": np.array(finish, dtype=object),
-                "prompt_tokens": inputs["attention_mask"].sum(1).astype(np.int32),
+                "prompt_tokens": np.array([len(p) for p in prompt_ids], dtype=np.int32),
                 "completion_tokens": np.array([len(t) for t in outputs["tokens"]], dtype=np.int32)}
 
     def output_schema(self) -> pa.Schema:
