@@ -82,9 +82,9 @@ class Pipeline:
         """Yield (row indices, model inputs, model outputs) per model batch, in the batcher's order."""
         encoded = encoded if encoded is not None else self.task.encode(values)
         keys = np.arange(len(values)) if keys is None else np.asarray(keys)
-        pairs = self.task.pairs_per_row  # zero-shot: each row brings one input per label, all in one batch
-        plan = plan_batches(self.task.batch_lengths(encoded), batch_size=max(1, batching.batch_size // pairs),
-                            max_tokens=batching.max_tokens, sort_by_length=batching.sort_by_length)
+        plan = plan_batches(self.task.batch_lengths(encoded), batch_size=batching.batch_size,
+                            max_tokens=batching.max_tokens, sort_by_length=batching.sort_by_length,
+                            sizes=self.task.inputs_per_row(encoded))  # a row's inputs stay in one batch
         for idx in plan:
             rows = [values[i] for i in idx]
             inputs = self.task.pad(encoded, idx) if encoded.ids is not None else self.task.preprocess(rows)

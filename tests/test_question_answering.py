@@ -35,6 +35,7 @@ CALLS = [  # each a transformers call: keywords as the pipeline takes them
     {"question": QUESTIONS, "context": CONTEXTS, "max_answer_len": 4, "align_to_words": False},
     {"question": QUESTIONS, "context": CONTEXTS, "doc_stride": 16, "max_seq_len": 48, "batch_size": 3},
     {"question": QUESTIONS[0], "context": CONTEXTS[0]},
+    {"question": QUESTIONS[1], "context": STORY * 30, "batch_size": 4},  # over 64 windows: several calls
 ]
 
 
@@ -111,6 +112,12 @@ def test_answers_equal_transformers_4_pipeline(models, references, kind, backend
                                                               return_offsets_mapping=True)
     covered = max(end for _, end in window["offset_mapping"])  # the first window's last context character
     row0 = [a for result in references[kind][:5] for a in (result[0] if isinstance(result[0], list) else [result[0]])]
+    from batchinfer.tasks.question_answering import WINDOWS_PER_CALL
+
+    windows = AutoTokenizer.from_pretrained(str(models[kind]))(
+        CALLS[6]["question"], CALLS[6]["context"], truncation="only_second", max_length=MAX_POSITIONS, stride=32,
+        return_overflowing_tokens=True)["input_ids"]
+    assert len(windows) > WINDOWS_PER_CALL  # the long context's windows took several backend calls
     assert max(a["start"] for a in row0) > covered  # answers from later windows count
     one = {"question": QUESTIONS[1], "context": CONTEXTS[1]}
     assert_same(qa(one), references[kind][0][1])  # a dict input, as transformers takes it

@@ -222,6 +222,10 @@ class Task(ABC):
         enc = self.tokenizer(*args, truncation=True, max_length=self.max_length, padding=True, return_tensors="np")
         return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
 
+    def inputs_per_row(self, encoded: Encoded) -> np.ndarray:
+        """Model inputs each row becomes (zero-shot: one per candidate label): what `batch_size` counts."""
+        return np.full(len(encoded.kept), self.pairs_per_row, dtype=np.int64)
+
     def batch_lengths(self, encoded: Encoded) -> np.ndarray:
         """Tokens each row puts into a model batch, for the batch token budget (zero-shot: one input per label)."""
         return encoded.kept * self.pairs_per_row

@@ -21,6 +21,9 @@ from batchinfer.errors import ModelError
 from batchinfer.tasks.base import Encoded, Task, TaskOptions
 
 
+WINDOWS_PER_CALL = 64  # model inputs per backend call, however many windows a batch's rows bring
+
+
 class QuestionAnsweringOptions(TaskOptions):
     top_k: int = Field(1, ge=1, description="answers per row, best first (more than 1: list columns)")
     max_answer_len: int = Field(15, ge=1, description="longest answer, in tokens")
@@ -127,6 +130,19 @@ class QuestionAnswering(Task):
 
     def batch_lengths(self, encoded: Encoded) -> np.ndarray:
         return encoded.kept
+
+    def inputs_per_row(self, encoded: Encoded) -> np.ndarray:
+        return encoded.kept // np.maximum(encoded.lengths, 1)  # its windows
+
+    def forward(self, backend, inputs, *, keys, values):
+        """The batch's windows, WINDOWS_PER_CALL at a time (one row of a very long context can bring hundreds)."""
+        windows = len(inputs["window_row"])
+        if windows <= WINDOWS_PER_CALL:
+            return backend.forward(inputs)
+        names = [k for k in self.tokenizer.model_input_names if k in inputs]
+        calls = [backend.forward({k: inputs[k][i:i + WINDOWS_PER_CALL] for k in names})
+                 for i in range(0, windows, WINDOWS_PER_CALL)]
+        return {name: np.concatenate([c[name] for c in calls]) for name in calls[0]}
 
     def preprocess(self, values: list[Any]) -> dict[str, Any]:
         """The windows of a batch's rows, padded; beside the model inputs, what postprocess maps spans with."""
