@@ -191,6 +191,11 @@ def test_catalogue_jobs_embed_images_and_captions_and_classify(tmp_path, clip, p
     assert img.schema["embedding"] == pl.Array(pl.Float32, 16)
     want = embeddings(clip, "image-feature-extraction", "ort", pil_images[:5], normalize=True)
     np.testing.assert_allclose(np.asarray(img["embedding"].to_list()), want, atol=1e-5)
+    api = batchinfer.predict(pl.DataFrame({"id": range(5), "image": IMAGES[:5]}), "image",
+                             task="image-feature-extraction", model=str(clip), normalize=True)  # the polars API
+    assert api.schema["embedding"] == pl.Array(pl.Float32, 16)
+    np.testing.assert_allclose(np.asarray(api["embedding"].to_list()), np.asarray(img["embedding"].to_list()),
+                               atol=1e-6)
     txt = pl.read_parquet(str(tmp_path / "txt" / "*.parquet"))
     assert pq.read_table(str(tmp_path / "txt")).schema.field("embedding").type == pa.list_(pa.float32(), 16)
     similarity = np.asarray(img["embedding"].to_list()) @ np.asarray(txt["embedding"].to_list()).T
@@ -205,6 +210,9 @@ def test_catalogue_jobs_embed_images_and_captions_and_classify(tmp_path, clip, p
     assert zs["labels"].to_list() == [[d["label"] for d in row] for row in reference]
     np.testing.assert_allclose(np.asarray(zs["scores"].to_list()), [[d["score"] for d in row] for row in reference],
                                atol=1e-4)
+    zs_api = batchinfer.predict(pl.DataFrame({"image": IMAGES[:5]}), "image", task="zero-shot-image-classification",
+                                model=str(clip), candidate_labels=LABELS)
+    assert zs_api["labels"].to_list() == zs["labels"].to_list()
     for name in ("img", "zs"):
         bad = pl.read_parquet(str(tmp_path / name / "_dead_letter" / "*.parquet"))
         assert bad["id"].to_list() == [5] and bad["_error"][0].startswith("image cannot be decoded")
