@@ -225,3 +225,19 @@ def test_ipex_image_embeddings_and_zero_shot_match_transformers(tmp_path):
         name=str(clip), task="image-feature-extraction", backend=backend)).predict(images)["embedding"].to_pylist())
         for backend in ("torch", "ipex"))
     np.testing.assert_allclose(ipex_emb, torch_emb, atol=1e-4)
+
+
+@pytest.mark.ipex
+def test_ipex_captions_equal_generate(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from tests.conftest import make_images
+    from tests.test_image_text_to_text import build_captioner, ours, reference
+
+    images = [Image.open(io.BytesIO(b)).convert("RGB") for b in make_images(5, seed=8)]
+    model = build_captioner(tmp_path / "captioner")
+    for options in (dict(max_new_tokens=20), dict(num_beams=3, max_new_tokens=8)):
+        want = reference(model, images, do_sample=False, **options)
+        assert ours(model, "ipex", images, **options)["generated_text"].to_pylist() == want
