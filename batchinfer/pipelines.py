@@ -164,10 +164,11 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
                        trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights,
                        with_past=cls.generates, extra_outputs=head.extra_outputs)
     load = dict(threads=runtime.threads, cache_dir=cache_dir, precision=model.precision, quantize=model.quantize)
-    if cls.parts and backend_class(model.backend).runs_graphs:  # encoder, cross and decoder step: a graph each
+    parts = cls.model_parts(config)
+    if parts and backend_class(model.backend).runs_graphs:  # e.g. encoder, cross and decoder step: a graph each
         backend = load_parts(model.backend, {part: dataclasses.replace(
-            graph, part=part, with_past=part != "encoder",  # every output of the cross and decoder graphs
-            output_name="last_hidden_state" if part == "encoder" else graph.output_name) for part in cls.parts}, **load)
+            graph, part=part, with_past=part != "encoder",  # every output of the other graphs
+            output_name="last_hidden_state" if part == "encoder" else graph.output_name) for part in parts}, **load)
     else:
         backend = load_backend(model.backend, graph, **load)
     if backend.reduced and not cls.generates:  # generation: the job's own rows are compared (runner)

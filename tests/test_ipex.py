@@ -241,3 +241,18 @@ def test_ipex_captions_equal_generate(tmp_path):
     for options in (dict(max_new_tokens=20), dict(num_beams=3, max_new_tokens=8)):
         want = reference(model, images, do_sample=False, **options)
         assert ours(model, "ipex", images, **options)["generated_text"].to_pylist() == want
+
+
+@pytest.mark.ipex
+def test_ipex_vision_language_model_equals_generate(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from tests.conftest import make_images
+    from tests.test_image_text_to_text import build_llava, llava_reference, ours
+
+    images = [Image.open(io.BytesIO(b)).convert("RGB") for b in make_images(4, seed=8)]
+    model = build_llava(tmp_path / "llava")
+    want = llava_reference(model, images, "what is it?", max_new_tokens=20, do_sample=False)
+    assert ours(model, "ipex", images, max_new_tokens=20, prompt="what is it?")["generated_text"].to_pylist() == want

@@ -34,8 +34,10 @@ def decoder(backend, config, generation_config):
     if model is not None and hasattr(model, "generate"):
         model.generation_config = generation_config
         return model
-    from batchinfer.generation.runtime_lm import runtime_lm, runtime_seq2seq
+    from batchinfer.generation.runtime_lm import runtime_lm, runtime_seq2seq, runtime_vlm
 
+    if "vision" in getattr(backend, "parts", {}):  # a vision-language model's graphs
+        return runtime_vlm(backend, config, generation_config)
     build = runtime_seq2seq if getattr(config, "is_encoder_decoder", False) else runtime_lm
     return build(backend, config, generation_config)
 
@@ -60,14 +62,17 @@ def generate_batch(model, inputs: dict[str, np.ndarray], config, *, keys: np.nda
     encoder-decoder's encoder runs once)."""
     import torch
 
-    if "pixel_values" in inputs:  # an image encoder's input (VisionEncoderDecoder): no tokens, no mask
+    pixels = None  # a vision-language model's images, beside its prompt tokens
+    if "pixel_values" in inputs and "input_ids" not in inputs:  # an image encoder's input (VisionEncoderDecoder)
         ids, mask = torch.from_numpy(np.ascontiguousarray(inputs["pixel_values"], dtype=np.float32)), None
     else:
+        if "pixel_values" in inputs:
+            pixels = torch.from_numpy(np.ascontiguousarray(inputs["pixel_values"], dtype=np.float32))
         ids = torch.from_numpy(np.ascontiguousarray(inputs["input_ids"], dtype=np.int64))
         mask = torch.from_numpy(np.ascontiguousarray(inputs["attention_mask"], dtype=np.int64))
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
     start = 1 if seq2seq else ids.shape[1]  # where the new tokens begin in what generate returns
-    call = dict(keys=keys, seed=seed, start=start, stop=stop, tokenizer=tokenizer)
+    call = dict(keys=keys, seed=seed, start=start, stop=stop, tokenizer=tokenizer, pixels=pixels)
     budget = config.max_new_tokens
     if budget is None or budget <= CHUNK or (config.num_beams or 1) != 1:
         new = _generate(model, ids, mask, config, **call).sequences[:, start:].numpy()
@@ -120,7 +125,7 @@ def _encode(model, ids, mask):
 
 
 def _generate(model, ids, mask, config, *, keys, seed, start, stop, tokenizer, cache=None, encoded=None,
-              decoded=None):
+              decoded=None, pixels=None):
     """One generate call (continuing from `cache`, and for an encoder-decoder from its `encoded` outputs and
     `decoded` tokens, if given); what generate returns (sequences, cache)."""
     import inspect
@@ -146,6 +151,8 @@ def _generate(model, ids, mask, config, *, keys, seed, start, stop, tokenizer, c
         extra["cache" if "cache" in takes else "past_key_values"] = cache
     if encoded is not None:
         extra["encoder_outputs"] = encoded
+    if pixels is not None and cache is None:  # a vision-language model reads its images at the prompt's step
+        extra["pixel_values"] = pixels
     if decoded is not None:  # with its mask, so that generate feeds only what the cache has not seen
         extra |= {"decoder_input_ids": decoded, "decoder_attention_mask": torch.ones_like(decoded)}
     with torch.inference_mode():

@@ -203,3 +203,65 @@ def runtime_seq2seq(backend, config, generation_config):
     model = RuntimeSeq2SeqLM().eval()
     model.generation_config = generation_config
     return model
+
+
+def runtime_vlm(backend, config, generation_config):
+    """A vision-language model (GenerationMixin) over a backend's `vision`, `embed` and `lm` parts
+    (`model/vlm_export.py`): at a batch's first step the image features take the place of the prompt's image
+    tokens in its embeddings, as the model's own forward merges them; every step runs the language model over
+    embeddings and a transformers DynamicCache."""
+    import torch
+    from transformers import GenerationMixin, PreTrainedModel
+    from transformers.cache_utils import DynamicCache
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    from batchinfer.model.decoder_export import cache_names, cache_shape
+
+    layers, kv_heads, head_dim = cache_shape(config)
+    names = cache_names(layers)
+    vision, embed, lm = (backend.parts[p] for p in ("vision", "embed", "lm"))
+    image_token = int(getattr(config, "image_token_id", None) if getattr(config, "image_token_id", None) is not None
+                      else config.image_token_index)
+
+    class RuntimeVisionLM(PreTrainedModel, GenerationMixin):
+        config_class = type(config)
+        main_input_name = "input_ids"
+        _supports_sdpa = True
+        _supports_cache_class = True
+
+        def __init__(self) -> None:
+            super().__init__(config)
+            self._anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+
+        def can_generate(self) -> bool:
+            return True
+
+        def forward(self, input_ids=None, attention_mask=None, position_ids=None, pixel_values=None, cache=None,
+                    past_key_values=None, **_: Any):
+            cache = cache if cache is not None else past_key_values
+            if cache is None:
+                cache = DynamicCache()
+            batch, new = input_ids.shape
+            past = _seen(cache)
+            ids = input_ids.numpy()
+            embeds = embed.forward({"input_ids": ids})["inputs_embeds"]
+            if pixel_values is not None and past == 0:  # the prompt's step: image features in place
+                features = vision.forward({"pixel_values": pixel_values.numpy()})["image_features"]
+                places = ids == image_token
+                if int(places.sum()) != features.shape[0] * features.shape[1]:
+                    raise ValueError(f"the prompts hold {int(places.sum())} image tokens, the images give "
+                                     f"{features.shape[0] * features.shape[1]} features")
+                embeds = embeds.copy()
+                embeds[places] = features.reshape(-1, features.shape[-1])
+            if attention_mask is None:
+                attention_mask = torch.ones((batch, past + new), dtype=torch.long)
+            if position_ids is None:
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -new:]
+            feed = {"inputs_embeds": embeds, "attention_mask": attention_mask.numpy(),
+                    "position_ids": position_ids.numpy()}
+            out = _run_step(lm.forward, feed, cache, past, names, kv_heads, head_dim)
+            return CausalLMOutputWithPast(logits=torch.from_numpy(out["logits"]), cache=cache)
+
+    model = RuntimeVisionLM().eval()
+    model.generation_config = generation_config
+    return model

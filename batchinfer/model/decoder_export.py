@@ -57,9 +57,11 @@ def filled_cache(past, layers: int):
     return cache
 
 
-def decoder_step(model):
+def decoder_step(model, *, embeds: bool = False):
     """The decoder step as a module over positional tensors, with example inputs, for a tracer:
-    (module, example args, input names, output names, dynamic axes)."""
+    (module, example args, input names, output names, dynamic axes). With `embeds`, the step takes
+    `inputs_embeds` (batch, new, hidden) instead of `input_ids` (a vision-language model merges image features
+    into them)."""
     import torch
 
     layers, kv_heads, head_dim = cache_shape(model.config)
@@ -73,8 +75,8 @@ def decoder_step(model):
             super().__init__()
             self.model = model
 
-        def forward(self, input_ids, attention_mask, position_ids, *past):
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+        def forward(self, tokens, attention_mask, position_ids, *past):
+            out = self.model(**{first: tokens}, attention_mask=attention_mask, position_ids=position_ids,
                              use_cache=True, **{cache_arg: filled_cache(past, layers)}, **last_only)
             logits = out.logits[:, -1:, :]
             cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
@@ -83,15 +85,17 @@ def decoder_step(model):
                 present += [layer.keys, layer.values]
             return (logits, *present)
 
+    first = "inputs_embeds" if embeds else "input_ids"
     batch, new, past_len = 2, 3, 4
-    ids = torch.ones((batch, new), dtype=torch.long)
+    hidden = int(model.config.get_text_config().hidden_size) if embeds else 0
+    ids = torch.rand((batch, new, hidden)) if embeds else torch.ones((batch, new), dtype=torch.long)
     mask = torch.ones((batch, past_len + new), dtype=torch.long)
     positions = torch.arange(past_len, past_len + new).expand(batch, new)
     past = [torch.rand(batch, kv_heads, past_len, head_dim) for _ in past_names]
-    axes = {"input_ids": {0: "batch", 1: "new"}, "position_ids": {0: "batch", 1: "new"},
+    axes = {first: {0: "batch", 1: "new"}, "position_ids": {0: "batch", 1: "new"},
             "attention_mask": {0: "batch", 1: "total"}, "logits": {0: "batch"}}
     axes |= cache_axes(past_names, present_names)
-    return (_Step(), (ids, mask, positions, *past), ["input_ids", "attention_mask", "position_ids", *past_names],
+    return (_Step(), (ids, mask, positions, *past), [first, "attention_mask", "position_ids", *past_names],
             ["logits", *present_names], axes)
 
 

@@ -63,6 +63,13 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
         if not plain:
             raise
         model = load_torch_model(graph)  # a model (remote code) without an eager implementation
+    if graph.part in ("vision", "embed", "lm"):  # a vision-language model's graphs
+        from batchinfer.model import vlm_export
+
+        if graph.part == "vision":
+            return vlm_export.export_vision(model, target / "model.onnx", opset, graph.image_shape)
+        export = vlm_export.export_embed if graph.part == "embed" else vlm_export.export_lm_step
+        return export(model, target / "model.onnx", opset)
     if graph.part is not None:
         from batchinfer.model import seq2seq_export
 

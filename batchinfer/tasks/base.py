@@ -122,6 +122,11 @@ class Task(ABC):
         return Head(cls.auto_class, cls.output_name, cls.extra_outputs, cls.sequence_output)
 
     @classmethod
+    def model_parts(cls, config: dict[str, Any]) -> tuple[str, ...]:
+        """The graphs the model runs as where the backend runs graphs (`parts`, unless the folder says other)."""
+        return cls.parts
+
+    @classmethod
     def check_model(cls, config: dict[str, Any], model_name: str) -> None:
         """Raise ModelError if the model's config says it was built for something else."""
 
