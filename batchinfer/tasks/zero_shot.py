@@ -7,7 +7,7 @@ or, with `multi_label`, entailment against contradiction for each label on its o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -17,10 +17,13 @@ from batchinfer.errors import ModelError
 from batchinfer.tasks.base import Task, TaskOptions
 
 
-class ZeroShotOptions(TaskOptions):
+class CandidateLabelOptions(TaskOptions):
+    """The zero-shot tasks' candidate_labels and the hypothesis_template each label fills."""
+
+    task_name: ClassVar[str] = "zero-shot-classification"  # named in the error for missing labels
+    label_example: ClassVar[str] = "['sports', 'politics']"
     candidate_labels: list[str] = Field([], validate_default=True)
     hypothesis_template: str = "This example is {}."
-    multi_label: bool = False
 
     @field_validator("candidate_labels", mode="before")
     @classmethod
@@ -28,7 +31,7 @@ class ZeroShotOptions(TaskOptions):
         if isinstance(value, str):  # transformers also takes "a, b, c"
             value = [label.strip() for label in value.split(",") if label.strip()]
         if not value:
-            raise ValueError("zero-shot-classification needs candidate_labels, e.g. ['sports', 'politics']")
+            raise ValueError(f"{cls.task_name} needs candidate_labels, e.g. {cls.label_example}")
         return value
 
     @field_validator("hypothesis_template")
@@ -39,7 +42,29 @@ class ZeroShotOptions(TaskOptions):
         return value
 
 
-class ZeroShotClassification(Task):
+class ZeroShotOptions(CandidateLabelOptions):
+    multi_label: bool = False
+
+
+class RankedLabels:
+    """The zero-shot tasks' columns: every candidate label (`self.labels`), best first, and its score; results
+    hold each row's label indices in that order and the scores alike."""
+
+    labels: list[str]
+
+    def output_schema(self) -> pa.Schema:
+        return pa.schema([("labels", pa.list_(pa.string())), ("scores", pa.list_(pa.float32()))])
+
+    def to_arrow(self, results):
+        n = len(self.labels)
+        ids, scores = results["labels"], results["scores"].astype(np.float32)
+        offsets = pa.array(np.arange(0, ids.size + 1, n, dtype=np.int32))
+        names = pa.array(self.labels, type=pa.string())
+        return {"labels": pa.ListArray.from_arrays(offsets, names.take(pa.array(ids.reshape(-1)))),
+                "scores": pa.ListArray.from_arrays(offsets, pa.array(scores.reshape(-1)))}
+
+
+class ZeroShotClassification(RankedLabels, Task):
     name = "zero-shot-classification"
     auto_class = "AutoModelForSequenceClassification"
     output_name = "logits"
@@ -117,14 +142,3 @@ class ZeroShotClassification(Task):
         order = np.stack([np.argsort(row)[::-1] for row in scores]) if len(scores) else \
             np.zeros((0, len(self.labels)), dtype=np.int64)
         return {"labels": order, "scores": np.take_along_axis(scores, order, axis=1)}
-
-    def output_schema(self) -> pa.Schema:
-        return pa.schema([("labels", pa.list_(pa.string())), ("scores", pa.list_(pa.float32()))])
-
-    def to_arrow(self, results):
-        n = len(self.labels)
-        ids, scores = results["labels"], results["scores"].astype(np.float32)
-        offsets = pa.array(np.arange(0, ids.size + 1, n, dtype=np.int32))
-        names = pa.array(self.labels, type=pa.string())
-        return {"labels": pa.ListArray.from_arrays(offsets, names.take(pa.array(ids.reshape(-1)))),
-                "scores": pa.ListArray.from_arrays(offsets, pa.array(scores.reshape(-1)))}

@@ -10,36 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-from pydantic import Field, field_validator
 
 from batchinfer.errors import ModelError
-from batchinfer.tasks.base import ImageTask, TaskOptions
+from batchinfer.tasks.base import ImageTask
 from batchinfer.tasks.text_classification import sigmoid, softmax
+from batchinfer.tasks.zero_shot import CandidateLabelOptions, RankedLabels
 
 
-class ZeroShotImageOptions(TaskOptions):
-    candidate_labels: list[str] = Field([], validate_default=True)
+class ZeroShotImageOptions(CandidateLabelOptions):
+    task_name = "zero-shot-image-classification"
+    label_example = "['cat', 'dog']"
     hypothesis_template: str = "This is a photo of {}."
 
-    @field_validator("candidate_labels", mode="before")
-    @classmethod
-    def _some_labels(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [label.strip() for label in value.split(",") if label.strip()]
-        if not value:
-            raise ValueError("zero-shot-image-classification needs candidate_labels, e.g. ['cat', 'dog']")
-        return value
 
-    @field_validator("hypothesis_template")
-    @classmethod
-    def _has_a_slot(cls, value: str) -> str:
-        if value.format("X") == value:
-            raise ValueError("hypothesis_template needs a {} where the label goes")
-        return value
-
-
-class ZeroShotImageClassification(ImageTask):
+class ZeroShotImageClassification(RankedLabels, ImageTask):
     name = "zero-shot-image-classification"
     auto_class = "AutoModelForZeroShotImageClassification"
     output_name = "logits_per_image"
@@ -81,17 +65,6 @@ class ZeroShotImageClassification(ImageTask):
         scores = sigmoid(logits) if self.siglip else softmax(logits)
         order = np.argsort(-scores, axis=1, kind="stable")
         return {"labels": order, "scores": np.take_along_axis(scores, order, axis=1)}
-
-    def output_schema(self) -> pa.Schema:
-        return pa.schema([("labels", pa.list_(pa.string())), ("scores", pa.list_(pa.float32()))])
-
-    def to_arrow(self, results):
-        n = len(self.labels)
-        ids, scores = results["labels"], results["scores"].astype(np.float32)
-        offsets = pa.array(np.arange(0, ids.size + 1, n, dtype=np.int32))
-        names = pa.array(self.labels, type=pa.string())
-        return {"labels": pa.ListArray.from_arrays(offsets, names.take(pa.array(ids.reshape(-1)))),
-                "scores": pa.ListArray.from_arrays(offsets, pa.array(scores.reshape(-1)))}
 
     def transformers_rows(self, outputs, inputs, values, call):
         """transformers: per image, [{"score", "label"}] over every label, best first."""
