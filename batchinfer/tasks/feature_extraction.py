@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from batchinfer.errors import ModelError
 from batchinfer.tasks.base import Head, Task, TaskOptions, row_cosines
 
 
@@ -27,15 +28,47 @@ class EmbeddingOptions(TaskOptions):
     normalize: bool = Field(False, description="L2-normalise each embedding (cosine = dot product)")
 
 
-class FeatureExtraction(Task):
+class EmbeddingColumn:
+    """The embedding tasks' column: `fixed_size_list<float32>[self.dim]`, L2-normalised with the `normalize`
+    option; two runs are compared by the mean cosine of their embeddings."""
+
+    columns = ("embedding",)
+    agreement = "cosine"
+    dim: int
+    options: EmbeddingOptions
+
+    def embedding(self, emb: np.ndarray) -> dict[str, np.ndarray]:
+        """The column's results from one batch's pooled embeddings."""
+        emb = emb.astype(np.float32, copy=False)
+        if self.options.normalize:
+            emb = emb / np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)
+        return {"embedding": emb.astype(np.float32, copy=False)}
+
+    def output_schema(self) -> pa.Schema:
+        return pa.schema([("embedding", pa.list_(pa.float32(), self.dim))])
+
+    def to_arrow(self, results):
+        emb = np.ascontiguousarray(results["embedding"], dtype=np.float32)
+        if emb.shape[1:] != (self.dim,):
+            raise ModelError(f"the model's embeddings have {emb.shape[1:]} values, not the {self.dim} its config "
+                             "states")
+        return {"embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), self.dim)}
+
+    def comparable(self, outputs, inputs):
+        return self.postprocess(outputs, inputs)["embedding"]
+
+    def compare(self, got, want):
+        a, b = (np.asarray(x["embedding"].to_pylist(), dtype=np.float32) for x in (got, want))
+        return (float(row_cosines(a, b).mean()) if len(a) else 1.0), "mean embedding cosine"
+
+
+class FeatureExtraction(EmbeddingColumn, Task):
     name = "feature-extraction"
     auto_class = "AutoModel"
     output_name = "last_hidden_state"
     sequence_output = True
     encodes_once = True
     Options = EmbeddingOptions
-    columns = ("embedding",)
-    agreement = "cosine"
     shortcut = "embed"
     call_options = frozenset({"batch_size", "truncation", "max_length", "padding", "tokenize_kwargs"})
     keeps_call_batches = True  # transformers pads each input's token vectors to the longest of its batch
@@ -58,26 +91,10 @@ class FeatureExtraction(Task):
             emb = outputs["text_embeds"].astype(np.float32, copy=False)
         else:
             emb = mean_pool(outputs["last_hidden_state"].astype(np.float32, copy=False), inputs["attention_mask"])
-        if self.options.normalize:
-            emb = emb / np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)
-        return {"embedding": emb.astype(np.float32, copy=False)}
-
-    def output_schema(self) -> pa.Schema:
-        return pa.schema([("embedding", pa.list_(pa.float32(), self.dim))])
-
-    def to_arrow(self, results):
-        emb = np.ascontiguousarray(results["embedding"], dtype=np.float32)
-        return {"embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), self.dim)}
+        return self.embedding(emb)
 
     def transformers_rows(self, outputs, inputs, values, call):
         """transformers returns each input's token vectors (padded to its batch's longest), not a pooled one."""
         if "text_embeds" in outputs:  # a CLIP text tower: its projected embedding
             return [[row.tolist()] for row in outputs["text_embeds"]]
         return [[hidden.tolist()] for hidden in outputs["last_hidden_state"]]
-
-    def comparable(self, outputs, inputs):
-        return self.postprocess(outputs, inputs)["embedding"]
-
-    def compare(self, got, want):
-        a, b = (np.asarray(x["embedding"].to_pylist(), dtype=np.float32) for x in (got, want))
-        return (float(row_cosines(a, b).mean()) if len(a) else 1.0), "mean embedding cosine"

@@ -11,22 +11,21 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-import pyarrow as pa
 from pydantic import Field
 
 from batchinfer.errors import ModelError
-from batchinfer.tasks.base import Head, ImageTask, TaskOptions, row_cosines
+from batchinfer.tasks.base import Head, ImageTask
+from batchinfer.tasks.feature_extraction import EmbeddingColumn, EmbeddingOptions
 
 CLIP_TYPES = frozenset({"clip", "clip_vision_model"})
 
 
-class ImageEmbeddingOptions(TaskOptions):
+class ImageEmbeddingOptions(EmbeddingOptions):
     pooling: Literal["auto", "pooler", "cls", "mean"] = Field(
         "auto", description="auto: CLIP's image_embeds, else the model's pooler output, else the CLS token")
-    normalize: bool = Field(False, description="L2-normalise each embedding (cosine = dot product)")
 
 
-class ImageFeatureExtraction(ImageTask):
+class ImageFeatureExtraction(EmbeddingColumn, ImageTask):
     name = "image-feature-extraction"
     auto_class = "AutoModel"
     output_name = "last_hidden_state"
@@ -35,8 +34,6 @@ class ImageFeatureExtraction(ImageTask):
     roles = ("image",)
     required_roles = ("image",)
     Options = ImageEmbeddingOptions
-    columns = ("embedding",)
-    agreement = "cosine"
     call_options = frozenset({"batch_size", "pool", "timeout", "image_processor_kwargs", "return_tensors"})
 
     def __init__(self, config: dict[str, Any], processor: Any, options: ImageEmbeddingOptions | None = None,
@@ -55,10 +52,7 @@ class ImageFeatureExtraction(ImageTask):
         return super().head(config)
 
     def postprocess(self, outputs, inputs):
-        emb = self._pooled(outputs).astype(np.float32, copy=False)
-        if self.options.normalize:
-            emb = emb / np.clip(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12, None)
-        return {"embedding": emb}
+        return self.embedding(self._pooled(outputs))
 
     def _pooled(self, outputs) -> np.ndarray:
         if "image_embeds" in outputs:
@@ -74,16 +68,6 @@ class ImageFeatureExtraction(ImageTask):
                              f"{hidden.shape[1:]}", hint="use pooling = 'auto' (its pooler output)")
         return hidden[:, 0] if pooling in ("auto", "cls") else hidden.mean(axis=1)
 
-    def output_schema(self) -> pa.Schema:
-        return pa.schema([("embedding", pa.list_(pa.float32(), self.dim))])
-
-    def to_arrow(self, results):
-        emb = np.ascontiguousarray(results["embedding"], dtype=np.float32)
-        if emb.shape[1:] != (self.dim,):
-            raise ModelError(f"the model's embeddings have {emb.shape[1:]} values, not the {self.dim} its config "
-                             "states")
-        return {"embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), self.dim)}
-
     def transformers_rows(self, outputs, inputs, values, call):
         """transformers: the model's first output (pool=True: its pooler output), as nested lists per image."""
         if call.get("pool"):
@@ -94,13 +78,6 @@ class ImageFeatureExtraction(ImageTask):
         else:
             chosen = outputs["image_embeds" if "image_embeds" in outputs else "last_hidden_state"]
         return [[row.tolist()] for row in chosen]
-
-    def comparable(self, outputs, inputs):
-        return self.postprocess(outputs, inputs)["embedding"]
-
-    def compare(self, got, want):
-        a, b = (np.asarray(x["embedding"].to_pylist(), dtype=np.float32) for x in (got, want))
-        return (float(row_cosines(a, b).mean()) if len(a) else 1.0), "mean embedding cosine"
 
 
 def _embedding_size(config: dict[str, Any], clip: bool) -> int:
