@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "batchinfer-bench-generation"))
     parser.add_argument("--row")
+    parser.add_argument("--only", help="comma-separated rows to run (the first is the baseline)")
     args = parser.parse_args()
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
@@ -161,6 +162,8 @@ def main() -> None:
     build_models(root)
     rows = [row for row in ROWS[args.model]
             if not row.startswith("openvino-genai") or importlib.util.find_spec("openvino_genai")]
+    if args.only:
+        rows = [row for row in rows if row in args.only.split(",")]
     child = ["--model", args.model, "--prompts", str(args.prompts), "--new", str(args.new), "--batch",
              str(args.batch), "--root", str(root)]
     for row in rows:  # warm-up: exports and IR conversions into the cache, not timed
@@ -174,7 +177,7 @@ def main() -> None:
             print(f"  {row}: {last['rows'] * args.new / last['seconds']:.1f} generated tokens/s", file=sys.stderr)
     prompt_tokens = _prompt_tokens(build_models(root)[args.model], make_prompts(args.prompts))
     reference = results[rows[0]][0]["labels"]
-    ours = results["batchinfer torch"][0]["labels"]  # the semantics batchinfer keeps on every backend
+    ours = results.get("batchinfer torch", results[rows[0]])[0]["labels"]  # batchinfer's semantics, every backend
     print(f"{machine()}; {args.model}, {args.prompts} prompts ({prompt_tokens:,} prompt tokens), {args.new} new "
           f"tokens each, batch {args.batch}, median of {args.repeats}\n")
     print(f"| row | generated tokens/s | prompt tokens/s | ratio to first row | peak RSS MB | equal to {rows[0]} "

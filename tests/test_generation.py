@@ -128,6 +128,43 @@ def test_min_new_tokens_over_several_calls(early_ending, recwarn):
     assert not [w for w in recwarn if "Unfeasible length constraints" in str(w.message)]
 
 
+@pytest.mark.parametrize("backend", ["ort", "openvino"])
+def test_the_lean_loop_gives_generates_tokens(early_ending, backend, monkeypatch):
+    """Greedy and sampled decoding over a runtime decoder run the lean loop (generation/lean.py), not
+    transformers' generate: the same rows as generate over the same runtime, with end tokens, min_new_tokens
+    over several calls, stop strings and sampling; beams and penalties still go to generate."""
+    from batchinfer.generation import lean
+
+    real, lean_calls = lean.generate_lean, []
+    monkeypatch.setattr(lean, "generate_lean", lambda *a, **k: lean_calls.append(len(a[1])) or real(*a, **k))
+
+    def rows(**options):
+        out = ours(early_ending, backend, LONG_RUN, batch_size=8, **options)
+        return [dict(zip(("text", "finish", "tokens"), r)) for r in zip(
+            *(out[c].to_pylist() for c in ("generated_text", "finish_reason", "completion_tokens")))]
+
+    def both(**options):
+        lean_calls.clear()
+        fast, took = rows(**options), list(lean_calls)
+        with monkeypatch.context() as m:
+            m.setattr(lean, "runs_lean", lambda *a, **k: False)
+            slow = rows(**options)
+        return fast, slow, took
+
+    fast, slow, took = both(max_new_tokens=40)
+    assert fast == slow and {r["finish"] for r in fast} == {"eos", "length"}
+    assert took[:3] == [8, took[1], took[2]] and took[2] < 8  # finished rows left between the lean calls
+    import re
+
+    stop = next(m.group() for r in fast for m in [re.search("[a-z]{3}", r["text"][3:])] if m)  # whole tokens
+    for options in (dict(max_new_tokens=40, min_new_tokens=24), dict(max_new_tokens=40, stop=[stop]),
+                    dict(max_new_tokens=40, do_sample=True, temperature=1.3, top_k=20, seed=5)):
+        fast, slow, took = both(**options)
+        assert took and fast == slow, options
+    assert "stop" in {r["finish"] for r in both(max_new_tokens=40, stop=[stop])[0]}
+    assert not both(max_new_tokens=12, num_beams=2)[2] and not both(max_new_tokens=12, repetition_penalty=1.2)[2]
+
+
 @pytest.mark.parametrize("backend", ["torch", "ort"])
 def test_eos_and_stop_strings_end_rows(decoders, backend, tmp_path):
     import shutil

@@ -132,6 +132,7 @@ def _generate(model, ids, mask, config, *, keys, seed, start, stop, tokenizer, c
 
     import torch
 
+    from batchinfer.generation.lean import generate_lean, runs_lean
     from batchinfer.generation.sampling import sampling_processors
 
     seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
@@ -155,6 +156,9 @@ def _generate(model, ids, mask, config, *, keys, seed, start, stop, tokenizer, c
         extra["pixel_values"] = pixels
     if decoded is not None:  # with its mask, so that generate feeds only what the cache has not seen
         extra |= {"decoder_input_ids": decoded, "decoder_attention_mask": torch.ones_like(decoded)}
+    if runs_lean(model, run, cache):  # greedy over a runtime decoder: the same tokens, without generate
+        return generate_lean(model, ids, mask, run, processors=processors, stop=stop, tokenizer=tokenizer,
+                             cache=cache)
     with torch.inference_mode():
         return model.generate(**_source(ids, mask), generation_config=run, logits_processor=processors or None,
                               **extra)

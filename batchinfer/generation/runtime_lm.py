@@ -53,6 +53,7 @@ def runtime_lm(backend, config, generation_config):
     from transformers.cache_utils import DynamicCache
     from transformers.modeling_outputs import CausalLMOutputWithPast
 
+    from batchinfer.generation.lean import LeanCache
     from batchinfer.model.decoder_export import cache_names, cache_shape
     from batchinfer.model.openvino_stateful import BEAM_IDX
 
@@ -104,9 +105,33 @@ def runtime_lm(backend, config, generation_config):
             self._past += new
             return CausalLMOutputWithPast(logits=torch.from_numpy(out["logits"]), cache=cache)
 
+        def step_logits(self, ids: np.ndarray, mask: np.ndarray, cache) -> np.ndarray:
+            """The lean loop's step (`lean.py`): the last position's logits (batch, vocab) for `ids` after the
+            `cache.seen` tokens the runtime has seen; `mask` covers those and `ids`."""
+            new = ids.shape[1]
+            feed = {"input_ids": ids, "attention_mask": mask,
+                    "position_ids": (np.cumsum(mask, -1) - 1).clip(min=0)[:, -new:]}
+            if stateful:
+                if not cache.seen:
+                    backend.reset_state()
+                    self._cache = None  # a generate call after this one starts its own batch
+                feed[BEAM_IDX] = np.arange(len(ids), dtype=np.int32) if cache.rows is None else cache.rows
+                cache.rows = None
+                out = backend.forward(feed)
+            else:
+                past, present = names
+                arrays = cache.arrays or [np.zeros((len(ids), kv_heads, 0, head_dim), np.float32)] * len(past)
+                feed.update(zip(past, arrays))
+                out = backend.forward(feed)
+                cache.arrays = [out[name] for name in present]
+            cache.seen += new
+            return out["logits"][:, -1, :]
+
         def select_rows(self, cache, rows) -> None:
             """Continue only these rows (finished rows leave the batch between generate calls)."""
-            if stateful:
+            if isinstance(cache, LeanCache):
+                cache.batch_select_indices(rows.numpy())
+            elif stateful:
                 self._beams = rows.numpy().astype(np.int32)
             else:
                 cache.batch_select_indices(rows)
