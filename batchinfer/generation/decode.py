@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from batchinfer.generation.lean import end_tokens
+
 
 @dataclass
 class Generated:
@@ -40,11 +42,6 @@ def decoder(backend, config, generation_config):
         return runtime_vlm(backend, config, generation_config)
     build = runtime_seq2seq if getattr(config, "is_encoder_decoder", False) else runtime_lm
     return build(backend, config, generation_config)
-
-
-def end_tokens(config) -> set[int]:
-    eos = config.eos_token_id
-    return set() if eos is None else {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])}
 
 
 CHUNK = 16  # new tokens per generate call: between calls, finished rows leave the batch

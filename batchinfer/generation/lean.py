@@ -60,6 +60,12 @@ class LeanOutput:
     cache: LeanCache
 
 
+def end_tokens(config) -> set[int]:
+    """The generation config's end tokens."""
+    eos = config.eos_token_id
+    return set() if eos is None else {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])}
+
+
 def runs_lean(model, config, cache=None) -> bool:
     """Whether this generate call can be the lean loop: a runtime decoder, greedy, nothing else to apply."""
     if not hasattr(model, "step_logits") or (cache is not None and not isinstance(cache, LeanCache)):
@@ -74,8 +80,6 @@ def generate_lean(model, ids, mask, config, *, processors=(), stop=None, tokeniz
     """`model.generate(ids, attention_mask=mask, generation_config=config, logits_processor=processors,
     stop_strings=stop, past_key_values=cache)` for a greedy `config` (see `runs_lean`), without generate."""
     import torch
-
-    from batchinfer.generation.decode import end_tokens
 
     cache = cache if cache is not None else LeanCache()
     ends = sorted(end_tokens(config))
