@@ -32,6 +32,7 @@ NEUTRAL: dict[str, tuple] = {
     "exponential_decay_length_penalty": (None,), "suppress_tokens": (None,), "begin_suppress_tokens": (None,),
     "watermarking_config": (None,), "renormalize_logits": (None, False), "max_time": (None,),
     "prompt_lookup_num_tokens": (None,), "assistant_early_exit": (None,), "use_cache": (None, True),
+    "dola_layers": (None,), "token_healing": (None, False), "stop_strings": (None,),
     "output_scores": (None, False), "output_logits": (None, False), "output_attentions": (None, False),
     "output_hidden_states": (None, False),
 }
