@@ -24,6 +24,7 @@ from batchinfer.backends import Backend, backend_class, load_backend, load_parts
 from batchinfer.engine.batcher import plan_batches
 from batchinfer.errors import InputError, ModelError
 from batchinfer.job import BatchingSpec, ModelSpec, RuntimeSpec
+from batchinfer.media import Medium, medium
 from batchinfer.model import ModelGraph, ModelRef, default_cache_dir, read_config, resolve_model
 from batchinfer.tasks import Task, task_class
 from batchinfer.tasks.base import Encoded, row_cosines
@@ -60,7 +61,7 @@ class Pipeline:
         `keys`: each row's position in the whole input (sampling seeds); default: its index here.
         """
         batching = batching or BatchingSpec()
-        values = list(texts) if self.task.modality == "image" else _as_texts(texts)
+        values = list(texts) if self.task.modality != "text" else _as_texts(texts)
         if not values:
             return self.task.empty_results()
         parts: dict[str, list[np.ndarray]] = {}
@@ -141,7 +142,7 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
     key = (model.name, model.revision, model.backend, model.precision, model.quantize, model.min_agreement,
            model.trust_remote_code,
            model.allow_unsafe_weights,
-           cls.auto_class, cls.modality, cls.text_inputs, cls.extra_outputs, cls.head.__qualname__,  # what loads
+           cls.auto_class, cls.modality, cls.text_inputs, cls.writes_text, cls.extra_outputs, cls.head.__qualname__,  # what loads
            runtime.threads, str(cache_dir))
     if key in _LOADED:
         return _LOADED[key]
@@ -149,18 +150,21 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
     config = read_config(ref)
     cls.check_model(config, model.name)
     text_tokenizer = None
-    if cls.modality == "image":
-        tokenizer = _load_image_processor(ref, model.trust_remote_code)
-        input_names, image_shape = ("pixel_values",), _image_shape(tokenizer)
-        if cls.text_inputs:
+    if cls.modality != "text":
+        kind = medium(cls.modality)
+        tokenizer = _load_processor(kind, ref, model.trust_remote_code)
+        input_names, sample_shape = kind.model_inputs(tokenizer)
+        if cls.text_inputs or cls.writes_text:
             text_tokenizer = _load_tokenizer(ref, model.trust_remote_code)
+        if cls.text_inputs:
             input_names += tuple(text_tokenizer.model_input_names)
     else:
         tokenizer = _load_tokenizer(ref, model.trust_remote_code)
-        input_names, image_shape = tuple(tokenizer.model_input_names), None
+        input_names, sample_shape = tuple(tokenizer.model_input_names), None
     head = cls.head(config)
     graph = ModelGraph(ref=ref, auto_class=head.auto_class, output_name=head.output,
-                       input_names=input_names, image_shape=image_shape, sequence_output=head.sequence_output,
+                       input_names=input_names, modality=cls.modality, sample_shape=sample_shape,
+                       sequence_output=head.sequence_output,
                        trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights,
                        with_past=cls.generates, extra_outputs=head.extra_outputs)
     load = dict(threads=runtime.threads, cache_dir=cache_dir, precision=model.precision, quantize=model.quantize)
@@ -229,22 +233,12 @@ def back_to_fp32(reduced: str) -> str:
                         for part in reduced.split("+"))
 
 
-def _load_image_processor(ref: ModelRef, trust_remote_code: bool = False):
-    from transformers import AutoImageProcessor
-
+def _load_processor(kind: Medium, ref: ModelRef, trust_remote_code: bool = False):
     try:
-        return AutoImageProcessor.from_pretrained(str(ref.path), trust_remote_code=trust_remote_code)
+        return kind.load_processor(str(ref.path), trust_remote_code)
     except Exception as exc:
-        raise ModelError(f"model folder {ref.path}: image processor cannot be loaded: {exc}",
+        raise ModelError(f"model folder {ref.path}: {kind.name} processor cannot be loaded: {exc}",
                          hint="the folder needs a preprocessor_config.json next to config.json") from None
-
-
-def _image_shape(processor) -> tuple[int, int, int]:
-    """(channels, height, width) the processor produces, read off one blank image."""
-    from PIL import Image
-
-    pixels = processor(images=[Image.new("RGB", (64, 64))], return_tensors="np")["pixel_values"]
-    return tuple(int(x) for x in pixels.shape[1:])
 
 
 def _sentence_transformers_max_length(ref: ModelRef) -> int | None:

@@ -89,7 +89,7 @@ def load_backend(name: str, graph: ModelGraph, *, threads: int = 0, cache_dir: P
                  quantize: str = "none") -> Backend:
     """Build backend `name` (or an alias) for `graph`; `threads = 0`: one per core this process may use."""
     cls = check_options(name, precision=precision, quantize=quantize)
-    modality = "image" if graph.image_shape is not None else "text"
+    modality = graph.modality
     if modality not in cls.modalities:
         able = [other for other, c in _classes().items() if modality in c.modalities]
         raise ModelError(f"backend {cls.name!r} does not run {modality} models", hint=f"use {' or '.join(able)}")

@@ -22,7 +22,7 @@ class Backend(Protocol):
     install_hint: ClassVar[str]  # what to run when it is not
     precisions: ClassVar[tuple[str, ...]]  # the first is the default: ("fp32", "bf16")
     quantizations: ClassVar[tuple[str, ...]]  # the first is the default: ("none", "int8-weights")
-    modalities: ClassVar[tuple[str, ...]]  # the inputs it runs: ("text", "image")
+    modalities: ClassVar[tuple[str, ...]]  # the inputs it runs: ("text", "image", "audio")
     runs_graphs: ClassVar[bool]  # runs exported graphs (each part of a model its own); else the transformers model
     # what an instance tells its callers
     description: str  # runtime, version, threads and precision, for the log

@@ -54,7 +54,7 @@ class IpexBackend(TorchBackend):
     install_hint = INSTALL_HINT
     precisions = ("fp32", "bf16")
     quantizations = ("none",)
-    modalities = ("text", "image")
+    modalities = ("text", "image", "audio")
     runs_graphs = False
     artifact = None
 

@@ -23,7 +23,7 @@ class OpenVinoBackend:
     install_hint = 'pip install "batchinfer[openvino]"'
     precisions = ("fp32", "bf16")
     quantizations = ("none", "int8-weights")
-    modalities = ("text", "image")
+    modalities = ("text", "image", "audio")
     runs_graphs = True
 
     def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path, precision: str = "fp32",

@@ -20,7 +20,7 @@ class OrtBackend:
     install_hint = "pip install onnxruntime"
     precisions = ("fp32",)
     quantizations = ("none", "dynamic-int8")
-    modalities = ("text", "image")
+    modalities = ("text", "image", "audio")
     runs_graphs = True
 
     def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path, precision: str = "fp32",

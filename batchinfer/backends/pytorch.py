@@ -17,7 +17,7 @@ class TorchBackend:
     install_hint = "pip install torch (the CPU wheel: --index-url https://download.pytorch.org/whl/cpu)"
     precisions = ("fp32",)
     quantizations = ("none",)
-    modalities = ("text", "image")
+    modalities = ("text", "image", "audio")
     runs_graphs = False
     artifact = None  # the model runs in-process from its folder
     reduced = None

@@ -16,12 +16,13 @@ import pyarrow.compute as pc
 from batchinfer import faults
 from batchinfer.engine.inputs import decode_text_inputs
 from batchinfer.engine.progress import StageTimes
-from batchinfer.engine.rows import decode_images, lossy_text
+from batchinfer.engine.rows import lossy_text
 from batchinfer.engine.stages import WriteBehind, read_ahead
 from batchinfer.errors import RowErrors
 from batchinfer.io import Source, SourceBatch
 from batchinfer.io.layout import unit_name
 from batchinfer.job import JobSpec
+from batchinfer.media import medium
 from batchinfer.pipelines import Pipeline
 from batchinfer.tasks.base import Encoded
 
@@ -105,11 +106,15 @@ def _batch_counter(on_rows, stages: StageTimes, counted: list[int]):
 def prepare_unit(spec: JobSpec, sb: SourceBatch, pipe: Pipeline, source: Source) -> Prepared:
     """Decode the input columns, find the bad rows (undecodable, refused by the task, too long without
     truncation), tokenize."""
-    if pipe.task.modality == "image":
+    if pipe.task.modality != "text":  # a medium's column: decoded in this (the reader) thread
         column = sb.batch.column(spec.input.read_columns[0])
-        images, errors = decode_images(column, base=posixpath.dirname(sb.file), fs=source.fs)
-        good = np.array([i not in errors for i in range(len(images))], dtype=bool)
-        return Prepared(sb, [im for im, ok in zip(images, good) if ok], good, errors)
+        values, errors = medium(pipe.task.modality).decode_column(column, base=posixpath.dirname(sb.file),
+                                                                   fs=source.fs, processor=pipe.task.processor)
+        decoded = [(i, v) for i, v in enumerate(values) if i not in errors]
+        for at, why in pipe.task.check_rows([v for _, v in decoded]).items():  # e.g. a clip too long
+            errors[decoded[at][0]] = why
+        good = np.array([i not in errors for i in range(len(values))], dtype=bool)
+        return Prepared(sb, [v for v, ok in zip(values, good) if ok], good, errors)
     inputs = decode_text_inputs(spec.input, pipe.task, sb.batch)
     errors, nulls = inputs.errors, inputs.nulls
     for row, why in pipe.task.check_rows(inputs.values).items():

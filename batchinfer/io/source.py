@@ -31,6 +31,7 @@ from batchinfer.io.retry import is_permission_error, is_storage_error, retrying
 from batchinfer.io.schema import conform, duplicate_names, names_of, unify
 from batchinfer.io.storage import check_bucket, open_fs, storage_errors as _storage_errors
 from batchinfer.job import InputSpec
+from batchinfer.media import medium
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".csv.bz2", ".csv.zst", ".tsv.gz")
@@ -68,13 +69,6 @@ def _format_of(path: str, requested: str) -> str | None:
     if lower.endswith(CSV_SUFFIXES):
         return "csv"
     return None
-
-
-def _is_image_type(t: pa.DataType) -> bool:
-    if pa.types.is_struct(t):
-        return any(t.field(i).name in ("bytes", "path") for i in range(t.num_fields))
-    return (pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_string(t)
-            or pa.types.is_large_string(t) or pa.types.is_null(t))
 
 
 def _is_text_type(t: pa.DataType) -> bool:
@@ -210,10 +204,10 @@ class Source:
                 raise InputError(f"input {path} has no column {', '.join(map(repr, absent))}; its columns are: "
                                  f"{', '.join(schema.names)}",
                                  hint="set input.column (or input.columns, input.template) to columns it has")
-            fits = _is_text_type if modality == "text" else _is_image_type
+            fits = _is_text_type if modality == "text" else medium(modality).column_fits
             for column in (c for c in inputs if not fits(schema.field(c).type)):
                 if modality != "text":
-                    hint = "an image column holds bytes, {bytes, path} structs, or paths"
+                    hint = medium(modality).column_hint
                 elif self.formats[i] == "csv":
                     hint = ("its values look like numbers or dates, so their type was inferred: set "
                             "input.csv.infer_types = false to read every column as text")

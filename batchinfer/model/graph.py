@@ -15,7 +15,8 @@ class ModelGraph:
     auto_class: str  # e.g. "AutoModelForSequenceClassification"
     output_name: str  # e.g. "logits" or "last_hidden_state"; the one a backend always returns
     input_names: tuple[str, ...]  # the tokenizer's model inputs, e.g. ("input_ids", "attention_mask")
-    image_shape: tuple[int, int, int] | None = None  # (channels, height, width) for image models, else None
+    modality: str = "text"  # "text", or a medium (media/): "image", "audio"
+    sample_shape: tuple[int, ...] | None = None  # a medium's one sample, e.g. (channels, height, width); -1: any length
     sequence_output: bool = False  # the output has a sequence axis (hidden states, per-token logits)
     trust_remote_code: bool = False
     allow_unsafe_weights: bool = False

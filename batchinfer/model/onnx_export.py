@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from batchinfer.errors import ModelError
+from batchinfer.media import medium
 from batchinfer.model.cache_dir import ONNX
 from batchinfer.model.cache_folder import build_once
 from batchinfer.model.graph import ModelGraph
@@ -40,7 +41,7 @@ def fingerprint(graph: ModelGraph, *, opset: int = OPSET) -> str:
         "output": graph.output_name if not graph.extra_outputs else list(graph.outputs),
         "sequence_output": graph.sequence_output,
         "inputs": list(graph.input_names),
-        "image_shape": list(graph.image_shape) if graph.image_shape else None,
+        "image_shape": list(graph.sample_shape) if graph.sample_shape else None,  # (an image's, as it was named)
         "with_past": graph.with_past,
         "part": graph.part,
         "opset": opset,
@@ -67,14 +68,14 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
         from batchinfer.model import vlm_export
 
         if graph.part == "vision":
-            return vlm_export.export_vision(model, target / "model.onnx", opset, graph.image_shape)
+            return vlm_export.export_vision(model, target / "model.onnx", opset, graph.sample_shape)
         export = vlm_export.export_embed if graph.part == "embed" else vlm_export.export_lm_step
         return export(model, target / "model.onnx", opset)
     if graph.part is not None:
         from batchinfer.model import seq2seq_export
 
         if graph.part == "encoder":
-            return seq2seq_export.export_encoder(model, target / "model.onnx", opset, graph.image_shape)
+            return seq2seq_export.export_encoder(model, target / "model.onnx", opset, graph.sample_shape)
         export = {"cross": seq2seq_export.export_cross, "decoder": seq2seq_export.export_decoder_step}[graph.part]
         return export(model, target / "model.onnx", opset)
     if graph.with_past:
@@ -82,11 +83,16 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
 
         return export_decoder(model, target / "model.onnx", opset)
     names = list(graph.input_names)
-    pixels = graph.image_shape is not None and "pixel_values" in names
-    texts = "texts" if pixels else "batch"  # beside images (CLIP's label prompts), texts are a batch of their own
-    dummy = tuple(torch.rand((2, *graph.image_shape)) if name == "pixel_values" and pixels else
-                  torch.ones((3 if pixels else 2, 8), dtype=torch.long) for name in names)
-    axes = {name: {0: "batch"} if name == "pixel_values" and pixels else {0: texts, 1: "sequence"} for name in names}
+    media = graph.modality != "text"  # the medium's input first, then any text inputs (CLIP's label prompts)
+    texts = "texts" if media else "batch"  # beside images, texts are a batch of their own
+    dummy, axes = [], {}
+    if media:
+        sample, axes[names[0]] = medium(graph.modality).dummy(graph.sample_shape)
+        dummy.append(sample)
+    for name in names[len(dummy):]:
+        dummy.append(torch.ones((3 if media else 2, 8), dtype=torch.long))
+        axes[name] = {0: texts, 1: "sequence"}
+    dummy = tuple(dummy)
     with torch.inference_mode():  # the extra outputs this model gives (a model without a pooler has none)
         given = model(**dict(zip(names, dummy)))
     outputs = [graph.output_name, *(n for n in trained_extras(model, graph) if getattr(given, n, None) is not None)]
@@ -102,7 +108,7 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
 
     sequence = {0: "batch", 1: "sequence"}
     axes[graph.output_name] = sequence if graph.sequence_output else {0: "batch"}
-    if pixels and len(names) > 1:  # images x texts (logits_per_image)
+    if media and len(names) > 1:  # images x texts (logits_per_image)
         axes[graph.output_name] = {0: "batch", 1: "texts"}
     axes |= {name: sequence if given[name].dim() > 2 else {0: "batch"} for name in outputs[1:]}
     trace_to_onnx(_Graph(), dummy, target / "model.onnx", names, outputs, axes, opset)

@@ -16,7 +16,8 @@ TASK_MODULES = ("text_classification", "feature_extraction", "token_classificati
                 "image_classification", "fill_mask", "text_generation",
                 "text2text_generation", "question_answering",
                 "image_feature_extraction", "zero_shot_image_classification",
-                "image_text_to_text")
+                "image_text_to_text", "audio_classification",
+                "speech_recognition")
 
 
 @cache

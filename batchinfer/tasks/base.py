@@ -88,7 +88,7 @@ class Task(ABC):
 
     name: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
-    modality: ClassVar[str] = "text"  # "text" or "image": which column types and which preprocessor
+    modality: ClassVar[str] = "text"  # "text", or a medium (media/: "image", "audio"): column types, processor
     roles: ClassVar[tuple[str, ...]] = ("text",)
     required_roles: ClassVar[tuple[str, ...]] = ("text",)
     Options: ClassVar[type[TaskOptions]] = TaskOptions
@@ -107,6 +107,7 @@ class Task(ABC):
     gate_rows: ClassVar[int] = 512  # rows of the job's input a below-fp32 run is compared on (runner)
     parts: ClassVar[tuple[str, ...]] = ()  # graphs of the model where the backend runs graphs (encoder, cross, decoder)
     text_inputs: ClassVar[bool] = False  # an image task whose model also takes text (CLIP's label prompts)
+    writes_text: ClassVar[bool] = False  # a media task that writes tokens (speech recognition): its tokenizer too
 
     def __init__(self, config: dict[str, Any], processor: Any, options: TaskOptions | None = None, *,
                  max_length: int | None = None, **option_values: Any) -> None:
@@ -370,44 +371,113 @@ class Task(ABC):
         return float(np.mean(same)) if same else 1.0, f"share of equal {key}"
 
 
-class ImageTask(Task):
-    """A task over images: the model's image processor turns decoded PIL images into pixel values."""
-
-    modality = "image"
+class MediaTask(Task):
+    """A task over a medium's column (media/): its values come decoded; the model's processor makes inputs."""
 
     def __init__(self, config: dict[str, Any], processor: Any, options: TaskOptions | None = None, *,
                  max_length: int | None = None, tokenizer: Any = None, **option_values: Any) -> None:
         self.config = config
         self.processor = processor
-        self.tokenizer = tokenizer  # tasks with text_inputs: the model's tokenizer
+        self.tokenizer = tokenizer  # tasks with text_inputs or writes_text: the model's tokenizer
         self.options = options if options is not None else self.Options(**option_values)
         self.max_length = None
 
     def call_value(self, value: Any) -> Any:
-        """A PIL image, a path, a URL or bytes, as transformers' load_image makes it: EXIF-rotated RGB."""
-        import io
+        """One input of a transformers-style call, decoded as the medium's column values are."""
+        from batchinfer.media import medium
 
-        import fsspec
-        from PIL import Image, ImageOps
-
-        if isinstance(value, Image.Image):
-            image = value
-        elif isinstance(value, (bytes, bytearray)):
-            image = Image.open(io.BytesIO(value))
-        elif isinstance(value, str):
-            with fsspec.open(value, "rb") as fh:
-                image = Image.open(io.BytesIO(fh.read()))
-        else:
-            raise TypeError(f"an image input must be a PIL image, a path, a URL or bytes, not {type(value).__name__}")
-        return ImageOps.exif_transpose(image).convert("RGB")
+        return medium(self.modality).call_value(value, self.processor)
 
     def token_lengths(self, values: list[Any]) -> np.ndarray:
         return np.zeros(len(values), dtype=np.int64)
 
     def encode(self, values: list[Any]) -> Encoded:
-        zeros = np.zeros(len(values), dtype=np.int64)  # every image becomes the same shape: keep input order
+        zeros = np.zeros(len(values), dtype=np.int64)  # every input becomes the same shape: keep input order
         return Encoded(zeros, zeros)
+
+
+class ImageTask(MediaTask):
+    """A task over images: the model's image processor turns decoded PIL images into pixel values."""
+
+    modality = "image"
 
     def preprocess(self, images: list[Any]) -> dict[str, np.ndarray]:
         out = self.processor(images=images, return_tensors="np")
         return {"pixel_values": np.asarray(out["pixel_values"], dtype=np.float32)}
+
+
+class AudioTask(MediaTask):
+    """A task over audio clips: mono float32 samples at the feature extractor's `sampling_rate` (media/audio.py).
+
+    Features of a fixed shape (AST's filter banks, Whisper's log-mel) batch like images. Raw samples
+    (wav2vec2's `input_values`) cannot be padded without changing the outputs (the convolutions read the
+    padding, and normalisation is per clip), so a batch runs its clips of equal length together, one model call
+    per length: clips sorted by length share calls, and chunks of a long clip are of one length.
+    """
+
+    modality = "audio"
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.processor.sampling_rate)
+
+    @property
+    def input_name(self) -> str:
+        return self.processor.model_input_names[0]
+
+    @property
+    def raw_samples(self) -> bool:
+        """Does the model read the samples themselves (any length), not features of a fixed shape?"""
+        return self.input_name == "input_values" and "conv_stride" in self.config
+
+    def samples_per_frame(self) -> int:
+        """Samples per model frame: the convolutions' total stride (wav2vec2: 320), else the features' hop."""
+        if "conv_stride" in self.config:
+            return int(np.prod(self.config["conv_stride"]))
+        return int(getattr(self.processor, "hop_length", 160) or 160)
+
+    def encode(self, clips: list[Any]) -> Encoded:
+        samples = np.fromiter((len(c) for c in clips), dtype=np.int64, count=len(clips))
+        return Encoded(samples, samples)
+
+    def batch_lengths(self, encoded: Encoded) -> np.ndarray:
+        """Model frames per clip (the token budget's unit for audio)."""
+        return np.maximum(1, encoded.kept // self.samples_per_frame())
+
+    def features(self, clips: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """The feature extractor's inputs for clips (raw samples: clips of one length)."""
+        out = self.processor(clips, sampling_rate=self.sampling_rate, return_tensors="np")
+        return {self.input_name: np.asarray(out[self.input_name], dtype=np.float32)}
+
+    def preprocess(self, clips: list[np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.raw_samples:
+            return self.features(clips)
+        samples = np.fromiter((len(c) for c in clips), dtype=np.int64, count=len(clips))
+        values = np.zeros((len(clips), int(samples.max()) if len(clips) else 0), np.float32)
+        for length in np.unique(samples):  # normalised as the extractor does it, clip by clip
+            rows = np.flatnonzero(samples == length)
+            values[rows, :length] = self.features([clips[i] for i in rows])[self.input_name]
+        return {self.input_name: values, "samples": samples}
+
+    def forward(self, backend, inputs: dict[str, np.ndarray], *, keys: np.ndarray, values: list[Any]) -> dict:
+        """One backend call per clip length (raw samples); each output a list of per-clip arrays then."""
+        if "samples" not in inputs:
+            return backend.forward(inputs)
+        samples, name = inputs["samples"], self.input_name
+        outputs: dict[str, list] = {}
+        for length in np.unique(samples):
+            rows = np.flatnonzero(samples == length)
+            out = backend.forward({name: np.ascontiguousarray(inputs[name][rows, :length])})
+            for key, arr in out.items():
+                outputs.setdefault(key, [None] * len(samples))
+                for row, value in zip(rows, arr):
+                    outputs[key][row] = value
+        return outputs
+
+    def too_long(self, clips: list[np.ndarray], limit_s: float | None, option: str, hint: str) -> dict[int, str]:
+        """{row: why} for clips over `limit_s` seconds (the task's `option`)."""
+        if limit_s is None:
+            return {}
+        most = int(limit_s * self.sampling_rate)
+        return {i: f"audio is {len(c) / self.sampling_rate:.1f} s long, more than {option} = {limit_s:g} s; {hint}"
+                for i, c in enumerate(clips) if len(c) > most}
