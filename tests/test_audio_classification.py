@@ -139,6 +139,11 @@ keep_columns = ["id"]
     arrays_out = pl.read_parquet(str(tmp_path / "out-arrays" / "*.parquet"))
     for score in (out["score"][0], structs_out[1]["score"], arrays_out["score"][0]):
         assert score == pytest.approx(direct["score"][0].as_py(), abs=1e-6)
+    frame = pl.DataFrame({"id": [0, 1], "audio": [table["audio"][0].as_py(), table["audio"][3].as_py()]})
+    api = batchinfer.predict(frame, "audio", task="audio-classification", model=str(classifiers["wav2vec2"]),
+                             backend="ort")  # the polars API: the same column of bytes
+    assert api["label"].to_list() == out["label"].to_list()[0:4:3]
+    assert api["score"][0] == pytest.approx(out["score"][0], abs=1e-6)
 
 
 def test_decoding_mixes_to_mono_and_resamples(tmp_path):
