@@ -406,6 +406,9 @@ class ImageTask(MediaTask):
         return {"pixel_values": np.asarray(out["pixel_values"], dtype=np.float32)}
 
 
+CLIPS_PER_CALL = 8  # raw-sample clips (or chunks) per backend call: a long clip's chunks do not all go at once
+
+
 class AudioTask(MediaTask):
     """A task over audio clips: mono float32 samples at the feature extractor's `sampling_rate` (media/audio.py).
 
@@ -460,18 +463,20 @@ class AudioTask(MediaTask):
         return {self.input_name: values, "samples": samples}
 
     def forward(self, backend, inputs: dict[str, np.ndarray], *, keys: np.ndarray, values: list[Any]) -> dict:
-        """One backend call per clip length (raw samples); each output a list of per-clip arrays then."""
+        """One backend call per clip length (raw samples), of at most CLIPS_PER_CALL clips; each output a list
+        of per-clip arrays then."""
         if "samples" not in inputs:
             return backend.forward(inputs)
         samples, name = inputs["samples"], self.input_name
         outputs: dict[str, list] = {}
         for length in np.unique(samples):
-            rows = np.flatnonzero(samples == length)
-            out = backend.forward({name: np.ascontiguousarray(inputs[name][rows, :length])})
-            for key, arr in out.items():
-                outputs.setdefault(key, [None] * len(samples))
-                for row, value in zip(rows, arr):
-                    outputs[key][row] = value
+            same = np.flatnonzero(samples == length)
+            for rows in np.array_split(same, -(-len(same) // CLIPS_PER_CALL)):  # a long clip's many chunks
+                out = backend.forward({name: np.ascontiguousarray(inputs[name][rows, :length])})
+                for key, arr in out.items():
+                    outputs.setdefault(key, [None] * len(samples))
+                    for row, value in zip(rows, arr):
+                        outputs[key][row] = value
         return outputs
 
     def too_long(self, clips: list[np.ndarray], limit_s: float | None, option: str, hint: str) -> dict[int, str]:
