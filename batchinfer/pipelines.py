@@ -142,7 +142,8 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
     key = (model.name, model.revision, model.backend, model.precision, model.quantize, model.min_agreement,
            model.trust_remote_code,
            model.allow_unsafe_weights,
-           cls.auto_class, cls.modality, cls.text_inputs, cls.writes_text, cls.extra_outputs, cls.head.__qualname__,  # what loads
+           cls.auto_class, cls.modality, cls.text_inputs, cls.writes_text, cls.extra_outputs,  # what loads
+           cls.head.__qualname__,
            runtime.threads, str(cache_dir))
     if key in _LOADED:
         return _LOADED[key]

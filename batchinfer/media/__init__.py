@@ -44,10 +44,27 @@ class Medium(ABC):
     def dummy(self, shape: tuple[int, ...]):
         """A batch of two samples of `shape` for tracing the export, and its dynamic axes."""
 
-    @abstractmethod
     def decode_column(self, column: pa.Array | pa.ChunkedArray, *, base: str, fs, processor: Any
                       ) -> tuple[list[Any], dict[int, str]]:
         """Decoded values (None where a row fails) and {row: why} for rows without a usable value."""
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        values: list[Any] = []
+        errors: dict[int, str] = {}
+        for i, value in enumerate(column.to_pylist()):
+            try:
+                values.append(self.decode(value, base=base, fs=fs, processor=processor))
+            except FileNotFoundError:
+                errors[i] = f"{self.name} file not found: {location(value)}"
+                values.append(None)
+            except (OSError, ValueError, RuntimeError) as exc:
+                errors[i] = str(exc)
+                values.append(None)
+        return values, errors
+
+    @abstractmethod
+    def decode(self, value: Any, *, base: str, fs, processor: Any) -> Any:
+        """One column value decoded; ValueError (or OSError) with the reason where it cannot be."""
 
     @abstractmethod
     def call_value(self, value: Any, processor: Any) -> Any:
@@ -71,17 +88,13 @@ def location(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def read_bytes(value: Any, *, base: str, fs) -> tuple[bytes | None, str | None]:
-    """(encoded bytes, where they came from) of a bytes / {bytes, path} / path value; reads a path or URL."""
+def read_bytes(value: Any, *, base: str, fs) -> bytes | None:
+    """The encoded bytes of a bytes / {bytes, path} / path value (None for a null); reads a path or URL."""
     import fsspec
 
-    data, where = None, None
-    if isinstance(value, dict):
-        data, where = value.get("bytes"), value.get("path")
-    elif isinstance(value, (bytes, bytearray)):
-        data = bytes(value)
-    elif isinstance(value, str):
-        where = value
+    data = value.get("bytes") if isinstance(value, dict) else bytes(value) if isinstance(
+        value, (bytes, bytearray)) else None
+    where = location(value)
     if data is None and where:
         if "://" in where:
             with fsspec.open(where, "rb") as fh:
@@ -92,4 +105,4 @@ def read_bytes(value: Any, *, base: str, fs) -> tuple[bytes | None, str | None]:
         else:
             with fs.open(where if where.startswith("/") else f"{base}/{where}", "rb") as fh:
                 data = fh.read()
-    return data, where
+    return data

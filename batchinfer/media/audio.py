@@ -13,7 +13,6 @@ import io
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from batchinfer.media import Medium, location, read_bytes
 
@@ -45,49 +44,31 @@ class AudioMedium(Medium):
         axes = {0: "batch"} | {i + 1: f"axis{i + 1}" for i, s in enumerate(shape) if s < 0}
         return torch.randn((2, *sizes)) * 0.1, axes
 
-    def decode_column(self, column: pa.Array | pa.ChunkedArray, *, base: str, fs, processor: Any
-                      ) -> tuple[list[Any], dict[int, str]]:
-        if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks()
+    def decode(self, value: Any, *, base: str, fs, processor: Any) -> np.ndarray:
         rate = int(processor.sampling_rate)
-        clips: list[Any] = []
-        errors: dict[int, str] = {}
-        for i, value in enumerate(column.to_pylist()):
-            try:
-                clips.append(self._decode(value, rate, base=base, fs=fs))
-            except FileNotFoundError:
-                errors[i] = f"audio file not found: {location(value)}"
-                clips.append(None)
-            except (OSError, ValueError, RuntimeError) as exc:
-                errors[i] = str(exc)
-                clips.append(None)
-        return clips, errors
-
-    def _decode(self, value: Any, rate: int, *, base: str, fs) -> np.ndarray:
         if isinstance(value, dict) and value.get("array") is not None:
             given = value.get("sampling_rate")
             if not given:
                 raise ValueError("audio struct has an array but no sampling_rate")
             return _checked(_resampled(_mono(np.asarray(value["array"], dtype=np.float32)), int(given), rate))
-        data, where = read_bytes(value, base=base, fs=fs)
+        data = read_bytes(value, base=base, fs=fs)
         if data is None:
             raise ValueError("audio is null")
-        return _checked(decode_audio(data, rate, where=where))
+        return _checked(decode_audio(data, rate, where=location(value)))
 
     def call_value(self, value: Any, processor: Any) -> Any:
         """As transformers' audio pipelines take them: samples at the model's rate (numpy or torch), a dict of
         `raw` or `array` and `sampling_rate` (resampled), encoded bytes, or a path or URL."""
-        rate = int(processor.sampling_rate)
         if hasattr(value, "numpy") and not isinstance(value, np.ndarray):  # a torch tensor
             value = value.detach().cpu().numpy()
         if isinstance(value, np.ndarray):
             return _checked(_mono(value.astype(np.float32, copy=False)))
         if isinstance(value, dict) and ("raw" in value or "array" in value):
             samples = value["raw"] if "raw" in value else value["array"]
-            return self._decode({"array": samples, "sampling_rate": value.get("sampling_rate")}, rate, base="",
-                                fs=None)
+            return self.decode({"array": samples, "sampling_rate": value.get("sampling_rate")}, base="", fs=None,
+                               processor=processor)
         if isinstance(value, (bytes, bytearray, str)):
-            return self._decode(value, rate, base="", fs=None)
+            return self.decode(value, base="", fs=None, processor=processor)
         raise TypeError("an audio input must be samples (numpy), a dict of array and sampling_rate, bytes, a path "
                         f"or a URL, not {type(value).__name__}")
 

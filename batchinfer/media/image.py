@@ -6,9 +6,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import pyarrow as pa
-
-from batchinfer.media import Medium, location, read_bytes
+from batchinfer.media import Medium, read_bytes
 
 
 class ImageMedium(Medium):
@@ -32,28 +30,11 @@ class ImageMedium(Medium):
 
         return torch.rand((2, *shape)), {0: "batch"}
 
-    def decode_column(self, column: pa.Array | pa.ChunkedArray, *, base: str, fs, processor: Any
-                      ) -> tuple[list[Any], dict[int, str]]:
-        from PIL import Image, UnidentifiedImageError
-
-        if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks()
-        images: list[Any] = []
-        errors: dict[int, str] = {}
-        for i, value in enumerate(column.to_pylist()):
-            data, where = None, location(value)
-            try:
-                data, _ = read_bytes(value, base=base, fs=fs)
-                if data is None:
-                    raise ValueError("image is null")
-                images.append(_decoded(data))
-            except FileNotFoundError:
-                errors[i] = f"image file not found: {where}"
-                images.append(None)
-            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-                errors[i] = f"image cannot be decoded: {exc}" if data is not None else str(exc)
-                images.append(None)
-        return images, errors
+    def decode(self, value: Any, *, base: str, fs, processor: Any) -> Any:
+        data = read_bytes(value, base=base, fs=fs)
+        if data is None:
+            raise ValueError("image is null")
+        return _decoded(data)
 
     def call_value(self, value: Any, processor: Any) -> Any:
         """A PIL image, a path, a URL or bytes."""
@@ -63,12 +44,14 @@ class ImageMedium(Medium):
             return ImageOps.exif_transpose(value).convert("RGB")
         if not isinstance(value, (bytes, bytearray, str)):
             raise TypeError(f"an image input must be a PIL image, a path, a URL or bytes, not {type(value).__name__}")
-        data, _ = read_bytes(value, base="", fs=None)
-        return _decoded(data)
+        return _decoded(read_bytes(value, base="", fs=None))
 
 
 def _decoded(data: bytes):
-    from PIL import Image, ImageOps
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
-    with Image.open(io.BytesIO(data)) as image:
-        return ImageOps.exif_transpose(image).convert("RGB")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return ImageOps.exif_transpose(image).convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"image cannot be decoded: {exc}") from None
