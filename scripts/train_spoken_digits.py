@@ -14,7 +14,7 @@ apart, on speech this script synthesises with espeak-ng (Debian: ``apt-get insta
   held-out clips are written to ``sample_data/spoken_digits/`` (FLAC files and ``digits.csv``: id, path, digit) for
   ``jobs/spoken_digits.toml``.
 
-Run from the repo root (deterministic for a given seed and thread count; about 10 minutes on 2 cores):
+Run from the repo root (deterministic for a given seed and thread count; about 13 minutes on 2 cores):
 
     python scripts/train_spoken_digits.py
 """
