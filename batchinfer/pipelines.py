@@ -26,7 +26,7 @@ from batchinfer.errors import InputError, ModelError
 from batchinfer.job import BatchingSpec, ModelSpec, RuntimeSpec
 from batchinfer.media import Medium, medium
 from batchinfer.model import ModelGraph, ModelRef, default_cache_dir, read_config, resolve_model
-from batchinfer.tasks import Task, task_class
+from batchinfer.tasks import Task, for_model, task_class
 from batchinfer.tasks.base import Encoded, row_cosines
 
 log = logging.getLogger("batchinfer")
@@ -149,6 +149,7 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
         return _LOADED[key]
     ref = resolve_model(model.name, model.revision, cache_dir=cache_dir)
     config = read_config(ref)
+    cls = for_model(cls, config)
     cls.check_model(config, model.name)
     text_tokenizer = None
     if cls.modality != "text":
@@ -256,5 +257,5 @@ def _build(model: ModelSpec, runtime: RuntimeSpec) -> Pipeline:
     loaded = _load(model, runtime, cls)
     max_length = model.max_length or _sentence_transformers_max_length(loaded.ref)
     text = {"tokenizer": loaded.text_tokenizer} if loaded.text_tokenizer is not None else {}
-    task = cls(loaded.config, loaded.tokenizer, model.options, max_length=max_length, **text)
+    task = for_model(cls, loaded.config)(loaded.config, loaded.tokenizer, model.options, max_length=max_length, **text)
     return Pipeline(task=task, backend=loaded.backend, ref=loaded.ref)

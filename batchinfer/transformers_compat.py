@@ -50,6 +50,7 @@ class InferencePipeline:
         self.defaults = defaults
         # the loaded model the phases share (options such as zero-shot labels only shape inputs and outputs)
         self._base = self._build(self.task_class.probe_options().model_dump())
+        self.task_class = type(self._base.task)  # the class that runs the task for this model (tasks.for_model)
         self._limited: dict[tuple[int, int], tuple[Pipeline, Pipeline]] = {}
 
     # -- plumbing ----------------------------------------------------------------------------------

@@ -60,9 +60,10 @@ def _task_without_backend(spec: JobSpec, model_ref):
     """The model resolved and checked against the task, and the task built on its config (no tokenizer, no
     backend): enough for the output types. None for the types where the task needs its processor."""
     from batchinfer.model import read_config
+    from batchinfer.tasks import for_model
 
     config = read_config(model_ref(spec))
-    cls = spec.model.task_class
+    cls = for_model(spec.model.task_class, config)
     cls.check_model(config, spec.model.name)
     try:
         return cls(config, None, spec.model.options, max_length=spec.model.max_length)

@@ -126,3 +126,59 @@ def test_options_are_checked(ctc):
                                  stride_length_s=0.6))
     with pytest.raises(ValueError, match="stride_length_s"):
         ModelSpec(name=str(ctc), task="automatic-speech-recognition", chunk_length_s=2.0, stride_length_s=[1, 2, 3])
+    with pytest.raises(ModelError, match="applies to Whisper"):
+        build_pipeline(ModelSpec(name=str(ctc), task="automatic-speech-recognition", language="fr"))
+    with pytest.raises(ModelError, match="\"char\" or \"word\""):
+        build_pipeline(ModelSpec(name=str(ctc), task="automatic-speech-recognition", return_timestamps=True))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ctc_timestamps_equal_transformers(ctc, backend):
+    """Characters and words with their seconds, whole clips and chunked long audio: transformers' chunks."""
+    asr = batchinfer.pipeline("automatic-speech-recognition", model=str(ctc), accelerator=backend)
+    for call, values in ((dict(return_timestamps="char"), CLIPS[:4]), (dict(return_timestamps="word"), CLIPS[:4]),
+                         (dict(return_timestamps="word", chunk_length_s=2.0), [long_audio(9.9, seed=2)])):
+        want = reference_rows(ctc, values, **call)
+        assert all(w["chunks"] for w in want)
+        assert asr(values, batch_size=4, **call) == want, call
+    assert len(want[0]["chunks"]) > 3  # words in the long audio
+
+
+def reference_rows(path: Path, values, **call):
+    from transformers import pipeline
+
+    asr = pipeline("automatic-speech-recognition", model=str(path), device="cpu")
+    return [asr(v.copy(), **call) for v in values]
+
+
+def test_a_job_writes_word_timestamps(ctc, tmp_path):
+    """`chunks` is a list of {text, start, end} that polars and pyarrow read back, equal to transformers'."""
+    values = [long_audio(6.0, seed=4), *CLIPS[:3]]
+    audio = [encoded(v, RATE, "WAV", "FLOAT") for v in values]
+    pq.write_table(pa.table({"id": [0, 1, 2, 3], "audio": pa.array(audio, pa.binary())}), tmp_path / "in.parquet")
+    (tmp_path / "job.toml").write_text(f"""
+[input]
+path = "in.parquet"
+column = "audio"
+[model]
+name = {json.dumps(str(ctc))}
+task = "asr"
+chunk_length_s = 2.0
+return_timestamps = "word"
+[output]
+path = "out"
+keep_columns = ["id"]
+[output.columns]
+chunks = "words"
+""")
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "job.toml")])
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(str(tmp_path / "out")).sort_by("id")
+    assert table.schema.field("words").type == pa.list_(pa.struct([("text", pa.string()), ("start", pa.float64()),
+                                                                   ("end", pa.float64())]))
+    frame = pl.read_parquet(str(tmp_path / "out" / "*.parquet")).sort("id")
+    want = reference_rows(ctc, values, return_timestamps="word", chunk_length_s=2.0)
+    assert frame["text"].to_list() == [w["text"] for w in want]
+    got = [[{"text": c["text"], "timestamp": (c["start"], c["end"])} for c in row] for row in frame["words"].to_list()]
+    assert got == [w["chunks"] for w in want]
+    assert table.column("words").to_pylist() == frame["words"].to_list()

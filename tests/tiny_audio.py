@@ -119,3 +119,64 @@ def encoded(samples: np.ndarray, rate: int = RATE, fmt: str = "WAV", subtype: st
     buf = io.BytesIO()
     soundfile.write(buf, data, rate, format=fmt, subtype=subtype)
     return buf.getvalue()
+
+
+WHISPER_LANGUAGES = ("en", "fr", "de")
+
+
+def build_whisper(path: Path, seed: int = 11) -> Path:
+    """A tiny random Whisper (2 s window: 100 encoder positions) with a byte-level tokenizer of its own, the
+    special tokens (languages, tasks, timestamps) and a hub-shaped generation config. Its weights are scaled so
+    that the audio steers the tokens (the convolutions, cross-attention) and lower-case letters win over bytes
+    and special tokens (the texts are readable and differ between clips)."""
+    import torch
+    import transformers
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    path.mkdir(parents=True, exist_ok=True)
+    chars = bytes_to_unicode()
+    vocab = {c: i for i, c in enumerate(chars.values())}
+    merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("a", "n"), ("i", "n"), ("o", "n"), ("e", "r"), ("Ġ", "a")]
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    (path / "vocab.json").write_text(json.dumps(vocab))
+    (path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
+    specials = ["<|endoftext|>", "<|startoftranscript|>", *[f"<|{code}|>" for code in WHISPER_LANGUAGES],
+                "<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>",
+                "<|notimestamps|>"]
+    tokenizer = transformers.WhisperTokenizer(str(path / "vocab.json"), str(path / "merges.txt"))
+    tokenizer.add_special_tokens({"additional_special_tokens": specials})
+    tokenizer.add_tokens([f"<|{i * 0.02:.2f}|>" for i in range(1501)])
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
+    end = ids["<|endoftext|>"]
+    config = transformers.WhisperConfig(
+        vocab_size=len(tokenizer), num_mel_bins=80, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+        decoder_attention_heads=2, d_model=32, encoder_ffn_dim=37, decoder_ffn_dim=37, max_source_positions=100,
+        max_target_positions=64, pad_token_id=end, bos_token_id=end, eos_token_id=end,
+        decoder_start_token_id=ids["<|startoftranscript|>"], suppress_tokens=[], begin_suppress_tokens=None)
+    torch.manual_seed(seed)
+    model = transformers.WhisperForConditionalGeneration(config).eval()
+    letters = [i for i, b in enumerate(chars) if 97 <= b <= 122 or b in (32, 39)]
+    with torch.no_grad():
+        embed = model.model.decoder.embed_tokens.weight  # the output projection too (tied)
+        embed.mul_(3)
+        others = torch.ones(len(embed), dtype=torch.bool)
+        others[letters] = False
+        embed[others] *= 0.3
+        model.model.encoder.conv1.weight.mul_(30)
+        model.model.encoder.conv2.weight.mul_(30)
+        for layer in model.model.decoder.layers:
+            layer.encoder_attn.v_proj.weight.mul_(5)
+            layer.encoder_attn.out_proj.weight.mul_(5)
+            layer.encoder_attn.k_proj.weight.mul_(3)
+    model.save_pretrained(str(path))
+    transformers.GenerationConfig(
+        decoder_start_token_id=ids["<|startoftranscript|>"], eos_token_id=end, pad_token_id=end, bos_token_id=end,
+        no_timestamps_token_id=ids["<|notimestamps|>"], is_multilingual=True,
+        lang_to_id={f"<|{code}|>": ids[f"<|{code}|>"] for code in WHISPER_LANGUAGES},
+        task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
+        suppress_tokens=[ids["<|startoflm|>"], ids["<|startofprev|>"]], begin_suppress_tokens=[vocab["Ġ"], end],
+        max_length=64, max_initial_timestamp_index=50, return_timestamps=False).save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
+    transformers.WhisperFeatureExtractor(feature_size=80, chunk_length=2).save_pretrained(str(path))
+    return path

@@ -97,7 +97,7 @@ class RunResult:
 
 def prediction_names(spec: JobSpec) -> dict[str, str]:
     """Canonical prediction column -> output name, after `output.columns` renames (checked)."""
-    canonical = spec.model.task_class.columns
+    canonical = spec.model.task_class.columns_for(spec.model.options)
     unknown = [k for k in spec.output.columns if k not in canonical]
     if unknown:
         raise JobFileError(f"output.columns: {', '.join(map(repr, unknown))} is not a prediction column of "

@@ -153,36 +153,54 @@ def runtime_seq2seq(backend, config, generation_config):
     """A transformers encoder-decoder model (GenerationMixin) over a backend's `encoder`, `cross` and `decoder`
     parts (`model/seq2seq_export.py`). The cache is transformers' EncoderDecoderCache: the cross graph fills its
     cross-attention half at a row's first step (after beam search has expanded the encoder states), and beam
-    search reorders both halves as it does for PyTorch. A VisionEncoderDecoder's encoder takes pixels."""
+    search reorders both halves as it does for PyTorch. A VisionEncoderDecoder's encoder takes pixels; Whisper's
+    takes log-mel features, and its own `generate` (language and task tokens, timestamps) drives the graphs."""
     import torch
     from transformers import GenerationMixin, PreTrainedModel
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
     from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
     from batchinfer.model.decoder_export import cache_names
-    from batchinfer.model.seq2seq_export import cross_names, decoder_cache_shape
+    from batchinfer.model.seq2seq_export import cross_names, decoder_cache_shape, encoder_input
 
     layers, heads, head_dim = decoder_cache_shape(config)
     names = cache_names(layers)
     cross = cross_names(layers)
     encoder_part, cross_part, decoder_part = (backend.parts[p] for p in ("encoder", "cross", "decoder"))
+    source = encoder_input(config)
+    whisper = getattr(config, "model_type", None) == "whisper"
+    bases: tuple[type, ...] = (PreTrainedModel, GenerationMixin)
+    if whisper:
+        from transformers.models.whisper.generation_whisper import WhisperGenerationMixin
 
-    images = getattr(config, "model_type", None) == "vision-encoder-decoder"
-    source = "pixel_values" if images else "input_ids"
+        bases = (WhisperGenerationMixin, PreTrainedModel)
 
     class RuntimeEncoder(torch.nn.Module):
         main_input_name = source
 
-        def forward(self, input_ids=None, attention_mask=None, pixel_values=None, **_: Any):
-            if pixel_values is not None:
-                out = encoder_part.forward({"pixel_values": pixel_values.numpy()})
+        def __init__(self) -> None:
+            super().__init__()
+            if whisper:  # what Whisper's generate reads off its encoder: 2 frames of features per position
+                from types import SimpleNamespace
+
+                self.conv1, self.conv2 = SimpleNamespace(stride=(1,)), SimpleNamespace(stride=(2,))
+
+        def forward(self, input_ids=None, attention_mask=None, pixel_values=None, input_features=None, **_: Any):
+            if source != "input_ids":
+                given = pixel_values if source == "pixel_values" else input_features
+                out = encoder_part.forward({source: np.ascontiguousarray(given.numpy(), dtype=np.float32)})
                 return BaseModelOutput(last_hidden_state=torch.from_numpy(out["last_hidden_state"]))
             if attention_mask is None:
                 attention_mask = torch.ones_like(input_ids)
             out = encoder_part.forward({"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()})
             return BaseModelOutput(last_hidden_state=torch.from_numpy(out["last_hidden_state"]))
 
-    class RuntimeSeq2SeqLM(PreTrainedModel, GenerationMixin):
+    class _Shell(torch.nn.Module):  # Whisper's generate reads `model.encoder`
+        def __init__(self, encoder) -> None:
+            super().__init__()
+            self.encoder = encoder
+
+    class RuntimeSeq2SeqLM(*bases):
         config_class = type(config)
         main_input_name = source
         _supports_sdpa = True
@@ -192,6 +210,8 @@ def runtime_seq2seq(backend, config, generation_config):
             super().__init__(config)
             self._anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
             self.encoder = RuntimeEncoder()
+            if whisper:
+                self.model = _Shell(self.encoder)
 
         def get_encoder(self):
             return self.encoder
@@ -200,18 +220,21 @@ def runtime_seq2seq(backend, config, generation_config):
             return True
 
         def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, encoder_outputs=None,
-                    cache=None, past_key_values=None, decoder_attention_mask=None, pixel_values=None, **_: Any):
+                    cache=None, past_key_values=None, decoder_attention_mask=None, pixel_values=None,
+                    input_features=None, **_: Any):
             # decoder_attention_mask: all ones (a continuing generate call's), as the decoder's own default
             cache = cache if cache is not None else past_key_values
             if cache is None:
                 cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
             if not isinstance(cache, EncoderDecoderCache):
                 cache = EncoderDecoderCache(cache, DynamicCache())
+            if whisper:  # the mask Whisper's generate passes is the features' (its decoder attends to every state)
+                attention_mask = None
             own, attended = cache.self_attention_cache, cache.cross_attention_cache
             if not _seen(attended):  # a batch's first step: the encoder states' cross keys and values, once
                 if encoder_outputs is None:
                     encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                                                   pixel_values=pixel_values)
+                                                   pixel_values=pixel_values, input_features=input_features)
                 hidden = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else \
                     encoder_outputs.last_hidden_state
                 kv = cross_part.forward({"encoder_hidden_states": hidden.numpy()})

@@ -75,7 +75,8 @@ def _export(graph: ModelGraph, target: Path, opset: int) -> None:
         from batchinfer.model import seq2seq_export
 
         if graph.part == "encoder":
-            return seq2seq_export.export_encoder(model, target / "model.onnx", opset, graph.sample_shape)
+            return seq2seq_export.export_encoder(model, target / "model.onnx", opset, graph.sample_shape,
+                                                 graph.modality)
         export = {"cross": seq2seq_export.export_cross, "decoder": seq2seq_export.export_decoder_step}[graph.part]
         return export(model, target / "model.onnx", opset)
     if graph.with_past:

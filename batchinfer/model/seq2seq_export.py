@@ -29,12 +29,21 @@ def decoder_cache_shape(config) -> tuple[int, int, int]:
     return layers, heads, head_dim
 
 
-def export_encoder(model, target: Path, opset: int, image_shape: tuple[int, int, int] | None = None) -> None:
-    """The encoder: tokens (`input_ids`, `attention_mask`), or with `image_shape` pixels (`pixel_values`:
-    a VisionEncoderDecoder's image encoder), to `last_hidden_state`."""
+def encoder_input(config) -> str:
+    """The encoder's input: tokens (`input_ids`, with `attention_mask`), an image's pixels (a
+    VisionEncoderDecoder's `pixel_values`) or log-mel features (Whisper's `input_features`)."""
+    kind = getattr(config, "model_type", None) if not isinstance(config, dict) else config.get("model_type")
+    return {"vision-encoder-decoder": "pixel_values", "whisper": "input_features"}.get(kind, "input_ids")
+
+
+def export_encoder(model, target: Path, opset: int, sample_shape: tuple[int, ...] | None = None,
+                   modality: str = "text") -> None:
+    """The encoder: tokens (`input_ids`, `attention_mask`), or a medium's samples of `sample_shape` (pixels, audio
+    features: `encoder_input`), to `last_hidden_state`."""
     import torch
 
     encoder = model.get_encoder()
+    source = encoder_input(model.config)
 
     class _Encoder(torch.nn.Module):
         def __init__(self) -> None:
@@ -42,13 +51,15 @@ def export_encoder(model, target: Path, opset: int, image_shape: tuple[int, int,
             self.encoder = encoder
 
         def forward(self, *args):
-            named = dict(zip(["pixel_values"] if image_shape else ["input_ids", "attention_mask"], args))
+            named = dict(zip([source] if source != "input_ids" else ["input_ids", "attention_mask"], args))
             return self.encoder(**named).last_hidden_state
 
-    if image_shape:
-        axes = {"pixel_values": {0: "batch"}, "last_hidden_state": {0: "batch"}}
-        return trace_to_onnx(_Encoder(), (torch.rand(2, *image_shape),), target, ["pixel_values"],
-                             ["last_hidden_state"], axes, opset)
+    if source != "input_ids":
+        from batchinfer.media import medium
+
+        sample, sample_axes = medium(modality).dummy(sample_shape)
+        axes = {source: sample_axes, "last_hidden_state": {0: "batch"}}
+        return trace_to_onnx(_Encoder(), (sample,), target, [source], ["last_hidden_state"], axes, opset)
     ids = torch.ones((2, 5), dtype=torch.long)
     axes = {name: {0: "batch", 1: "tokens"} for name in ("input_ids", "attention_mask", "last_hidden_state")}
     trace_to_onnx(_Encoder(), (ids, torch.ones_like(ids)), target, ["input_ids", "attention_mask"], ["last_hidden_state"],

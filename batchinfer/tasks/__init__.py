@@ -1,7 +1,9 @@
 """The task registry: one module per task, looked up by its transformers pipeline name or an alias.
 
 A new task is a module under `tasks/` defining one `Task` subclass, named in `TASK_MODULES`. Everything else
-(the job schema, the CLI, the polars API, `batchinfer.pipeline`, the agreement gate) reads the class.
+(the job schema, the CLI, the polars API, `batchinfer.pipeline`, the agreement gate) reads the class. A model
+shape that runs an existing task differently (Whisper for speech recognition) is a module too, whose class
+names the task in `variant_of`; `for_model` picks it for the models it `fits`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ TASK_MODULES = ("text_classification", "feature_extraction", "token_classificati
                 "text2text_generation", "question_answering",
                 "image_feature_extraction", "zero_shot_image_classification",
                 "image_text_to_text", "audio_classification",
-                "speech_recognition")
+                "speech_recognition", "whisper_recognition")
 
 
 @cache
@@ -31,6 +33,24 @@ def tasks() -> dict[str, type[Task]]:
                     and "name" in vars(value):
                 found[value.name] = value
     return found
+
+
+@cache
+def _variants() -> dict[str, list[type[Task]]]:
+    """Task name -> its variants (classes with `variant_of`), in TASK_MODULES order."""
+    found: dict[str, list[type[Task]]] = {}
+    for module_name in TASK_MODULES:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, Task) and value.__module__ == module.__name__ \
+                    and vars(value).get("variant_of"):
+                found.setdefault(value.variant_of, []).append(value)
+    return found
+
+
+def for_model(cls: type[Task], config: dict) -> type[Task]:
+    """The class that runs task `cls` for a model of `config`: a variant that fits it, else `cls`."""
+    return next((v for v in _variants().get(cls.name, ()) if v.fits(config)), cls)
 
 
 @cache
@@ -66,5 +86,5 @@ def shortcut_task(method: str) -> type[Task] | None:
     return next((cls for cls in tasks().values() if cls.shortcut == method), None)
 
 
-__all__ = ["TASK_MODULES", "Task", "TaskOptions", "canonical_task", "option_owners", "shortcut_task", "task_class",
-           "task_names", "tasks"]
+__all__ = ["TASK_MODULES", "Task", "TaskOptions", "canonical_task", "for_model", "option_owners", "shortcut_task",
+           "task_class", "task_names", "tasks"]

@@ -108,6 +108,9 @@ class Task(ABC):
     parts: ClassVar[tuple[str, ...]] = ()  # graphs of the model where the backend runs graphs (encoder, cross, decoder)
     text_inputs: ClassVar[bool] = False  # an image task whose model also takes text (CLIP's label prompts)
     writes_text: ClassVar[bool] = False  # a media task that writes tokens (speech recognition): its tokenizer too
+    # a subclass that runs the task named here for models it `fits` (Whisper for speech recognition), with the
+    # task's name, options and call contract: `tasks.for_model` picks it
+    variant_of: ClassVar[str | None] = None
 
     def __init__(self, config: dict[str, Any], processor: Any, options: TaskOptions | None = None, *,
                  max_length: int | None = None, **option_values: Any) -> None:
@@ -130,6 +133,16 @@ class Task(ABC):
     @classmethod
     def check_model(cls, config: dict[str, Any], model_name: str) -> None:
         """Raise ModelError if the model's config says it was built for something else."""
+
+    @classmethod
+    def fits(cls, config: dict[str, Any]) -> bool:
+        """A variant (`variant_of`): does it run this task for a model of `config` instead of the task's class?"""
+        return False
+
+    @classmethod
+    def columns_for(cls, options: TaskOptions) -> tuple[str, ...]:
+        """The prediction columns a job with these options writes (`columns`, unless an option adds one)."""
+        return cls.columns
 
     def _max_length(self, requested: int | None) -> int:
         limits = [self.config.get("max_position_embeddings"), getattr(self.tokenizer, "model_max_length", None)]
