@@ -256,3 +256,36 @@ def test_ipex_vision_language_model_equals_generate(tmp_path):
     model = build_llava(tmp_path / "llava")
     want = llava_reference(model, images, "what is it?", max_new_tokens=20, do_sample=False)
     assert ours(model, "ipex", images, max_new_tokens=20, prompt="what is it?")["generated_text"].to_pylist() == want
+
+
+@pytest.mark.ipex
+def test_ipex_audio_tasks_equal_transformers(tmp_path):
+    """Audio classification (wav2vec2, AST), CTC speech recognition (chunked, word timestamps) and Whisper
+    (beams, greedy with segments, chunked) on IPEX: what transformers' pipelines give."""
+    from transformers import pipeline
+
+    from tests.test_speech_recognition import long_audio as ctc_audio
+    from tests.test_whisper import CLIPS as WHISPER_CLIPS
+    from tests.test_whisper import GREEDY, WINDOW
+    from tests.test_whisper import long_audio as whisper_audio
+    from tests.test_whisper import reference as whisper_reference
+    from tests.tiny_audio import build_ast, build_wav2vec2_classifier, build_wav2vec2_ctc, build_whisper, clips
+
+    values = clips(6, seed=4)
+    for model in (build_wav2vec2_classifier(tmp_path / "w2v"), build_ast(tmp_path / "ast")):
+        want = pipeline("audio-classification", model=str(model), device="cpu")([v.copy() for v in values])
+        got = batchinfer.pipeline("audio-classification", model=str(model), accelerator="ipex")(values)
+        assert [[d["label"] for d in row] for row in got] == [[d["label"] for d in row] for row in want]
+        np.testing.assert_allclose([[d["score"] for d in row] for row in got],
+                                   [[d["score"] for d in row] for row in want], atol=1e-4)
+    ctc = build_wav2vec2_ctc(tmp_path / "ctc")
+    reference = pipeline("automatic-speech-recognition", model=str(ctc), device="cpu")
+    asr = batchinfer.pipeline("automatic-speech-recognition", model=str(ctc), accelerator="ipex")
+    long = [ctc_audio(9.9, seed=2)]
+    for call, inputs in ((dict(), values), (dict(chunk_length_s=2.0, return_timestamps="word"), long)):
+        assert asr(inputs, **call) == [reference(v.copy(), **call) for v in inputs], call
+    whisper = build_whisper(tmp_path / "whisper")
+    asr = batchinfer.pipeline("automatic-speech-recognition", model=str(whisper), accelerator="ipex")
+    for call, inputs in ((dict(), WHISPER_CLIPS), (dict(return_timestamps=True, generate_kwargs=GREEDY), WHISPER_CLIPS),
+                         (dict(chunk_length_s=WINDOW, generate_kwargs=GREEDY), [whisper_audio(9.3)])):
+        assert asr(inputs, batch_size=4, **call) == whisper_reference(whisper, inputs, **call), call

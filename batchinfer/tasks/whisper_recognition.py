@@ -19,6 +19,7 @@ without chunking such a clip is a row error.
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -113,7 +114,7 @@ class WhisperRecognition(SpeechRecognition, GenerativeTask):
         if o.translate:
             call["task"] = "translate"
         features = torch.from_numpy(np.ascontiguousarray(inputs["input_features"], dtype=np.float32))
-        with torch.inference_mode():
+        with torch.inference_mode(), _quiet():
             out = self._decoder.generate(input_features=features, generation_config=copy.deepcopy(self.generation),
                                          **call)
         sequences = out["sequences"] if isinstance(out, dict) else out
@@ -148,3 +149,18 @@ class WhisperRecognition(SpeechRecognition, GenerativeTask):
         return out
 
     compare = Task.compare  # the share of equal texts (not GenerativeTask's generated_text)
+
+
+@contextmanager
+def _quiet():
+    """Without the notes Whisper's generate writes on every call about its own config handling (suppressed
+    tokens passed beside the config, max_length beside max_new_tokens, the features' mask): nothing a job can
+    act on."""
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
