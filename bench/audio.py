@@ -5,6 +5,9 @@ pipeline, side by side, in seconds of audio per second (the real-time factor).
   front end; random weights, the CTC head scaled so that argmax margins are clear), recordings of 20-60 s of
   synthetic audio (tones that change every 0.7 s over noise), `chunk_length_s` 10 in both (transformers'
   stride default, a sixth), batch 8 chunks.
+- `--task whisper`: a whisper-tiny-shaped model (4 + 4 layers, 384 wide, 1,500 encoder positions, a 51,866-token
+  vocabulary; random weights scaled as the tests' tiny Whisper, tests/tiny_audio.py), clips of 5-29 s (each
+  within the 30 s window), greedy, English, 48 new tokens at most, batch 8 in both.
 - `--task classification`: the sample model `sample:spoken-digits` (a small AST) on the 200 sample clips of
   `sample_data/spoken_digits/` (1.5 s each), batch 32.
 
@@ -12,6 +15,7 @@ Each row runs in its own process; rows are interleaved over --repeats; the table
 row's agreement with the pipeline (equal texts, or equal labels).
 
     python bench/audio.py --task asr --recordings 8 --repeats 3
+    python bench/audio.py --task whisper --recordings 24 --repeats 3
     python bench/audio.py --task classification --repeats 3
 """
 
@@ -58,11 +62,18 @@ def build_ctc(root: Path) -> Path:
     return folder
 
 
-def recordings(count: int, seed: int = 0) -> list[np.ndarray]:
+def build_whisper(root: Path) -> Path:
+    from tests.tiny_audio import build_whisper as build
+
+    folder = root / "whisper-tiny-shape"
+    return folder if (folder / "config.json").exists() else build(folder, shape="whisper-tiny")
+
+
+def recordings(count: int, seed: int = 0, shortest: float = 20, longest: float = 60) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
-        seconds = float(rng.uniform(20, 60))
+        seconds = float(rng.uniform(shortest, longest))
         t = np.arange(int(0.7 * RATE)) / RATE
         parts = [0.3 * np.sin(2 * np.pi * rng.uniform(100, 1500) * t) + 0.1 * rng.standard_normal(len(t))
                  for _ in range(int(seconds / 0.7) + 1)]
@@ -80,47 +91,53 @@ def digit_clips() -> list[np.ndarray]:
         return [soundfile.read(folder / row["path"], dtype="float32")[0] for row in csv.DictReader(fh)]
 
 
+WHISPER_CALL = {"generate_kwargs": {"language": "en", "num_beams": 1, "max_new_tokens": 48}}
+
+
 def run_row(row: str, task: str, model: str, recordings_n: int) -> dict:
-    clips = recordings(recordings_n) if task == "asr" else digit_clips()
+    clips = {"asr": lambda: recordings(recordings_n), "whisper": lambda: recordings(recordings_n, 1, 5, 29),
+             "classification": digit_clips}[task]()
     seconds_of_audio = sum(len(c) for c in clips) / RATE
-    name = "automatic-speech-recognition" if task == "asr" else "audio-classification"
-    call = {"chunk_length_s": 10.0} if task == "asr" else {}
-    batch = 8 if task == "asr" else 32
+    name = "audio-classification" if task == "classification" else "automatic-speech-recognition"
+    call = {"asr": {"chunk_length_s": 10.0}, "whisper": WHISPER_CALL, "classification": {}}[task]
+    batch = 32 if task == "classification" else 8
+    top = {"top_k": 1} if task == "classification" else {}
     if row == "transformers pipeline":
         import torch
         from transformers import pipeline
 
         torch.set_num_threads(2)
-        if task != "asr":
+        if task == "classification":
             from batchinfer.model.ref import resolve_model
 
             model = str(resolve_model(model).path)
         pipe = pipeline(name, model=model, device="cpu")
         started = time.perf_counter()
-        out = pipe([c.copy() for c in clips], batch_size=batch, **call, **({} if task == "asr" else {"top_k": 1}))
-        labels = [o["text"] for o in out] if task == "asr" else [o[0]["label"] for o in out]
+        out = pipe([c.copy() for c in clips], batch_size=batch, **call, **top)
+        labels = [o["text"] for o in out] if task != "classification" else [o[0]["label"] for o in out]
     else:
         import batchinfer
 
         asr = batchinfer.pipeline(name, model=model, accelerator=row.split()[-1])
         asr([clips[0][: RATE * 2]], **call)  # loads (and exports, first time) outside the timing
         started = time.perf_counter()
-        out = asr(clips, batch_size=batch, **call, **({} if task == "asr" else {"top_k": 1}))
-        labels = [o["text"] for o in out] if task == "asr" else [o[0]["label"] for o in out]
+        out = asr(clips, batch_size=batch, **call, **top)
+        labels = [o["text"] for o in out] if task != "classification" else [o[0]["label"] for o in out]
     seconds = time.perf_counter() - started
     return {"rows": len(clips), "audio_seconds": seconds_of_audio, "seconds": seconds, "labels": labels}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--task", choices=["asr", "classification"], default="asr")
+    parser.add_argument("--task", choices=["asr", "whisper", "classification"], default="asr")
     parser.add_argument("--recordings", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--root", default=str(Path(tempfile.gettempdir()) / "batchinfer-bench-audio"))
     parser.add_argument("--row")
     parser.add_argument("--model")
     args = parser.parse_args()
-    model = args.model or (str(build_ctc(Path(args.root))) if args.task == "asr" else "sample:spoken-digits")
+    builders = {"asr": build_ctc, "whisper": build_whisper}
+    model = args.model or (str(builders[args.task](Path(args.root))) if args.task in builders else "sample:spoken-digits")
     if args.row:
         print(json.dumps(run_row(args.row, args.task, model, args.recordings)))
         return

@@ -122,26 +122,42 @@ def encoded(samples: np.ndarray, rate: int = RATE, fmt: str = "WAV", subtype: st
 
 
 WHISPER_LANGUAGES = ("en", "fr", "de")
+WHISPER_SHAPES = {  # "tiny": the tests' (a 2 s window); "whisper-tiny": openai/whisper-tiny's sizes (benchmarks)
+    "tiny": dict(d_model=32, layers=2, heads=2, ffn=37, positions=100, target=64, window=2),
+    "whisper-tiny": dict(d_model=384, layers=4, heads=6, ffn=1536, positions=1500, target=448, window=30),
+}
 
 
-def build_whisper(path: Path, seed: int = 11) -> Path:
-    """A tiny random Whisper (2 s window: 100 encoder positions) with a byte-level tokenizer of its own, the
-    special tokens (languages, tasks, timestamps) and a hub-shaped generation config. Its weights are scaled so
-    that the audio steers the tokens (the convolutions, cross-attention) and lower-case letters win over bytes
-    and special tokens (the texts are readable and differ between clips)."""
+def build_whisper(path: Path, seed: int = 11, shape: str = "tiny") -> Path:
+    """A random Whisper with a byte-level tokenizer of its own, the special tokens (languages, tasks,
+    timestamps) and a hub-shaped generation config. Its weights are scaled so that the audio steers the tokens
+    (the convolutions, cross-attention) and lower-case letters win over bytes and special tokens (the texts
+    are readable and differ between clips). `shape = "whisper-tiny"`: whisper-tiny's sizes, with its 50,257 text
+    tokens and every language, so that the special tokens have whisper's ids."""
     import torch
     import transformers
     from transformers.convert_slow_tokenizer import bytes_to_unicode
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
+    size = WHISPER_SHAPES[shape]
+    languages = WHISPER_LANGUAGES if shape == "tiny" else tuple(LANGUAGES)
     path.mkdir(parents=True, exist_ok=True)
     chars = bytes_to_unicode()
     vocab = {c: i for i, c in enumerate(chars.values())}
     merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("a", "n"), ("i", "n"), ("o", "n"), ("e", "r"), ("Ġ", "a")]
     for a, b in merges:
         vocab[a + b] = len(vocab)
+    count = 0
+    while shape != "tiny" and len(vocab) < 50257:  # filler words (decoding only reads them)
+        count += 1
+        n, word = count, ""
+        while n:
+            n, letter = divmod(n, 26)
+            word += chr(97 + letter)
+        vocab.setdefault("Ġ" + word + "q", len(vocab))
     (path / "vocab.json").write_text(json.dumps(vocab))
     (path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
-    specials = ["<|endoftext|>", "<|startoftranscript|>", *[f"<|{code}|>" for code in WHISPER_LANGUAGES],
+    specials = ["<|endoftext|>", "<|startoftranscript|>", *[f"<|{code}|>" for code in languages],
                 "<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>",
                 "<|notimestamps|>"]
     tokenizer = transformers.WhisperTokenizer(str(path / "vocab.json"), str(path / "merges.txt"))
@@ -150,9 +166,10 @@ def build_whisper(path: Path, seed: int = 11) -> Path:
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
     end = ids["<|endoftext|>"]
     config = transformers.WhisperConfig(
-        vocab_size=len(tokenizer), num_mel_bins=80, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
-        decoder_attention_heads=2, d_model=32, encoder_ffn_dim=37, decoder_ffn_dim=37, max_source_positions=100,
-        max_target_positions=64, pad_token_id=end, bos_token_id=end, eos_token_id=end,
+        vocab_size=len(tokenizer), num_mel_bins=80, encoder_layers=size["layers"], decoder_layers=size["layers"],
+        encoder_attention_heads=size["heads"], decoder_attention_heads=size["heads"], d_model=size["d_model"],
+        encoder_ffn_dim=size["ffn"], decoder_ffn_dim=size["ffn"], max_source_positions=size["positions"],
+        max_target_positions=size["target"], pad_token_id=end, bos_token_id=end, eos_token_id=end,
         decoder_start_token_id=ids["<|startoftranscript|>"], suppress_tokens=[], begin_suppress_tokens=None)
     torch.manual_seed(seed)
     model = transformers.WhisperForConditionalGeneration(config).eval()
@@ -173,10 +190,10 @@ def build_whisper(path: Path, seed: int = 11) -> Path:
     transformers.GenerationConfig(
         decoder_start_token_id=ids["<|startoftranscript|>"], eos_token_id=end, pad_token_id=end, bos_token_id=end,
         no_timestamps_token_id=ids["<|notimestamps|>"], is_multilingual=True,
-        lang_to_id={f"<|{code}|>": ids[f"<|{code}|>"] for code in WHISPER_LANGUAGES},
+        lang_to_id={f"<|{code}|>": ids[f"<|{code}|>"] for code in languages},
         task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
         suppress_tokens=[ids["<|startoflm|>"], ids["<|startofprev|>"]], begin_suppress_tokens=[vocab["Ġ"], end],
-        max_length=64, max_initial_timestamp_index=50, return_timestamps=False).save_pretrained(str(path))
+        max_length=size["target"], max_initial_timestamp_index=50, return_timestamps=False).save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
-    transformers.WhisperFeatureExtractor(feature_size=80, chunk_length=2).save_pretrained(str(path))
+    transformers.WhisperFeatureExtractor(feature_size=80, chunk_length=size["window"]).save_pretrained(str(path))
     return path
