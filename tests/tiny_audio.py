@@ -160,7 +160,8 @@ def build_whisper(path: Path, seed: int = 11, shape: str = "tiny") -> Path:
     specials = ["<|endoftext|>", "<|startoftranscript|>", *[f"<|{code}|>" for code in languages],
                 "<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>",
                 "<|notimestamps|>"]
-    tokenizer = transformers.WhisperTokenizer(str(path / "vocab.json"), str(path / "merges.txt"))
+    tokenizer = transformers.WhisperTokenizer(str(path / "vocab.json"), str(path / "merges.txt"),
+                                              pad_token="<|endoftext|>")
     tokenizer.add_special_tokens({"additional_special_tokens": specials})
     tokenizer.add_tokens([f"<|{i * 0.02:.2f}|>" for i in range(1501)])
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
