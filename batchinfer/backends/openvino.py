@@ -54,10 +54,12 @@ class OpenVinoBackend:
 
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {name: inputs[name] if name == BEAM_IDX else as_model_dtype(inputs[name]) for name in self._inputs}
-        result = self._request.infer(feed)
+        # inputs are read in place (a decoder step's cross-attention keys and values are large, and the same
+        # every step); outputs come back as arrays of their own (infer copies them out of the request)
+        result = self._request.infer(feed, share_inputs=True)
         if self.graph.with_past and not self.stateful:  # a decoder step: logits and the key/value cache
-            return {_port_name(port): np.array(result[port], copy=True) for port in self.compiled.outputs}
-        return {name: np.array(result[self.compiled.output(name)], copy=True) for name in self._wanted}
+            return {_port_name(port): result[port] for port in self.compiled.outputs}
+        return {name: result[self.compiled.output(name)] for name in self._wanted}
 
     def reset_state(self) -> None:
         """Empty a stateful decoder's key/value cache (before a new batch's prompt step)."""
