@@ -107,6 +107,9 @@ keep_columns = ["id"]
     got = [[{"text": c["text"], "timestamp": (c["start"], c["end"])} for c in row] for row in frame["chunks"].to_list()]
     assert got == [w["chunks"] for w in want]
     assert table.column("chunks").to_pylist() == frame["chunks"].to_list()
+    api = batchinfer.predict(pl.DataFrame({"audio": audio}), "audio", task="asr", model=str(whisper),
+                             backend="ort", max_new_tokens=12, chunk_length_s=WINDOW, return_timestamps=True)
+    assert api["text"].to_list() == frame["text"].to_list() and api["chunks"].to_list() == frame["chunks"].to_list()
 
     result = CliRunner().invoke(main, ["run", job("whole", "")])
     assert result.exit_code == EXIT_ROWS_FAILED, result.output
@@ -124,3 +127,43 @@ def test_whisper_options_are_checked(whisper):
         build_pipeline(ModelSpec(name=str(whisper), task="asr", do_sample=True))
     pipe = build_pipeline(ModelSpec(name=str(whisper), task="asr", backend="ort", max_new_tokens=12))
     assert pipe.task.generates and type(pipe.task).__name__ == "WhisperRecognition"
+
+
+def test_bf16_is_gated_on_the_jobs_own_audio(whisper, tmp_path):
+    """A media task below fp32: the job's first clips, decoded as the units decode them, are transcribed by
+    both and compared; below min_agreement nothing is written."""
+    from batchinfer.backends.base import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        pytest.skip("this CPU has no bf16 (the gate's own tests cover it where it has)")
+    audio = [encoded(v, RATE, "FLAC") for v in CLIPS[:5]]
+    pq.write_table(pa.table({"audio": pa.array(audio, pa.binary())}), tmp_path / "in.parquet")
+
+    def run(name: str, least: float):
+        (tmp_path / f"{name}.toml").write_text(f"""
+[input]
+path = "in.parquet"
+column = "audio"
+[model]
+name = {json.dumps(str(whisper))}
+task = "asr"
+backend = "openvino"
+precision = "bf16"
+min_agreement = {least}
+max_new_tokens = 12
+[output]
+path = "{name}"
+""")
+        return CliRunner().invoke(main, ["run", str(tmp_path / f"{name}.toml")])
+
+    result = run("loose", 0.0)
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "vs fp32 on the first" in x)
+    assert "on the first 5 rows" in line and "share of equal text" in line
+    agreement = float(line.rsplit(" ", 1)[1])
+    result = run("strict", 1.0)
+    if agreement < 1.0:
+        assert result.exit_code == ModelError.exit_code and "changes this model's answers" in result.output
+        assert not (tmp_path / "strict").exists()
+    else:
+        assert result.exit_code == 0, result.output

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from batchinfer.engine.executors import Units, load_executor
 from batchinfer.engine.progress import Progress
-from batchinfer.engine.units import DEAD_LETTER_COLUMNS
+from batchinfer.engine.units import DEAD_LETTER_COLUMNS, prepare_unit
 from batchinfer.engine.inputs import decode_text_inputs
 from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, ModelError
 from batchinfer.io import ParquetSink, Source
@@ -160,17 +160,21 @@ REDUCED_SAMPLE_ROWS = 512
 def check_reduced_on_data(spec: JobSpec, source, pipe: Pipeline) -> float:
     """Compare int8 or bf16 with fp32 on the job's own first rows; stop before writing if they differ.
 
-    Classification: the share of equal labels; embeddings: the mean cosine. Must reach model.min_agreement.
+    Classification: the share of equal labels; embeddings: the mean cosine; generation and speech recognition:
+    the share of equal texts. Must reach model.min_agreement.
     """
     reduced = pipe.backend.reduced
     columns = spec.input.read_columns
     first = next(iter(source.batches(columns, columns)), None)
     if first is None:
         return 1.0
-    inputs = decode_text_inputs(spec.input, pipe.task, first.batch, null_text="empty")
-    bad = inputs.errors | pipe.task.check_rows(inputs.values)
-    sample = [v for i, v in enumerate(inputs.values) if v and i not in bad][:min(REDUCED_SAMPLE_ROWS,
-                                                                                  pipe.task.gate_rows)]
+    rows = min(REDUCED_SAMPLE_ROWS, pipe.task.gate_rows)
+    if pipe.task.modality != "text":  # images, audio: decoded as the units decode them
+        sample = prepare_unit(spec, first, pipe, source).values[:rows]
+    else:
+        inputs = decode_text_inputs(spec.input, pipe.task, first.batch, null_text="empty")
+        bad = inputs.errors | pipe.task.check_rows(inputs.values)
+        sample = [v for i, v in enumerate(inputs.values) if v and i not in bad][:rows]
     if not sample:
         return 1.0
     reference = build_pipeline(spec.model.model_copy(update={"quantize": "none", "precision": "fp32"}),
