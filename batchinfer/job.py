@@ -84,7 +84,8 @@ class InputSpec(_Section):
                                                     "{ text = 'query', text_pair = 'passage' }")
     template: str | None = Field(None, min_length=1, description="builds the text from several columns, e.g. "
                                                                  "'Title: {title}\\n{body}'")
-    format: Literal["auto", "parquet", "csv"] = "auto"
+    format: str = Field("auto", description="auto (from each file's name), or a format in io/formats/: parquet, "
+                                            "csv, jsonl")
     batch_rows: int = Field(8192, gt=0, description="rows per record batch read (and per output part)")
     csv: CsvOptions = CsvOptions()
     storage_options: dict[str, Any] = {}
@@ -114,6 +115,15 @@ class InputSpec(_Section):
         """Every input column the model reads."""
         return self.template_columns if self.template is not None else \
             [self.column] if self.column is not None else list(dict.fromkeys(self.columns.values()))
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        from batchinfer.io.formats import format_names
+
+        if value != "auto" and value not in format_names():
+            raise ValueError(f"unknown input format {value!r}; choose auto or one of {', '.join(format_names())}")
+        return value
 
     @field_validator("template")
     @classmethod

@@ -67,9 +67,9 @@ def test_leading_zeros_keep_an_id_column_as_text(tmp_path, caplog):
 
 
 def test_leading_zeros_decide_for_every_block_of_a_file(tmp_path, monkeypatch):
-    import batchinfer.io.source as source_module
+    import batchinfer.io.formats.csv as csv_format
 
-    monkeypatch.setattr(source_module, "CSV_BLOCK", 64)  # blocks of a few rows: later ones have no zeros
+    monkeypatch.setattr(csv_format, "CSV_BLOCK", 64)  # blocks of a few rows: later ones have no zeros
     rows = ["id,text"] + [f"{i:05d},t{i}" if i < 3 else f"{i + 10000},t{i}" for i in range(40)]
     (tmp_path / "a.csv").write_text("\n".join(rows) + "\n")
     table, _ = read(tmp_path / "a.csv")

@@ -32,6 +32,31 @@ def test_csv_is_regrouped_into_batches_of_rows(tmp_path):
     assert source.total_rows() is None
 
 
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.bz2", ".csv.zst", ".jsonl", ".ndjson.zst"])
+def test_compressed_csv_and_json_lines_stream_as_plain_csv(tmp_path, suffix):
+    import bz2
+    import gzip
+    import io
+
+    import zstandard
+
+    data = frame(2500)
+    buffer = io.BytesIO()
+    data.write_ndjson(buffer) if "json" in suffix else data.write_csv(buffer)
+    pack = {".gz": gzip.compress, ".bz2": bz2.compress, ".zst": zstandard.ZstdCompressor().compress}
+    raw = buffer.getvalue()
+    ending = "." + suffix.rsplit(".", 1)[1]
+    (tmp_path / f"a{suffix}").write_bytes(pack[ending](raw) if ending in pack else raw)
+    source = Source(InputSpec(path=str(tmp_path / f"a{suffix}"), column="text", batch_rows=1000))
+    source.check("text", None)
+    batches = list(source.batches(["id", "text"], "text"))
+    assert [b.batch.num_rows for b in batches] == [1000, 1000, 500]
+    assert [b.row_offset for b in batches] == [0, 1000, 2000]
+    assert batches[2].batch.column("text")[0].as_py() == b'row 2000, with "quotes"\nand a newline'
+    assert batches[2].batch.column("id")[499].as_py() == 2499
+    assert source.rows_estimate() == (2500, True)  # read to the end: exact
+
+
 def test_folder_lists_data_files_in_name_order_and_skips_hidden(tmp_path):
     for name in ["b.parquet", "a.parquet", "_meta.parquet", ".hidden.parquet"]:
         frame(3).write_parquet(tmp_path / name)

@@ -96,7 +96,8 @@ def check_reachable(address: str | None) -> None:
 
 
 def plan_items(batch_counts: list[int | None], formats: list[str], done) -> list[dict[str, int]]:
-    """Work items in input order: each Parquet unit not done yet; each CSV file (its units are skipped inside)."""
+    """Work items in input order: each Parquet unit not done yet; each file read whole (CSV, JSON Lines: its
+    units are skipped inside)."""
     items = []
     for i, count in enumerate(batch_counts):
         if count is None:
@@ -111,14 +112,14 @@ def plan_items(batch_counts: list[int | None], formats: list[str], done) -> list
 class UnitWorker:
     """A Ray actor: one cached Pipeline; reads, predicts and writes the units of the work items it gets."""
 
-    def __init__(self, spec, files: list[str], formats: list[str], schema, csv_types: dict, target,
+    def __init__(self, spec, files: list[str], formats: list[str], schema, read_types: dict, target,
                  done: list[str], keep: list[str], predictions: dict[str, str], threads: int) -> None:
         from batchinfer.io import ParquetSink, Source
         from batchinfer.pipelines import build_pipeline
 
         self.spec = spec
         self.pipe = build_pipeline(spec.model, spec.runtime.model_copy(update={"threads": threads}))
-        self.source = Source.of_files(spec.input, files, formats, schema, csv_types)
+        self.source = Source.of_files(spec.input, files, formats, schema, read_types)
         self.sink = ParquetSink.writer_into(spec.output, target)
         self.done = set(done)
         self.keep, self.predictions = keep, predictions
@@ -199,8 +200,10 @@ def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
     log.info("ray: %d work item(s) on %d actor(s), %d thread(s) and %.2f CPU each", len(items), actors, threads,
              cpus)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # stderr stays ours (and JSON with --log-format json)
-    csv_files = {i for i, fmt in enumerate(source.formats) if fmt != "parquet"}
-    done_in_csv = [u for u in done if file_of(u) in csv_files]  # Parquet items are planned around
+    from batchinfer.io.formats import file_format
+
+    whole = {i for i, fmt in enumerate(source.formats) if not file_format(fmt).starts_anywhere}
+    done_in_csv = [u for u in done if file_of(u) in whole]  # Parquet items are planned around
     with _job_settings(ray.data.DataContext.get_current()):  # a dataset copies the settings when made
         dataset = ray.data.from_items(items, override_num_blocks=len(items))  # an item per block: all actors work
         with warnings.catch_warnings():  # Ray 2.60 deprecates ray_remote_args with no named max_restarts yet
@@ -209,7 +212,7 @@ def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
                 UnitWorker, batch_size=1, num_cpus=cpus,
                 compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
                 fn_constructor_kwargs={"spec": spec, "files": source.files, "formats": source.formats,
-                                       "schema": source.schema, "csv_types": source.csv_types,
+                                       "schema": source.schema, "read_types": source.read_types,
                                        "target": sink.target, "done": done_in_csv, "keep": keep,
                                        "predictions": predictions, "threads": threads},
                 max_restarts=spec.runtime.ray_max_retries, max_task_retries=spec.runtime.ray_max_retries,

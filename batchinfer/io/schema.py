@@ -78,18 +78,19 @@ def names_of(value: str | Iterable[str] | None) -> tuple[str, ...]:
     return () if value is None else (value,) if isinstance(value, str) else tuple(value)
 
 
-def unify(files: list[tuple[str, str, pa.Schema]], columns: list[str], *, skip: str | Iterable[str] | None = None
+def unify(files: list[tuple[str, bool, pa.Schema]], columns: list[str], *, skip: str | Iterable[str] | None = None
           ) -> tuple[pa.Schema, set[str]]:
-    """The job's schema over `columns`, from (display path, format, schema) per file.
+    """The job's schema over `columns`, from (display path, are its types inferred (CSV, JSON Lines), schema)
+    per file.
 
-    Returns the schema and the columns that CSV files must read as text. `skip` (the text columns, decoded
+    Returns the schema and the columns that files with inferred types must read as text. `skip` (the text columns, decoded
     later) is left as the first file has it.
     """
     skip = names_of(skip)
     fields, as_text = [], set()
     for name in columns:
-        typed = [(path, s.field(name).type) for path, fmt, s in files if fmt != "csv"]
-        inferred = [(path, s.field(name).type) for path, fmt, s in files if fmt == "csv"]
+        typed = [(path, s.field(name).type) for path, guessed, s in files if not guessed]
+        inferred = [(path, s.field(name).type) for path, guessed, s in files if guessed]
         found = typed + inferred
         if name in skip:
             fields.append(pa.field(name, found[0][1]))

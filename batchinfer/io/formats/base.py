@@ -1,0 +1,95 @@
+"""What every input file format shares: the batches a source yields, the rows a reader could not parse, and
+the small Arrow helpers the readers use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that could not be parsed (a ragged CSV row, a JSON line that is not an object), skipped under
+    on_error = skip or dead-letter."""
+
+    line: int | None
+    error: str
+    text: str
+
+
+@dataclass(frozen=True)
+class SourceBatch:
+    file_index: int
+    file: str
+    batch_index: int
+    batch: pa.RecordBatch
+    row_offset: int = 0  # rows of this file before this batch
+    bad_rows: tuple[BadRow, ...] = ()
+
+
+class FileFormat:
+    """One input file format (a module under io/formats/, registered in FORMAT_MODULES): how its files are
+    named, what schema a file has, and its record batches. The methods take the Source, whose spec, filesystem,
+    job schema and read progress they use."""
+
+    name: ClassVar[str]
+    suffixes: ClassVar[tuple[str, ...]]  # lower-case file name endings that mean this format
+    infers_types: ClassVar[bool] = False  # are column types guessed from values (CSV, JSON Lines)?
+    starts_anywhere: ClassVar[bool] = False  # can a read start at any batch (Parquet: row groups)?
+    type_hint: ClassVar[str] = "input.column must name a string column: cast it to a string type in the file"
+
+    def schema(self, source, path: str) -> pa.Schema:
+        raise NotImplementedError
+
+    def rows(self, source, path: str) -> int | None:
+        """The file's rows without reading it (Parquet's footer), else None."""
+        return None
+
+    def batches(self, source, i: int, path: str, columns: list[str], text_column: str | None, *,
+                keep_bad_rows: bool, first: int = 0, stop: int | None = None) -> Iterator[SourceBatch]:
+        """Batches of `batch_rows` rows of file `i`; bad rows ride on the batch after them (`keep_bad_rows`),
+        else stop the read with an InputError naming the file and line."""
+        raise NotImplementedError
+
+    def read_hint(self, source, error: Exception) -> str:
+        """What to tell the user when reading the file fails with `error`."""
+        return "fix or remove the file; "
+
+
+def empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist([], schema=schema)
+
+
+def drop_rows(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        if rows >= batch.num_rows:
+            rows -= batch.num_rows
+            continue
+        yield batch.slice(rows) if rows else batch
+        rows = 0
+
+
+def rebatch(reader: Any, rows: int) -> Iterator[pa.RecordBatch]:
+    """Regroup batches (CSV blocks sized in bytes, rows cut from row groups) into batches of `rows` rows."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in reader:
+        pending.append(batch)
+        count += batch.num_rows
+        while count >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows).combine_chunks().to_batches()[0]
+            rest = table.slice(rows)
+            pending, count = rest.combine_chunks().to_batches(), rest.num_rows
+    if count:
+        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+
+
+def native(data: bytes) -> pa.Buffer:
+    """A copy in Arrow's own memory (a buffer over Python bytes needs the interpreter to be freed)."""
+    buffer = pa.allocate_buffer(len(data))
+    pa.FixedSizeBufferWriter(buffer).write(data)
+    return buffer
