@@ -134,6 +134,27 @@ def test_error_mode_refuses_an_interrupted_output(workdir, tmp_path):
     assert result.exit_code == OutputError.exit_code and "mode = 'resume'" in result.output
 
 
+def test_error_mode_does_not_call_a_run_of_changed_input_complete(workdir, tmp_path):
+    """A complete output, then an input file changes (the kill campaign found this after a resume was
+    interrupted before it began): error mode refuses the folder without calling it the complete run of this
+    input, names the file, and changes nothing; a resume redoes that file's units."""
+    root = tmp_path / "job"
+    shutil.copytree(workdir / "data", root / "data")
+    shutil.copyfile(workdir / "job.toml", root / "job.toml")
+    assert CliRunner().invoke(main, ["run", str(root / "job.toml")]).exit_code == 0
+    (root / "data" / "c.csv").write_text((workdir / "data" / "c.csv").read_text().replace("g1", "g9"))
+    before = {p: p.stat().st_mtime_ns for p in (root / "out").rglob("*") if p.is_file()}
+    for extra in ((), ("--if-complete", "skip")):
+        result = CliRunner().invoke(main, ["run", str(root / "job.toml"), "--set", "output.mode=error", *extra])
+        assert result.exit_code == OutputError.exit_code, result.output
+        assert "complete run" not in result.output and "not of the input as it is now" in result.output
+        assert "c.csv" in result.output and "mode = 'resume'" in result.output
+    assert before == {p: p.stat().st_mtime_ns for p in (root / "out").rglob("*") if p.is_file()}
+    result = CliRunner().invoke(main, ["run", str(root / "job.toml")])
+    assert result.exit_code == 0, result.output
+    assert read(root / "out").filter(pl.col("row_id") >= 500)["group"].str.contains("g1").sum() == 0
+
+
 def test_a_held_lock_stops_a_second_writer(workdir, tmp_path):
     out = tmp_path / "out"
     (out / "_batchinfer").mkdir(parents=True)

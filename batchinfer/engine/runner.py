@@ -137,7 +137,7 @@ def check_job(spec: JobSpec, source=None, *, sink=None, allow_complete: bool = F
     schema = source.check(spec.input.read_columns, spec.output.keep_columns, modality=spec.model.task_class.modality)
     predictions = prediction_names(spec)
     keep = kept_columns(spec, schema, predictions)
-    sink.check(allow_complete=allow_complete)
+    sink.check(allow_complete=allow_complete, plan=lambda: plan_of(spec, source, model_ref(spec)))
     load_executor(spec.runtime.executor).check(spec, source)
     return source, keep, predictions, sink
 

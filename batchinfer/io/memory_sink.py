@@ -24,7 +24,7 @@ class MemorySink:
         self._units: dict[str, tuple[pa.Table, dict[str, Any]]] = {}
         self._guard = threading.Lock()  # written by the runner's writer thread and by the runner itself
 
-    def check(self, *, allow_complete: bool = False) -> OutputState:
+    def check(self, *, allow_complete: bool = False, plan=None) -> OutputState:
         return OutputState()
 
     def inspect(self) -> OutputState:

@@ -132,17 +132,27 @@ class ParquetSink:
                 parts=[n for n in names if layout.is_part(n)], done=done,
                 plan=self._read_json(self.output.plan), summary=summary)
 
-    def check(self, *, allow_complete: bool = False) -> OutputState:
+    def check(self, *, allow_complete: bool = False, plan=None) -> OutputState:
         """Raise if the output cannot be written here or output.mode forbids it. Safe before any inference:
         changes nothing (on an object store it writes and deletes one empty probe object).
 
         `allow_complete`: a complete output is no error yet (the caller may find it is this job's and skip).
+        `plan` (a dict, or a function giving it): this job's, to tell a complete run of this very input from one
+        of the input as it was before a file changed.
         """
         self._check_compression()
         self._check_parent()
         state = self.inspect()
         if self.spec.mode == "error" and not state.empty and not (allow_complete and state.complete):
             if state.complete:
+                plan = plan() if callable(plan) else plan
+                changed = self._changes(state, plan) if plan is not None else None
+                if changed:
+                    raise OutputError(
+                        f"output {self.spec.path} holds a finished run of this path, but not of the input as it "
+                        f"is now (changed since: {changed})",
+                        hint="set output.mode = 'resume' to redo what changed, 'overwrite' to replace it, or "
+                             "choose another path")
                 raise OutputError(
                     f"output {self.spec.path} already holds a complete run",
                     hint="set output.mode = 'overwrite' to replace it (e.g. --set output.mode=overwrite), "
@@ -207,6 +217,14 @@ class ParquetSink:
             changed.insert(0, "input files")
         return ", ".join(changed) or None
 
+    def _changes(self, state: OutputState, plan: dict) -> str | None:
+        """What differs between the job that wrote `state` and a job with `plan` (options, files), or None."""
+        conflict = self.resume_conflict(state, plan)
+        files = self.changed_files(state, plan)
+        names = [str(plan["files"][i][0]) for i in files[:3]] + (["..."] if len(files) > 3 else [])
+        return ", ".join(([conflict] if conflict else []) + ([f"input file(s) {', '.join(names)}"] if files else [])) \
+            or None
+
     @staticmethod
     def changed_files(state: OutputState, plan: dict) -> list[int]:
         """Indices of input files whose contents changed since the output was started."""
@@ -241,7 +259,7 @@ class ParquetSink:
             try:
                 self._recover_staging()
                 self.remove_temp_files()
-                state = self.check()
+                state = self.check(plan=plan)
                 if self.spec.mode == "overwrite":
                     self.target = Target.staging(self.root, layout.staging_name())
                     self._makedirs(self.target.done)
