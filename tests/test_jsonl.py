@@ -54,7 +54,8 @@ def test_types_are_inferred_and_bad_lines_are_row_errors(tmp_path, tiny_classifi
     lines.insert(6, '[1, 2, 3]')  # not an object
     lines.insert(9, '{"id": "eleven", "text": "an id that is not a number"}')  # does not fit int64
     path = tmp_path / "in.jsonl"
-    path.write_bytes(("\n".join(lines) + "\n").encode() + b'{"id": 7, "text": "caf\xe9"}\n')  # not UTF-8
+    path.write_bytes(b"\xef\xbb\xbf" + ("\r\n".join(lines) + "\r\n").encode()  # a BOM, Windows line ends
+                     + b'{"id": 7, "text": "caf\xe9"}\n')  # not UTF-8
     spec = job(tmp_path, tiny_classifier, input_path="in.jsonl")
     spec.write_text(spec.read_text().replace("[input]\n", "[input]\non_error = \"dead-letter\"\n"))
     result = invoke("run", str(spec))

@@ -124,7 +124,7 @@ def _lines(fh, block: int = 1 << 20) -> Iterator[bytes]:
 
 def _object(line: bytes) -> Any:
     try:
-        return json.loads(line)
+        return json.loads(line.decode("utf-8-sig"))
     except ValueError:
         return None
 
@@ -132,7 +132,7 @@ def _object(line: bytes) -> Any:
 def _parsed(line: bytes) -> tuple[dict | None, str | None]:
     """(the line's object, None), or (None, why it is not one)."""
     try:
-        text = line.decode("utf-8")
+        text = line.decode("utf-8-sig")  # a byte order mark (files saved on Windows) is not part of the line
     except UnicodeDecodeError:
         return None, "the line is not UTF-8 text"
     try:
