@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,7 +18,7 @@ from batchinfer.cli import main
 from batchinfer.errors import EXIT_ROWS_FAILED
 from batchinfer.job import BatchingSpec, ModelSpec
 from batchinfer.pipelines import build_pipeline
-from tests.tiny_audio import RATE, build_wav2vec2_ctc, clips, encoded, tone
+from tests.tiny_audio import RATE, build_wav2vec2_ctc, clips, encoded, long_audio
 
 BACKENDS = ["torch", "ort", "openvino"]
 CLIPS = clips(8, seed=2)
@@ -30,18 +29,8 @@ def ctc(tmp_path_factory) -> Path:
     return build_wav2vec2_ctc(tmp_path_factory.mktemp("ctc") / "model")
 
 
-def long_audio(seconds: float, seed: int = 1) -> np.ndarray:
-    """Tones that change every 0.7 s over noise: different letters along the clip."""
-    rng = np.random.default_rng(seed)
-    parts = [tone(0.7, freq=float(rng.uniform(100, 1500)), seed=i, noise=0.2) for i in range(int(seconds / 0.7) + 1)]
-    return np.concatenate(parts)[: int(seconds * RATE)]
-
-
 def reference(path: Path, values, **call):
-    from transformers import pipeline
-
-    asr = pipeline("automatic-speech-recognition", model=str(path), device="cpu")
-    return [asr(v.copy(), **call)["text"] for v in values]
+    return [r["text"] for r in reference_rows(path, values, **call)]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

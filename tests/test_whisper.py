@@ -5,9 +5,9 @@ timestamps; long audio in chunks with strides), a job that writes segments, and 
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,6 +20,7 @@ from batchinfer.errors import EXIT_ROWS_FAILED, ModelError
 from batchinfer.job import ModelSpec
 from batchinfer.pipelines import build_pipeline
 from tests.tiny_audio import RATE, build_whisper, clips, encoded, tone
+from tests.tiny_audio import long_audio as changing_tones
 
 BACKENDS = ["torch", "ort", "openvino"]
 WINDOW = 2.0  # the tiny model's window in seconds (a real Whisper's: 30)
@@ -33,10 +34,7 @@ def whisper(tmp_path_factory) -> Path:
     return build_whisper(tmp_path_factory.mktemp("whisper") / "model")
 
 
-def long_audio(seconds: float, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    parts = [tone(0.4, freq=float(rng.uniform(100, 3000)), seed=i, noise=0.1) for i in range(int(seconds / 0.4) + 1)]
-    return np.concatenate(parts)[: int(seconds * RATE)]
+long_audio = partial(changing_tones, piece=0.4, top=3000, noise=0.1)  # shorter tones than CTC's: a 2 s window
 
 
 def reference(path: Path, values, **call):

@@ -93,6 +93,15 @@ def tone(seconds: float, rate: int = RATE, freq: float = 440.0, seed: int = 0, n
     return (wave + noise * rng.standard_normal(len(t))).astype(np.float32)
 
 
+def long_audio(seconds: float, seed: int = 1, *, piece: float = 0.7, top: float = 1500,
+               noise: float = 0.2) -> np.ndarray:
+    """Tones that change every `piece` seconds (up to `top` Hz) over noise: different tokens along the clip."""
+    rng = np.random.default_rng(seed)
+    parts = [tone(piece, freq=float(rng.uniform(100, top)), seed=i, noise=noise)
+             for i in range(int(seconds / piece) + 1)]
+    return np.concatenate(parts)[: int(seconds * RATE)]
+
+
 def clips(count: int, seed: int = 0) -> list[np.ndarray]:
     """Clips at 16 kHz of 0.1 s to 3 s: tones, noise, near-silence, and a few of equal length."""
     rng = np.random.default_rng(seed)

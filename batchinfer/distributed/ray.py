@@ -203,7 +203,7 @@ def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
     from batchinfer.io.formats import file_format
 
     whole = {i for i, fmt in enumerate(source.formats) if not file_format(fmt).starts_anywhere}
-    done_in_csv = [u for u in done if file_of(u) in whole]  # Parquet items are planned around
+    done_in_whole = [u for u in done if file_of(u) in whole]  # Parquet items are planned around
     with _job_settings(ray.data.DataContext.get_current()):  # a dataset copies the settings when made
         dataset = ray.data.from_items(items, override_num_blocks=len(items))  # an item per block: all actors work
         with warnings.catch_warnings():  # Ray 2.60 deprecates ray_remote_args with no named max_restarts yet
@@ -213,7 +213,7 @@ def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
                 compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
                 fn_constructor_kwargs={"spec": spec, "files": source.files, "formats": source.formats,
                                        "schema": source.schema, "read_types": source.read_types,
-                                       "target": sink.target, "done": done_in_csv, "keep": keep,
+                                       "target": sink.target, "done": done_in_whole, "keep": keep,
                                        "predictions": predictions, "threads": threads},
                 max_restarts=spec.runtime.ray_max_retries, max_task_retries=spec.runtime.ray_max_retries,
                 runtime_env={"env_vars": forwarded_env()})

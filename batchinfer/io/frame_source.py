@@ -9,8 +9,8 @@ import fsspec
 import pyarrow as pa
 
 from batchinfer.errors import InputError
-from batchinfer.io.schema import names_of
-from batchinfer.io.source import SourceBatch, _is_text_type
+from batchinfer.io.schema import is_text_type, names_of
+from batchinfer.io.source import SourceBatch
 from batchinfer.media import medium
 
 
@@ -38,7 +38,7 @@ class FrameSource:
         for name in names_of(column):
             if name not in names:
                 raise InputError(f"the frame has no column {name!r}; its columns are: {', '.join(names)}")
-            fits = _is_text_type if modality == "text" else medium(modality).column_fits
+            fits = is_text_type if modality == "text" else medium(modality).column_fits
             if not fits(self.schema.field(name).type):
                 raise InputError(f"column {name!r} has type {self.schema.field(name).type}, not {modality}")
         missing = [c for c in keep or [] if c not in names]

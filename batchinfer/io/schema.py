@@ -73,6 +73,14 @@ def _is_text(t: pa.DataType) -> bool:
     return pa.types.is_string(_plain(t)) or pa.types.is_large_string(_plain(t))
 
 
+def is_text_type(t: pa.DataType) -> bool:
+    """A column that can hold text: strings of any kind, binary (decoded later), all nulls."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+            or pa.types.is_null(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t))
+
+
 def names_of(value: str | Iterable[str] | None) -> tuple[str, ...]:
     """One column name, several, or none, as a tuple."""
     return () if value is None else (value,) if isinstance(value, str) else tuple(value)
@@ -83,8 +91,8 @@ def unify(files: list[tuple[str, bool, pa.Schema]], columns: list[str], *, skip:
     """The job's schema over `columns`, from (display path, are its types inferred (CSV, JSON Lines), schema)
     per file.
 
-    Returns the schema and the columns that files with inferred types must read as text. `skip` (the text columns, decoded
-    later) is left as the first file has it.
+    Returns the schema and the columns that files with inferred types must read as text. `skip` (the text
+    columns, decoded later) is left as the first file has it.
     """
     skip = names_of(skip)
     fields, as_text = [], set()

@@ -21,7 +21,7 @@ from batchinfer.io import layout
 from batchinfer.io.formats import BadRow, SourceBatch, file_format, format_names, format_of
 from batchinfer.io.read_progress import ReadProgress
 from batchinfer.io.retry import is_permission_error, is_storage_error, retrying
-from batchinfer.io.schema import conform, duplicate_names, names_of, unify
+from batchinfer.io.schema import conform, duplicate_names, is_text_type, names_of, unify
 from batchinfer.io.storage import check_bucket, open_fs, storage_errors as _storage_errors
 from batchinfer.job import InputSpec
 from batchinfer.media import medium
@@ -29,13 +29,6 @@ from batchinfer.media import medium
 _GLOB_CHARS = "*?["
 log = logging.getLogger("batchinfer")
 __all__ = ["BadRow", "Source", "SourceBatch"]
-
-
-def _is_text_type(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
-            or pa.types.is_null(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t))
 
 
 class Source:
@@ -162,7 +155,7 @@ class Source:
                 raise InputError(f"input {path} has no column {', '.join(map(repr, absent))}; its columns are: "
                                  f"{', '.join(schema.names)}",
                                  hint="set input.column (or input.columns, input.template) to columns it has")
-            fits = _is_text_type if modality == "text" else medium(modality).column_fits
+            fits = is_text_type if modality == "text" else medium(modality).column_fits
             for column in (c for c in inputs if not fits(schema.field(c).type)):
                 hint = medium(modality).column_hint if modality != "text" else file_format(self.formats[i]).type_hint
                 raise InputError(f"input {path}: column {column!r} has type {schema.field(column).type}, "

@@ -32,8 +32,8 @@ def decoder_cache_shape(config) -> tuple[int, int, int]:
 def encoder_input(config) -> str:
     """The encoder's input: tokens (`input_ids`, with `attention_mask`), an image's pixels (a
     VisionEncoderDecoder's `pixel_values`) or log-mel features (Whisper's `input_features`)."""
-    kind = getattr(config, "model_type", None) if not isinstance(config, dict) else config.get("model_type")
-    return {"vision-encoder-decoder": "pixel_values", "whisper": "input_features"}.get(kind, "input_ids")
+    kinds = {"vision-encoder-decoder": "pixel_values", "whisper": "input_features"}
+    return kinds.get(getattr(config, "model_type", None), "input_ids")
 
 
 def export_encoder(model, target: Path, opset: int, sample_shape: tuple[int, ...] | None = None,

@@ -22,29 +22,29 @@ TASK_MODULES = ("text_classification", "feature_extraction", "token_classificati
                 "speech_recognition", "whisper_recognition")
 
 
+def _defined() -> list[type[Task]]:
+    """The Task subclasses the modules in TASK_MODULES define (not those they import), in that order."""
+    found = []
+    for module_name in TASK_MODULES:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        found += [value for value in vars(module).values() if isinstance(value, type) and issubclass(value, Task)
+                  and value.__module__ == module.__name__]
+    return found
+
+
 @cache
 def tasks() -> dict[str, type[Task]]:
     """Canonical name -> task class, in TASK_MODULES order."""
-    found: dict[str, type[Task]] = {}
-    for module_name in TASK_MODULES:
-        module = importlib.import_module(f"{__name__}.{module_name}")
-        for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, Task) and value.__module__ == module.__name__ \
-                    and "name" in vars(value):
-                found[value.name] = value
-    return found
+    return {cls.name: cls for cls in _defined() if "name" in vars(cls)}
 
 
 @cache
 def _variants() -> dict[str, list[type[Task]]]:
     """Task name -> its variants (classes with `variant_of`), in TASK_MODULES order."""
     found: dict[str, list[type[Task]]] = {}
-    for module_name in TASK_MODULES:
-        module = importlib.import_module(f"{__name__}.{module_name}")
-        for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, Task) and value.__module__ == module.__name__ \
-                    and vars(value).get("variant_of"):
-                found.setdefault(value.variant_of, []).append(value)
+    for cls in _defined():
+        if vars(cls).get("variant_of"):
+            found.setdefault(cls.variant_of, []).append(cls)
     return found
 
 

@@ -45,6 +45,13 @@ class Encoded:
         return np.repeat(self.starts[rows], counts) + within, counts
 
 
+def object_rows(values: list[Any]) -> np.ndarray:
+    """A 1-D object array holding one value (a list, a dict) per row, whatever the values' shapes."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
 def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The cosine of each row of `a` with the same row of `b` (2-D float arrays)."""
     return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)

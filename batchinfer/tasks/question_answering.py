@@ -18,7 +18,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from batchinfer.errors import ModelError
-from batchinfer.tasks.base import Encoded, Task, TaskOptions
+from batchinfer.tasks.base import Encoded, Task, TaskOptions, object_rows
 
 
 WINDOWS_PER_CALL = 64  # model inputs per backend call, however many windows a batch's rows bring
@@ -186,7 +186,7 @@ class QuestionAnswering(Task):
             found = answers[row] + ([{"score": null[row].item(), "start": 0, "end": 0, "answer": ""}]
                                     if options.handle_impossible_answer else [])
             best.append(sorted(found, key=lambda a: a["score"], reverse=True)[: options.top_k])
-        return {name: _objects([[a[name] for a in row] for row in best]) for name in self.columns}
+        return {name: object_rows([[a[name] for a in row] for row in best]) for name in self.columns}
 
     def _characters(self, enc, s: int, e: int) -> tuple[int, int]:
         """The context characters of tokens s..e (widened to whole words with align_to_words)."""
@@ -266,9 +266,3 @@ def _spans(start: np.ndarray, end: np.ndarray, allowed: np.ndarray, k: int, max_
     keep = desired[starts] & desired[ends]
     starts, ends = starts[keep], ends[keep]
     return starts, ends, candidates[starts, ends], null
-
-
-def _objects(lists: list[list[Any]]) -> np.ndarray:
-    out = np.empty(len(lists), dtype=object)
-    out[:] = lists
-    return out

@@ -23,7 +23,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from batchinfer.errors import ModelError
-from batchinfer.tasks.base import AudioTask, Encoded
+from batchinfer.tasks.base import AudioTask, Encoded, object_rows
 from batchinfer.tasks.generative import GENERATION_KEYS, GenerationOptions
 
 CHUNKS = pa.list_(pa.struct([("text", pa.string()), ("start", pa.float64()), ("end", pa.float64())]))
@@ -110,8 +110,7 @@ class SpeechRecognition(AudioTask):
             if kwargs["task"] not in ("transcribe", "translate"):
                 raise ValueError(f"task = {kwargs['task']!r}: Whisper's task is 'transcribe' or 'translate'")
             kwargs["translate"] = kwargs["task"] == "translate"
-        options = {k: v for k, v in kwargs.items() if k in cls.Options.model_fields and v is not None}
-        return {**options, "max_duration_s": None}
+        return {**super().from_call(kwargs), "max_duration_s": None}
 
     # -- chunks ------------------------------------------------------------------------------------
     def chunk_align(self) -> int:
@@ -184,7 +183,7 @@ class SpeechRecognition(AudioTask):
         ids = [np.concatenate(parts).tolist() for parts in per_row]
         out = {"text": np.array([self.tokenizer.decode(i, skip_special_tokens=False) for i in ids], dtype=object)}
         if self.options.return_timestamps:
-            out["chunks"] = np.array([self._offsets(i) for i in ids] + [None], dtype=object)[:-1]
+            out["chunks"] = object_rows([self._offsets(i) for i in ids])
         return out
 
     def _offsets(self, ids: list[int]) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from batchinfer.errors import ModelError
-from batchinfer.tasks.base import Encoded, MediaTask, Task
+from batchinfer.tasks.base import Encoded, MediaTask, Task, object_rows
 from batchinfer.tasks.generative import GenerativeTask
 from batchinfer.tasks.speech_recognition import SpeechRecognition, SpeechRecognitionOptions
 
@@ -145,7 +145,7 @@ class WhisperRecognition(SpeechRecognition, GenerativeTask):
                            for c in extra.get("chunks", [])])
         out = {"text": np.array(texts, dtype=object)}
         if stamps:
-            out["chunks"] = np.array(chunks + [None], dtype=object)[:-1]
+            out["chunks"] = object_rows(chunks)
         return out
 
     compare = Task.compare  # the share of equal texts (not GenerativeTask's generated_text)

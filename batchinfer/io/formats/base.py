@@ -86,10 +86,3 @@ def rebatch(reader: Any, rows: int) -> Iterator[pa.RecordBatch]:
             pending, count = rest.combine_chunks().to_batches(), rest.num_rows
     if count:
         yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
-
-
-def native(data: bytes) -> pa.Buffer:
-    """A copy in Arrow's own memory (a buffer over Python bytes needs the interpreter to be freed)."""
-    buffer = pa.allocate_buffer(len(data))
-    pa.FixedSizeBufferWriter(buffer).write(data)
-    return buffer

@@ -19,7 +19,7 @@ from fsspec.core import get_compression
 
 from batchinfer import faults
 from batchinfer.errors import InputError
-from batchinfer.io.formats.base import BadRow, FileFormat, SourceBatch, empty_batch, native, rebatch
+from batchinfer.io.formats.base import BadRow, FileFormat, SourceBatch, empty_batch, rebatch
 from batchinfer.io.schema import duplicate_names, names_of
 
 log = logging.getLogger("batchinfer")
@@ -264,6 +264,13 @@ def _quiet_undecodable_rows(hook=sys.unraisablehook):
 
 
 sys.unraisablehook = _quiet_undecodable_rows()
+
+
+def native(data: bytes) -> pa.Buffer:
+    """A copy in Arrow's own memory (a buffer over Python bytes needs the interpreter to be freed)."""
+    buffer = pa.allocate_buffer(len(data))
+    pa.FixedSizeBufferWriter(buffer).write(data)
+    return buffer
 
 
 def _drain(reader) -> None:

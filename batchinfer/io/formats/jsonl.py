@@ -18,7 +18,7 @@ from fsspec.core import get_compression
 from batchinfer import faults
 from batchinfer.errors import InputError
 from batchinfer.io.formats.base import BadRow, FileFormat, SourceBatch, empty_batch
-from batchinfer.io.schema import names_of
+from batchinfer.io.schema import is_text_type
 
 JSON_BLOCK = 1 << 20  # bytes of a file's start its column types are inferred from
 
@@ -48,7 +48,7 @@ class JsonLinesFormat(FileFormat):
         if first or stop is not None:
             raise ValueError("JSON Lines files are read whole")
         schema = source.read_schema(columns, text_column)
-        texts = set(names_of(text_column))
+        texts = {f.name for f in schema if is_text_type(f.type)}  # they take a non-string value as its JSON text
         size, where = source.spec.batch_rows, source.display(path)
         rows: list[dict] = []
         lines: list[int] = []  # each row's line number
@@ -96,8 +96,8 @@ class JsonLinesFormat(FileFormat):
         """The rows as a batch of `schema`; a row whose value does not fit its column is a bad row."""
         while True:
             try:
-                arrays = [pa.array([_cell(r.get(f.name), f.name in texts or _is_text(f.type)) for r in rows],
-                                   type=f.type) for f in schema]
+                arrays = [pa.array([_cell(r.get(f.name), f.name in texts) for r in rows], type=f.type)
+                          for f in schema]
                 return pa.RecordBatch.from_arrays(arrays, schema=schema)
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
                 at, field = _misfit(rows, schema, texts)
@@ -152,10 +152,6 @@ def _inferred(values: list[Any]) -> pa.DataType:
         return pa.string()
 
 
-def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
-
-
 def _cell(value: Any, text: bool) -> Any:
     """A value for its column: a text column takes a non-string value as its JSON text."""
     if text and value is not None and not isinstance(value, str):
@@ -168,7 +164,7 @@ def _misfit(rows: list[dict], schema: pa.Schema, texts: set[str]) -> tuple[int, 
     for at, row in enumerate(rows):
         for f in schema:
             try:
-                pa.array([_cell(row.get(f.name), f.name in texts or _is_text(f.type))], type=f.type)
+                pa.array([_cell(row.get(f.name), f.name in texts)], type=f.type)
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
                 return at, f
     raise AssertionError("a batch failed to convert but no row fails alone")
