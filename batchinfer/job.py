@@ -55,8 +55,9 @@ def secret_values(spec: "JobSpec") -> list[str]:
             elif isinstance(v, str) and len(v) >= 4 and any(w in str(k).lower() for w in SECRET_WORDS):
                 found.append(v)
 
-    walk(spec.input.storage_options)
-    walk(spec.output.storage_options)
+    for options in (spec.input.storage_options, spec.output.storage_options, spec.input.catalog,
+                    spec.output.catalog):
+        walk(options)
     return found
 
 
@@ -78,14 +79,24 @@ class CsvOptions(_Section):
 class InputSpec(_Section):
     """Where rows come from. `path` is a file, a folder, a glob or a list of them, local or fsspec URL."""
 
-    path: str | list[str]
+    path: str | list[str] | None = Field(None, description="files, folders, globs; a Delta table or Lance "
+                                                           "dataset (its folder or URL)")
     column: str | None = Field(None, min_length=1, description="the text or image column fed to the model")
     columns: dict[str, str] = Field({}, description="the task's input roles to columns, e.g. "
                                                     "{ text = 'query', text_pair = 'passage' }")
     template: str | None = Field(None, min_length=1, description="builds the text from several columns, e.g. "
                                                                  "'Title: {title}\\n{body}'")
-    format: str = Field("auto", description="auto (from each file's name), or a format in io/formats/: parquet, "
-                                            "csv, jsonl")
+    format: str = Field("auto", description="auto (from each file's name, or a table's folder), or a format in "
+                                            "io/formats/: parquet, csv, jsonl, delta, iceberg, lance")
+    table: str | None = Field(None, description="iceberg: the table's name in the catalog, e.g. 'nightly.reviews'")
+    catalog: dict[str, Any] = Field({}, description="iceberg: the catalog's properties (pyiceberg load_catalog), "
+                                                    "e.g. { type = 'sql', uri = 'sqlite:///cat.db', warehouse = ... }")
+    version: int | None = Field(None, ge=0, description="a table's version to read (delta, lance) or snapshot id "
+                                                        "(iceberg); default: the latest")
+    as_of: str | None = Field(None, description="delta: the version current at this time (ISO 8601)")
+    partition_filter: list[tuple[str, str, Any]] | None = Field(
+        None, description="delta: read only these partitions, e.g. [['day', '=', '2026-12-01']]")
+    row_filter: str | None = Field(None, description="iceberg: a row filter, e.g. \"day = '2026-12-01'\"")
     batch_rows: int = Field(8192, gt=0, description="rows per record batch read (and per output part)")
     csv: CsvOptions = CsvOptions()
     storage_options: dict[str, Any] = {}
@@ -96,7 +107,32 @@ class InputSpec(_Section):
 
     @property
     def paths(self) -> list[str]:
-        return [self.path] if isinstance(self.path, str) else list(self.path)
+        return [] if self.path is None else [self.path] if isinstance(self.path, str) else list(self.path)
+
+    def table_keys_not_of(self, fmt) -> list[str]:
+        """The table options given (version, filters, ...) that input format `fmt` does not take."""
+        return [k for k in ("table", "catalog", "version", "as_of", "partition_filter", "row_filter")
+                if getattr(self, k) not in (None, {}) and k not in fmt.table_options]
+
+    @model_validator(mode="after")
+    def _where_from(self) -> "InputSpec":
+        """input.path (or, for an Iceberg table, input.table and input.catalog); table options fit the format."""
+        from batchinfer.io.formats import file_format
+
+        fmt = None if self.format == "auto" else file_format(self.format)
+        if fmt is not None and fmt.named_in_catalog:
+            if not self.table or not self.catalog:
+                raise ValueError(f"input.format = {self.format!r} reads a table from a catalog: give input.table "
+                                 "and input.catalog")
+        elif self.path is None:
+            raise ValueError("input.path: required key is missing; name a file, folder, pattern or table")
+        if fmt is not None:  # auto: checked once the input is found to be a table (Source)
+            wrong = self.table_keys_not_of(fmt)
+            if wrong:
+                takes = [f.name for f in _formats() if wrong[0] in f.table_options]
+                raise ValueError(f"input.{wrong[0]} is an option of input.format = {' or '.join(map(repr, takes))}, "
+                                 f"not {self.format!r}")
+        return self
 
     def roles(self, main_role: str) -> dict[str, str]:
         """Role -> input column (`column` feeds the task's first role); a template's role maps to no column."""
@@ -145,7 +181,9 @@ class InputSpec(_Section):
 
     @field_validator("path")
     @classmethod
-    def _some_path(cls, value: str | list[str]) -> str | list[str]:
+    def _some_path(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is None:
+            return value
         paths = [value] if isinstance(value, str) else value
         if not paths:
             raise ValueError("give at least one file, folder or pattern")
@@ -275,8 +313,17 @@ class BatchingSpec(_Section):
 
 
 class OutputSpec(_Section):
-    path: str = Field(..., description="the output folder")
-    mode: Literal["error", "overwrite", "resume"] = "error"
+    path: str = Field(..., description="the output folder; a Delta table's or Lance dataset's folder; for "
+                                       "iceberg, the folder where a run's units are staged")
+    format: str = Field("parquet", description="parquet (a folder of parts), delta, iceberg, lance")
+    mode: Literal["error", "overwrite", "resume", "append"] = Field(
+        "error", description="parquet: error, overwrite, resume; tables: error, append (or resume), overwrite")
+    partition_by: list[str] = Field([], description="columns whose values split the output into folders "
+                                                    "(parquet, delta)")
+    run_id: str | None = Field(None, min_length=1, description="tables: names this run; a retry with the same "
+                                                               "run_id never commits twice, whatever the input did")
+    table: str | None = Field(None, description="iceberg: the table's name in the catalog, e.g. 'nightly.scores'")
+    catalog: dict[str, Any] = Field({}, description="iceberg: the catalog's properties (pyiceberg load_catalog)")
     keep_columns: list[str] | None = Field(None, description="input columns to copy; default all")
     columns: dict[str, str] = Field({}, description="rename prediction columns, e.g. label = 'sentiment'")
     compression: Compression = "zstd"
@@ -290,13 +337,43 @@ class OutputSpec(_Section):
             raise ValueError("the output folder is empty; name a folder, e.g. path = 'out'")
         return value
 
-    @field_validator("keep_columns")
+    @field_validator("keep_columns", "partition_by")
     @classmethod
     def _each_column_once(cls, value: list[str] | None) -> list[str] | None:
         twice = sorted({c for c in value or [] if value.count(c) > 1})
         if twice:
             raise ValueError(f"{', '.join(map(repr, twice))} listed more than once; list each column once")
         return value
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        from batchinfer.io.formats import output_format_names
+
+        if value not in output_format_names():
+            raise ValueError(f"unknown output format {value!r}; choose one of {', '.join(output_format_names())}")
+        return value
+
+    @model_validator(mode="after")
+    def _fits_format(self) -> "OutputSpec":
+        """Each format's modes and options (io/formats/: a table format's `writes`)."""
+        from batchinfer.io.formats import table_writer
+
+        writer = table_writer(self.format)
+        if writer is None:
+            if self.mode == "append":
+                raise ValueError("output.mode = 'append' adds to a table (delta, iceberg, lance); a Parquet folder "
+                                 "takes error, overwrite or resume")
+            wrong = [k for k in ("run_id", "table") if getattr(self, k)] + (["catalog"] if self.catalog else [])
+        else:
+            wrong = [k for k in ("partition_by", "table", "catalog", "run_id")
+                     if getattr(self, k) not in (None, [], {}) and k not in writer.options]
+            if writer.named_in_catalog and (not self.table or not self.catalog):
+                raise ValueError(f"output.format = {self.format!r} writes a table in a catalog: give output.table "
+                                 "and output.catalog (output.path is where runs are staged)")
+        if wrong:
+            raise ValueError(f"output.{wrong[0]} is not an option of output.format = {self.format!r}")
+        return self
 
 
 class RuntimeSpec(_Section):
@@ -344,6 +421,12 @@ class JobSpec(_Section):
         return self
 
 
+def _formats():
+    from batchinfer.io.formats import formats
+
+    return formats().values()
+
+
 def _roles_text(task) -> str:
     optional = [r for r in task.roles if r not in task.required_roles]
     return (f"{', '.join(task.required_roles)}" + (f" (and optionally {', '.join(optional)})" if optional else "")
@@ -374,8 +457,9 @@ def _resolve_model_name(name: str, base: Path) -> str:
 def resolve_paths(spec: JobSpec, base: Path) -> JobSpec:
     """Relative local paths (input, output, cache, model folder) are taken relative to `base`."""
     spec = spec.model_copy(deep=True)
-    resolved = [_resolve(p, base) for p in spec.input.paths]
-    spec.input.path = resolved[0] if isinstance(spec.input.path, str) else resolved
+    if spec.input.path is not None:
+        resolved = [_resolve(p, base) for p in spec.input.paths]
+        spec.input.path = resolved[0] if isinstance(spec.input.path, str) else resolved
     spec.output.path = _resolve(spec.output.path, base)
     if spec.runtime.cache_dir:
         spec.runtime.cache_dir = _resolve(spec.runtime.cache_dir, base)

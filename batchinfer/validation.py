@@ -29,14 +29,14 @@ def _check_everything(spec: JobSpec, problems: list[BatchinferError]) -> tuple:
     from batchinfer.engine.executors import load_executor
     from batchinfer.engine.runner import kept_columns, model_ref, prediction_names
     from batchinfer.errors import JobFileError
-    from batchinfer.io import ParquetSink, Source
+    from batchinfer.io import Source, open_sink
 
     predictions = _attempt(problems, prediction_names, spec)
     source = _attempt(problems, Source, spec.input)
     schema = source and _attempt(problems, _check_source, spec, source)
     keep = schema and predictions and _attempt(problems, kept_columns, spec, schema, predictions)
     task = _attempt(problems, _task_without_backend, spec, model_ref)
-    sink = _attempt(problems, ParquetSink, spec.output)
+    sink = _attempt(problems, open_sink, spec.output)
     if sink is not None:
         _attempt(problems, sink.check)
         overlap = source.reads_under(sink.fs, sink.root) if source is not None else None

@@ -113,14 +113,16 @@ class UnitWorker:
     """A Ray actor: one cached Pipeline; reads, predicts and writes the units of the work items it gets."""
 
     def __init__(self, spec, files: list[str], formats: list[str], schema, read_types: dict, target,
-                 done: list[str], keep: list[str], predictions: dict[str, str], threads: int) -> None:
+                 done: list[str], keep: list[str], predictions: dict[str, str], threads: int, output=None,
+                 table=None) -> None:
         from batchinfer.io import ParquetSink, Source
         from batchinfer.pipelines import build_pipeline
 
         self.spec = spec
         self.pipe = build_pipeline(spec.model, spec.runtime.model_copy(update={"threads": threads}))
-        self.source = Source.of_files(spec.input, files, formats, schema, read_types)
-        self.sink = ParquetSink.writer_into(spec.output, target)
+        self.source = Source.of_table(spec.input, table, formats, schema, read_types) if table is not None \
+            else Source.of_files(spec.input, files, formats, schema, read_types)
+        self.sink = ParquetSink.writer_into(output or spec.output, target)
         self.done = set(done)
         self.keep, self.predictions = keep, predictions
 
@@ -214,7 +216,8 @@ def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
                 fn_constructor_kwargs={"spec": spec, "files": source.files, "formats": source.formats,
                                        "schema": source.schema, "read_types": source.read_types,
                                        "target": sink.target, "done": done_in_whole, "keep": keep,
-                                       "predictions": predictions, "threads": threads},
+                                       "predictions": predictions, "threads": threads,
+                                       "output": sink.part_spec, "table": getattr(source, "table", None)},
                 max_restarts=spec.runtime.ray_max_retries, max_task_retries=spec.runtime.ray_max_retries,
                 runtime_env={"env_vars": forwarded_env()})
         failure = _collect(results, totals, stages, on_rows, spec.runtime.ray_max_retries)

@@ -17,8 +17,7 @@ from batchinfer.engine.progress import Progress
 from batchinfer.engine.units import DEAD_LETTER_COLUMNS, prepare_unit
 from batchinfer.engine.inputs import decode_text_inputs
 from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, ModelError
-from batchinfer.io import ParquetSink, Source
-from batchinfer.io.layout import dead_letter_path
+from batchinfer.io import ParquetSink, Source, open_sink
 from batchinfer.job import JobSpec
 from batchinfer.model import ModelRef, default_cache_dir, resolve_model
 from batchinfer.pipelines import Pipeline, back_to_fp32, build_pipeline
@@ -124,10 +123,11 @@ def check_job(spec: JobSpec, source=None, *, sink=None, allow_complete: bool = F
     """Every check that needs neither the model nor a write: input files and columns, names, output mode,
     the executor (e.g. Ray installed).
 
-    `source` replaces the files of `spec.input`, `sink` the Parquet folder of `spec.output`.
+    `source` replaces the files of `spec.input`, `sink` the output of `spec.output` (io.open_sink). A table
+    input without input.version reads the version an interrupted run of this job read (`pinned_version`).
     """
-    source = source or Source(spec.input)
-    sink = sink or ParquetSink(spec.output)
+    sink = sink or open_sink(spec.output)
+    source = source or Source(spec.input, pin=lambda: sink.pinned_version(job_identity(spec)))
     overlap = source.reads_under(sink.fs, sink.root)
     if overlap is not None:
         raise JobFileError(f"output.path {spec.output.path} is where input.path {overlap!r} reads: every run "
@@ -194,7 +194,9 @@ def plan_of(spec: JobSpec, source: Source, ref: ModelRef) -> dict:
     """What makes an output what it is; a resume must match it exactly. `ref`: the resolved model (its content
     hash), from a loaded Pipeline or from `model_ref` (no model loaded)."""
     model = spec.model.model_dump()
+    table = {} if getattr(source, "table_version", None) is None else {"table": source.table_version}
     return {
+        **table,
         "files": [[path, _digest({"size": size, "version": version})] for path, size, version in source.versions()],
         "input": _digest(spec.input.model_dump(exclude={"path", "storage_options"})),
         # a change of the kept columns' types would mix schemas in one folder (the text column is decoded)
@@ -202,8 +204,17 @@ def plan_of(spec: JobSpec, source: Source, ref: ModelRef) -> dict:
         "model": _digest({**model, "content": ref.content_hash}),
         "batching": _digest(spec.batching.model_dump()),
         "output": _digest(spec.output.model_dump(include={"keep_columns", "columns", "compression",
-                                                           "compression_level"})),
+                                                           "compression_level"}
+                                                 | ({"partition_by"} if spec.output.partition_by else set()))),
     }
+
+
+def job_identity(spec: JobSpec) -> str:
+    """What stays the same across attempts of one job, whatever its input does since: the job file's input,
+    model, batching and output settings (not the mode, not the credentials)."""
+    return _digest({"input": spec.input.model_dump(exclude={"storage_options", "catalog"}),
+                    "model": spec.model.model_dump(), "batching": spec.batching.model_dump(),
+                    "output": spec.output.model_dump(exclude={"mode", "storage_options", "catalog"})})
 
 
 def _digest(data: dict) -> str:
@@ -230,7 +241,7 @@ def _already_complete(spec: JobSpec, source, sink, state, ref: ModelRef, started
                      truncated=int(totals.get("truncated", 0)), parts=int(totals.get("units", len(state.parts))),
                      seconds=time.perf_counter() - started, output_path=spec.output.path, files=len(source.files),
                      backend=spec.model.backend, already_complete=True, model_fingerprint=_fingerprint(ref, plan),
-                     dead_letter=dead_letter_path(spec.output.path) if totals.get("failed")
+                     dead_letter=sink.dead_letters if totals.get("failed")
                      and spec.input.on_error == "dead-letter" else None)
 
 
@@ -245,7 +256,7 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
     started = time.perf_counter()
     # 1. fail early, before the model and before writing
     source, keep, predictions, sink = check_job(spec, source, sink=sink, allow_complete=if_complete == "skip")
-    state = sink.inspect() if spec.output.mode == "resume" or if_complete == "skip" else None
+    state = sink.inspect() if spec.output.mode in ("resume", "append") or if_complete == "skip" else None
     if state is not None and state.complete:  # finished by this same job? then nothing to load, nothing to do
         finished = _already_complete(spec, source, sink, state, pipeline.ref if pipeline else model_ref(spec),
                                      started)
@@ -278,7 +289,7 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
     result.update(rows=totals["rows"], failed=totals["failed"], truncated=totals["truncated"],
                   parts=totals["units"])
     stages = result.pop("timings", {})  # busy seconds per stage (an executor may not measure them)
-    dead = dead_letter_path(spec.output.path) if totals["failed"] and spec.input.on_error == "dead-letter" else None
+    dead = sink.dead_letters if totals["failed"] and spec.input.on_error == "dead-letter" else None
     return RunResult(seconds=seconds, output_path=spec.output.path, files=len(source.files),
                      backend=spec.model.backend, skipped_units=len(done), model_fingerprint=fingerprint,
                      dead_letter=dead,

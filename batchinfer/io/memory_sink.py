@@ -19,6 +19,7 @@ from batchinfer.io.sink import OutputState, totals_of
 class MemorySink:
     fs = None  # no filesystem: no input can read back what it holds
     root = ""
+    dead_letters = None  # the polars API refuses dead letters without output=
 
     def __init__(self) -> None:
         self._units: dict[str, tuple[pa.Table, dict[str, Any]]] = {}
@@ -29,6 +30,9 @@ class MemorySink:
 
     def inspect(self) -> OutputState:
         return OutputState()
+
+    def pinned_version(self, identity: str) -> None:
+        return None
 
     def resume_conflict(self, state: OutputState, plan: dict) -> str | None:
         return None

@@ -73,6 +73,24 @@ class ParquetSink:
         sink.target = target
         return sink
 
+    @property
+    def part_spec(self) -> OutputSpec:
+        """The spec a worker writes this run's parts with (into `target`)."""
+        return self.spec
+
+    @property
+    def dead_letters(self) -> str:
+        """Where dead-lettered rows go, as the user wrote the output path."""
+        return layout.dead_letter_path(self.spec.path)
+
+    def pinned_version(self, identity: str) -> int | None:
+        """The input table version an interrupted run read, for a resume to read it again; else None."""
+        if self.spec.mode != "resume":
+            return None
+        state = self.inspect()
+        version = None if state.complete or state.plan is None else state.plan.get("table")
+        return None if version is None else int(version)
+
     # -- paths and small helpers -------------------------------------------------------------------
     def _join(self, *parts: str) -> str:
         return posixpath.join(*parts)

@@ -1,5 +1,5 @@
 """Sources: files, folders and globs on any fsspec filesystem in any input format (io/formats/: Parquet, CSV,
-JSON Lines), streamed as Arrow record batches.
+JSON Lines), or one table (Delta Lake, Iceberg, Lance) at one version, streamed as Arrow record batches.
 
 A whole file is never read into memory: each format reads batch by batch (Parquet), block by block (CSV) or
 line by line (JSON Lines). Each batch carries its position (file index, batch index) so output parts can be
@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from batchinfer.errors import InputError
 from batchinfer.io import layout
-from batchinfer.io.formats import BadRow, SourceBatch, file_format, format_names, format_of
+from batchinfer.io.formats import (BadRow, SourceBatch, TableListing, file_format, format_names, format_of,
+                                   table_format_at)
 from batchinfer.io.read_progress import ReadProgress
 from batchinfer.io.retry import is_permission_error, is_storage_error, retrying
 from batchinfer.io.schema import conform, duplicate_names, is_text_type, names_of, unify
@@ -27,15 +28,22 @@ from batchinfer.job import InputSpec
 from batchinfer.media import medium
 
 _GLOB_CHARS = "*?["
+_FILES = type("Files", (), {"table_options": ()})  # what plain files take of the table options: none
 log = logging.getLogger("batchinfer")
 __all__ = ["BadRow", "Source", "SourceBatch"]
 
 
 class Source:
-    """The files of one input spec, listed and checked up front."""
+    """The files of one input spec (or the pieces of one table), listed and checked up front.
 
-    def __init__(self, spec: InputSpec) -> None:
+    `pin`: the version of a table input to read when input.version is not set (a function giving it, or
+    None): what an interrupted run of this job read, so that its retry reads exactly that again.
+    """
+
+    def __init__(self, spec: InputSpec, *, pin=None) -> None:
         self.spec = spec
+        self._pin = pin
+        self.table: TableListing | None = None  # a table input's pieces at the version read
         self.fs: fsspec.AbstractFileSystem | None = None
         self.files: list[str] = []
         self.formats: list[str] = []
@@ -53,14 +61,45 @@ class Source:
         """A source over files someone already listed and checked (a Ray worker, given them by the driver)."""
         source = cls.__new__(cls)
         source.spec, source.files, source.formats = spec, list(files), list(formats)
-        source._known_rows = source._info = None
+        source._known_rows = source._info = source._pin = None
+        source.table = None
         source.reads = ReadProgress()
         source.schema, source.read_types = schema, dict(read_types)
-        source.fs = open_fs(spec.paths[0], spec.storage_options)[0]
+        source.fs = open_fs(spec.paths[0], spec.storage_options)[0] if spec.paths else None
         return source
+
+    @classmethod
+    def of_table(cls, spec: InputSpec, table: TableListing, formats: list[str], schema: pa.Schema,
+                 read_types: dict[str, pa.DataType]) -> Source:
+        """A source over a table version someone already listed and checked (a Ray worker)."""
+        source = cls.of_files(spec, table.pieces, formats, schema, read_types)
+        source.table, source._known_rows = table, list(table.rows)
+        return source
+
+    @property
+    def table_version(self) -> int | None:
+        """The version of the table read (None: files)."""
+        return None if self.table is None else self.table.version
+
+    def pin(self) -> int | None:
+        """The version to read when input.version is not set: an interrupted run's, else None (the latest)."""
+        return self._pin() if callable(self._pin) else self._pin
 
     # -- listing -----------------------------------------------------------------------------------
     def _list(self) -> None:
+        fmt = self._table_format()
+        wrong = self.spec.table_keys_not_of(file_format(fmt) if fmt else _FILES)
+        if wrong:
+            raise InputError(f"input {self.spec.paths[0]}: input.{wrong[0]} is an option of a table input, and this "
+                             f"is {'a ' + fmt + ' table' if fmt else 'not a table'}",
+                             hint="remove it, or point input.path at a table's folder")
+        if fmt is not None:
+            url = self.spec.paths[0] if self.spec.paths else None
+            with storage_errors(f"input {url or self.spec.table}", self.fs):
+                self.table = file_format(fmt).list_table(self, url)
+            self.files, self.formats = list(self.table.pieces), [fmt] * len(self.table.pieces)
+            self._known_rows = list(self.table.rows)
+            return
         found: list[str] = []
         for url in self.spec.paths:
             try:
@@ -80,6 +119,32 @@ class Source:
                                  hint=f"set input.format to one of {', '.join(map(repr, format_names()))}")
             self.files.append(path)
             self.formats.append(fmt)
+
+    def _table_format(self) -> str | None:
+        """The table format the input is (input.format, or a single folder that holds a table), else None."""
+        if self.spec.format != "auto":
+            fmt = file_format(self.spec.format)
+            if not fmt.is_table:
+                return None
+            if self.spec.paths:
+                self._open_one(fmt.name)
+            return fmt.name
+        if len(self.spec.paths) != 1 or any(c in self.spec.paths[0] for c in _GLOB_CHARS):
+            return None
+        fs, root = self._open_one("auto")
+        with storage_errors(f"input {self.spec.paths[0]}", fs):
+            return table_format_at(fs, root)
+
+    def _open_one(self, fmt: str):
+        url = self.spec.paths[0]
+        if len(self.spec.paths) > 1:
+            raise InputError(f"input.format = {fmt!r} reads one table: give one input.path, not "
+                             f"{len(self.spec.paths)}")
+        try:
+            self.fs, root = open_fs(url, self.spec.storage_options)
+        except (ImportError, ValueError, TypeError) as exc:
+            raise InputError(f"input {url}: cannot open this location: {exc}") from None
+        return self.fs, root.rstrip("/")
 
     def _expand(self, fs, url: str, root: str) -> list[str]:
         def call(fn, *args):
@@ -178,7 +243,10 @@ class Source:
         return self.schema
 
     def versions(self) -> list[tuple[str, int | None, str]]:
-        """(path, size, version) of every file: what tells a resume whether a file changed since."""
+        """(path, size, version) of every file: what tells a resume whether a file changed since. A table's
+        pieces never change (the table's version is the plan's `table`)."""
+        if self.table is not None:
+            return [(piece, size, "") for piece, size in zip(self.table.pieces, self.table.sizes)]
         found = []
         for path, info in zip(self.files, self._infos()):
             version = (info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
@@ -204,6 +272,8 @@ class Source:
 
     def sizes(self) -> list[int | None]:
         """Bytes of each file as stored."""
+        if self.table is not None:
+            return list(self.table.sizes)
         return [None if info.get("size") is None else int(info["size"]) for info in self._infos()]
 
     def known_rows(self) -> list[int | None]:

@@ -1,6 +1,8 @@
-"""Input file formats: one module each (parquet.py, csv.py, jsonl.py), registered in FORMAT_MODULES. A format
-says which file names are its own, reads a file's schema and streams its record batches (base.FileFormat);
-`Source` (io/source.py) lists, checks and reads files through them.
+"""Formats: one module each (parquet.py, csv.py, jsonl.py, delta.py, iceberg.py, lance.py), registered in
+FORMAT_MODULES. A module's FORMAT says which file names are its own, reads a file's (or a table's) schema
+and streams its record batches (base.FileFormat); `Source` (io/source.py) lists, checks and reads through
+them. A table format's WRITER (base.TableWriter) commits a run's staged units to the table
+(io/table_sink.py). The libraries of table formats are imported only when used.
 """
 
 from __future__ import annotations
@@ -8,19 +10,40 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
-from batchinfer.io.formats.base import BadRow, FileFormat, SourceBatch
+from batchinfer.io.formats.base import BadRow, FileFormat, SourceBatch, TableListing, TableWriter
 
-FORMAT_MODULES = ("parquet", "csv", "jsonl")
+FORMAT_MODULES = ("parquet", "csv", "jsonl", "delta", "iceberg", "lance")
+
+
+@cache
+def _modules() -> list:
+    return [importlib.import_module(f"{__name__}.{name}") for name in FORMAT_MODULES]
 
 
 @cache
 def formats() -> dict[str, FileFormat]:
-    """Name -> format, in FORMAT_MODULES order."""
-    found: dict[str, FileFormat] = {}
-    for module_name in FORMAT_MODULES:
-        module = importlib.import_module(f"{__name__}.{module_name}")
-        found[module.FORMAT.name] = module.FORMAT
-    return found
+    """Name -> input format, in FORMAT_MODULES order."""
+    return {module.FORMAT.name: module.FORMAT for module in _modules()}
+
+
+@cache
+def writers() -> dict[str, TableWriter]:
+    """Name -> table writer (output formats other than parquet's folder of parts)."""
+    return {module.WRITER.name: module.WRITER for module in _modules() if hasattr(module, "WRITER")}
+
+
+def table_writer(name: str) -> TableWriter | None:
+    """The writer of output format `name`; None for parquet (io/sink.py writes its folder itself)."""
+    return writers().get(name)
+
+
+def output_format_names() -> list[str]:
+    return ["parquet", *writers()]
+
+
+def table_format_at(fs, root: str) -> str | None:
+    """The table format whose folder `root` is (a Delta log, a Lance manifest), or None."""
+    return next((f.name for f in formats().values() if f.is_table and f.is_table_folder(fs, root)), None)
 
 
 def file_format(name: str) -> FileFormat:
@@ -39,5 +62,6 @@ def format_names() -> list[str]:
     return list(formats())
 
 
-__all__ = ["BadRow", "FORMAT_MODULES", "FileFormat", "SourceBatch", "file_format", "format_names", "format_of",
-           "formats"]
+__all__ = ["BadRow", "FORMAT_MODULES", "FileFormat", "SourceBatch", "TableListing", "TableWriter", "file_format",
+           "format_names", "format_of", "formats", "output_format_names", "table_format_at", "table_writer",
+           "writers"]

@@ -40,6 +40,18 @@ class FileFormat:
     infers_types: ClassVar[bool] = False  # are column types guessed from values (CSV, JSON Lines)?
     starts_anywhere: ClassVar[bool] = False  # can a read start at any batch (Parquet: row groups)?
     type_hint: ClassVar[str] = "input.column must name a string column: cast it to a string type in the file"
+    is_table: ClassVar[bool] = False  # one table of many pieces (Delta, Iceberg, Lance), listed by `list_table`
+    named_in_catalog: ClassVar[bool] = False  # found by input.table in input.catalog, not by input.path
+    table_options: ClassVar[tuple[str, ...]] = ()  # the input keys a table format takes (version, filters)
+
+    def is_table_folder(self, fs, root: str) -> bool:
+        """Is the folder `root` one table of this format (input.format = auto finds tables by their folders)?"""
+        return False
+
+    def list_table(self, source, url: str | None) -> TableListing:
+        """A table format's pieces at one version (`source.pin`: the version a resumed run read, else the
+        job's input.version or the latest)."""
+        raise NotImplementedError
 
     def schema(self, source, path: str) -> pa.Schema:
         raise NotImplementedError
@@ -57,6 +69,44 @@ class FileFormat:
     def read_hint(self, source, error: Exception) -> str:
         """What to tell the user when reading the file fails with `error`."""
         return "fix or remove the file; "
+
+
+@dataclass(frozen=True)
+class TableListing:
+    """What a table format read at one version: its pieces (data files or fragments: immutable), their sizes
+    and rows where known, and the version itself (a resumed run reads this one again)."""
+
+    version: int
+    pieces: list[str]
+    sizes: list[int | None]
+    rows: list[int | None]
+
+
+class TableWriter:
+    """One table format's output (a module under io/formats/ with a WRITER): how a run's staged units become
+    one commit of the table, and how a retry finds that commit again (the run id in the commit)."""
+
+    name: ClassVar[str]
+    options: ClassVar[tuple[str, ...]] = ()  # output keys beyond parquet's it takes (partition_by, table, ...)
+    named_in_catalog: ClassVar[bool] = False
+    package: ClassVar[str]  # what to pip install
+
+    def exists(self, spec) -> bool:
+        """Does the table exist (with at least one commit)?"""
+        raise NotImplementedError
+
+    def published(self, spec, run_id: str) -> int | None:
+        """The table version whose commit carries `run_id`, or None."""
+        raise NotImplementedError
+
+    def publish(self, spec, reader: pa.RecordBatchReader, run_id: str) -> int:
+        """Commit every row of `reader` in one commit carrying `run_id` (output.mode append or overwrite; a
+        mode of error creates the table); return the new version."""
+        raise NotImplementedError
+
+    def display(self, spec) -> str:
+        """The table as a user names it."""
+        return spec.path
 
 
 def empty_batch(schema: pa.Schema) -> pa.RecordBatch:

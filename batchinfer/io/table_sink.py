@@ -1,0 +1,239 @@
+"""Table outputs (Delta Lake, Iceberg, Lance): a run's units are staged as Parquet parts, exactly once, as
+in a Parquet folder (io/sink.py), then the whole run becomes one commit of the table, which carries the run's
+id. Nothing a run stages is visible in the table before that commit.
+
+    OUTPUT/_batchinfer/runs/RUN/    one run's staging folder: parts, done/, plan.json, _dead_letter/, _SUCCESS
+
+RUN is `output.run_id`, else the fingerprint of the run's plan (input files and versions, model, options). A
+retry of a run finds its staging folder and goes on from the units it holds; if the table already holds a
+commit with the run's id (a crash after the commit, before `_SUCCESS`), nothing is committed again. A retry
+whose input table has moved on reads the version the first attempt read (`pinned_version`). Once committed,
+the staged parts are deleted; the manifest, the dead letters and `_SUCCESS` (with the table's version) stay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import posixpath
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from batchinfer import faults
+from batchinfer.errors import OutputError
+from batchinfer.io import layout
+from batchinfer.io.formats import TableWriter, table_writer
+from batchinfer.io.sink import OutputState, ParquetSink
+from batchinfer.job import OutputSpec
+
+log = logging.getLogger("batchinfer")
+RUNS = "runs"
+
+class TableSink:
+    """The runner's sink for output.format = delta, iceberg or lance (the methods of ParquetSink it calls)."""
+
+    def __init__(self, spec: OutputSpec) -> None:
+        self.spec = spec
+        self.writer: TableWriter = table_writer(spec.format)
+        self._folder = ParquetSink(spec.model_copy(update={"mode": "resume"}))  # OUTPUT itself: fs, root, lock
+        self.fs, self.root = self._folder.fs, self._folder.root
+        self.runs = posixpath.join(layout.meta_path(self.root), RUNS)
+        self.staging: ParquetSink | None = None  # this run's staging folder, once the plan is known
+        self.run_id: str | None = None
+        self.identity: str | None = None  # the job's (runner.job_identity), given to pinned_version
+        self.rows_written = self.units_written = 0
+
+    @property
+    def target(self):
+        return self.staging.target
+
+    @property
+    def dead_letters(self) -> str | None:
+        """This run's dead letters: in its staging folder, kept after the commit."""
+        return None if self.staging is None else self.staging.dead_letters
+
+    @property
+    def part_spec(self) -> OutputSpec:
+        """The spec a worker writes this run's parts with (into `target`)."""
+        return self.staging.spec
+
+    # -- before the run ----------------------------------------------------------------------------
+    def pinned_version(self, identity: str) -> int | None:
+        """The input version an unfinished attempt of this job read (a retry reads it again), else None.
+        `identity`: what stays the same across attempts of one job whatever its input does."""
+        self.identity = identity
+        for name in self._folder._ls(self.runs):
+            plan = self._folder._read_json(posixpath.join(self.runs, name, layout.META, layout.PLAN))
+            marker = self._folder._exists(layout.marker_path(posixpath.join(self.runs, name)))
+            if plan and plan.get("job") == identity and not marker and plan.get("table") is not None:
+                return int(plan["table"])
+        return None
+
+    def _plan(self, plan: dict) -> dict:
+        """The plan a staging folder keeps: the job's, with its identity and the run's id."""
+        plan = {k: v for k, v in plan.items() if k not in ("job", "run_id")}
+        run_id = self.spec.run_id or _digest(plan)
+        return {**plan, "job": self.identity, "run_id": run_id}
+
+    def _stage(self, plan: dict) -> ParquetSink:
+        run_id = plan["run_id"]
+        if self.staging is None or run_id != self.run_id:
+            self.run_id = run_id
+            folder = posixpath.join(self.runs, _safe(run_id))
+            path = self.fs.unstrip_protocol(folder) if "://" in self.spec.path else folder
+            self.staging = ParquetSink(self.spec.model_copy(update={"path": path, "mode": "resume"}))
+        return self.staging
+
+    def check(self, *, allow_complete: bool = False, plan=None) -> OutputState:
+        """The library is there, the table's state fits output.mode, the staging folder can be written."""
+        self._folder._check_compression()
+        self._folder._check_parent()
+        plan = plan() if callable(plan) else plan
+        state = self._stage(self._plan(plan)).inspect() if plan is not None else OutputState()
+        if self.spec.mode == "error" and not (allow_complete and state.complete) and self._exists():
+            raise OutputError(f"output {self.writer.display(self.spec)} already exists",
+                              hint="set output.mode = 'append' to add this run's rows, 'overwrite' to replace "
+                                   "them, or choose another table")
+        return state
+
+    def _exists(self) -> bool:
+        try:
+            return self.writer.exists(self.spec)
+        except ImportError as exc:
+            raise OutputError(f"output.format = {self.spec.format!r} needs {self.writer.package}: {exc}",
+                              hint=f"pip install {self.writer.package}") from None
+
+    def inspect(self) -> OutputState:
+        return self.staging.inspect() if self.staging is not None else OutputState()
+
+    def resume_conflict(self, state: OutputState, plan: dict) -> str | None:
+        """A run named by output.run_id that was committed is this run, whatever its input did since."""
+        if self.spec.run_id and state.complete:
+            return None
+        plan = self._plan(plan)
+        return self._stage(plan).resume_conflict(state, plan)
+
+    def changed_files(self, state: OutputState, plan: dict) -> list[int]:
+        if self.spec.run_id and state.complete:
+            return []
+        plan = self._plan(plan)
+        return self._stage(plan).changed_files(state, plan)
+
+    # -- the run -----------------------------------------------------------------------------------
+    def open(self, plan: dict) -> dict[str, dict]:
+        """Stage into this run's folder: the units an earlier attempt committed there are done."""
+        plan = self._plan(plan)
+        staging = self._stage(plan)
+        done = staging.open(plan)
+        try:
+            self._drop_abandoned(plan)
+            state = staging.inspect()
+            if state.complete:
+                log.info("output %s: run %s was committed before (table version %s)",
+                         self.writer.display(self.spec), self.run_id, (state.summary or {}).get("table_version"))
+            return done
+        except BaseException:
+            staging.close()
+            raise
+
+    def _drop_abandoned(self, plan: dict) -> None:
+        """Earlier attempts of this job that never committed and never will (their input changed): deleted.
+        One the table holds (a crash after its commit) is marked committed instead."""
+        identity = plan["job"]
+        for name in self._folder._ls(self.runs):
+            if name == _safe(self.run_id):
+                continue
+            folder = posixpath.join(self.runs, name)
+            old = self._folder._read_json(posixpath.join(folder, layout.META, layout.PLAN))
+            if not old or old.get("job") != identity or self._folder._exists(layout.marker_path(folder)):
+                continue
+            other = ParquetSink(self.spec.model_copy(update={"path": self._display(folder), "mode": "resume"}))
+            try:
+                other.open(old)
+            except Exception:  # another process holds it, or it cannot be read: leave it
+                continue
+            try:
+                version = self.writer.published(self.spec, old["run_id"])
+                if version is not None:
+                    other._finish({"table_version": version, "run_id": old["run_id"]})
+                    continue
+            finally:
+                other.close()
+            log.info("output %s: an unfinished earlier attempt (%s) of this job read other input; its staged "
+                     "units are deleted", self.writer.display(self.spec), name)
+            self.fs.rm(folder, recursive=True)
+
+    def _display(self, path: str) -> str:
+        return self.fs.unstrip_protocol(path) if "://" in self.spec.path else path
+
+    def write(self, unit: str, table: pa.Table, *, dead: pa.Table | None = None, stats: dict) -> None:
+        self.staging.write(unit, table, dead=dead, stats=stats)
+        self.rows_written, self.units_written = self.staging.rows_written, self.staging.units_written
+
+    def commit(self, summary: dict) -> dict[str, int]:
+        """Commit the staged run to the table (unless the table holds it already), then `_SUCCESS` in the
+        staging folder with the table's version, then delete the staged parts. Returns the totals."""
+        staging, run_id = self.staging, self.run_id
+        state = staging.inspect()
+        if state.complete:
+            return staging.totals()
+        version = self.writer.published(self.spec, run_id)
+        if version is None:
+            faults.hit("before-table-commit")
+            parts = [posixpath.join(staging.root, name) for name in sorted(state.parts, key=layout.parse_unit)]
+            version = self.writer.publish(self.spec, _Staged(staging, parts), run_id)
+            faults.hit("after-table-commit")
+        else:
+            log.info("output %s: run %s is already in the table (version %s); not committed again",
+                     self.writer.display(self.spec), run_id, version)
+        totals = staging._finish({**summary, "table_version": version, "run_id": run_id})
+        for name in staging._ls(staging.root):
+            if layout.is_part(name):
+                staging.fs.rm(posixpath.join(staging.root, name))
+        return totals
+
+    def totals(self) -> dict[str, int]:
+        return self.staging.totals()
+
+    def remove_temp_files(self) -> None:
+        if self.staging is not None:
+            self.staging.remove_temp_files()
+
+    def close(self) -> None:
+        if self.staging is not None:
+            self.staging.close()
+
+
+class _Staged:
+    """A staged run as a writer reads it: its part files in unit order, or their rows streamed."""
+
+    def __init__(self, staging: ParquetSink, parts: list[str]) -> None:
+        self.fs, self.parts = staging.fs, parts
+        self.schema = self._schema()
+
+    def _schema(self) -> pa.Schema:
+        if not self.parts:
+            raise OutputError("a run without units has nothing to commit")
+        with self.fs.open(self.parts[0], "rb") as fh:
+            return pq.ParquetFile(fh).schema_arrow
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        for path in self.parts:
+            with self.fs.open(path, "rb") as fh:
+                yield from pq.ParquetFile(fh).iter_batches(batch_size=65536)
+
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self.schema, self.batches())
+
+
+def _safe(run_id: str) -> str:
+    """A run id as a folder name: kept when it is plain, else its digest beside a readable prefix."""
+    plain = "".join(c if c.isalnum() or c in "-_." else "-" for c in run_id)[:64]
+    return plain if plain == run_id else f"{plain.strip('-.') or 'run'}-{_digest({'run_id': run_id})[:8]}"
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
