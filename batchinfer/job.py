@@ -361,9 +361,9 @@ class OutputSpec(_Section):
 
         writer = table_writer(self.format)
         if writer is None:
-            if self.mode == "append":
-                raise ValueError("output.mode = 'append' adds to a table (delta, iceberg, lance); a Parquet folder "
-                                 "takes error, overwrite or resume")
+            if self.mode == "append" and not self.partition_by:
+                raise ValueError("output.mode = 'append' adds to a table (delta, iceberg, lance) or a partitioned "
+                                 "Parquet folder; a Parquet folder of parts takes error, overwrite or resume")
             wrong = [k for k in ("run_id", "table") if getattr(self, k)] + (["catalog"] if self.catalog else [])
         else:
             wrong = [k for k in ("partition_by", "table", "catalog", "run_id")

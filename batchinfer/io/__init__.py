@@ -5,8 +5,9 @@ from batchinfer.io.source import Source, SourceBatch
 
 
 def open_sink(spec):
-    """The sink of output.format: a Parquet folder (io/sink.py), or a table (io/table_sink.py)."""
-    if spec.format == "parquet":
+    """The sink of output.format: a Parquet folder of parts (io/sink.py), or a table or partitioned folder
+    (io/table_sink.py)."""
+    if spec.format == "parquet" and not spec.partition_by:
         return ParquetSink(spec)
     from batchinfer.io.table_sink import TableSink
 

@@ -3,6 +3,7 @@ in a Parquet folder (io/sink.py), then the whole run becomes one commit of the t
 id. Nothing a run stages is visible in the table before that commit.
 
     OUTPUT/_batchinfer/runs/RUN/    one run's staging folder: parts, done/, plan.json, _dead_letter/, _SUCCESS
+                                    (a partitioned Parquet folder's: .OUTPUT.batchinfer/runs/RUN/ beside it)
 
 RUN is `output.run_id`, else the fingerprint of the run's plan (input files and versions, model, options). A
 retry of a run finds its staging folder and goes on from the units it holds; if the table already holds a
@@ -25,22 +26,21 @@ import pyarrow.parquet as pq
 from batchinfer import faults
 from batchinfer.errors import OutputError
 from batchinfer.io import layout
-from batchinfer.io.formats import TableWriter, table_writer
+from batchinfer.io.formats import TableWriter, writer_for
 from batchinfer.io.sink import OutputState, ParquetSink
 from batchinfer.job import OutputSpec
 
 log = logging.getLogger("batchinfer")
-RUNS = "runs"
 
 class TableSink:
     """The runner's sink for output.format = delta, iceberg or lance (the methods of ParquetSink it calls)."""
 
     def __init__(self, spec: OutputSpec) -> None:
         self.spec = spec
-        self.writer: TableWriter = table_writer(spec.format)
+        self.writer: TableWriter = writer_for(spec)
         self._folder = ParquetSink(spec.model_copy(update={"mode": "resume"}))  # OUTPUT itself: fs, root, lock
         self.fs, self.root = self._folder.fs, self._folder.root
-        self.runs = posixpath.join(layout.meta_path(self.root), RUNS)
+        self.runs = self.writer.runs_folder(self.root)
         self.staging: ParquetSink | None = None  # this run's staging folder, once the plan is known
         self.run_id: str | None = None
         self.identity: str | None = None  # the job's (runner.job_identity), given to pinned_version

@@ -33,8 +33,16 @@ def writers() -> dict[str, TableWriter]:
 
 
 def table_writer(name: str) -> TableWriter | None:
-    """The writer of output format `name`; None for parquet (io/sink.py writes its folder itself)."""
+    """The writer of table format `name`; None for parquet (io/sink.py writes its folder itself)."""
     return writers().get(name)
+
+
+def writer_for(spec) -> TableWriter | None:
+    """What commits an output's staged runs (io/table_sink.py): a table's writer, or a partitioned Parquet
+    folder's; None for a Parquet folder of parts (io/sink.py commits unit by unit)."""
+    if spec.format == "parquet":
+        return importlib.import_module(f"{__name__}.parquet").PARTITIONED if spec.partition_by else None
+    return table_writer(spec.format)
 
 
 def output_format_names() -> list[str]:
@@ -63,5 +71,5 @@ def format_names() -> list[str]:
 
 
 __all__ = ["BadRow", "FORMAT_MODULES", "FileFormat", "SourceBatch", "TableListing", "TableWriter", "file_format",
-           "format_names", "format_of", "formats", "output_format_names", "table_format_at", "table_writer",
+           "format_names", "format_of", "formats", "output_format_names", "table_format_at", "table_writer", "writer_for",
            "writers"]

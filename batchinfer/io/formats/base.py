@@ -3,6 +3,7 @@ the small Arrow helpers the readers use."""
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -90,6 +91,11 @@ class TableWriter:
     options: ClassVar[tuple[str, ...]] = ()  # output keys beyond parquet's it takes (partition_by, table, ...)
     named_in_catalog: ClassVar[bool] = False
     package: ClassVar[str]  # what to pip install
+
+    def runs_folder(self, root: str) -> str:
+        """Where runs are staged for the output at `root` (io/table_sink.py): inside it, where the table's
+        readers look at nothing."""
+        return posixpath.join(root, "_batchinfer", "runs")
 
     def exists(self, spec) -> bool:
         """Does the table exist (with at least one commit)?"""

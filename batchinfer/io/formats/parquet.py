@@ -1,14 +1,20 @@
-"""Parquet: read batch by batch; a read may start at any batch (only the row groups that hold its rows)."""
+"""Parquet: read batch by batch; a read may start at any batch (only the row groups that hold its rows).
+Written by io/sink.py as a folder of parts, one per unit; partitioned (output.partition_by) by the writer below."""
 
 from __future__ import annotations
 
+import json
+import posixpath
 from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from batchinfer import faults
-from batchinfer.io.formats.base import FileFormat, SourceBatch, drop_rows, rebatch
+from batchinfer.io import layout
+from batchinfer.io.formats.base import FileFormat, SourceBatch, TableWriter, drop_rows, rebatch
+from batchinfer.io.storage import open_fs
 
 
 class ParquetFormat(FileFormat):
@@ -53,3 +59,76 @@ class ParquetFormat(FileFormat):
 
 
 FORMAT = ParquetFormat()
+
+
+class PartitionedParquetWriter(TableWriter):
+    """A Parquet folder split into `col=value/` folders by output.partition_by (hive style), written as a table
+    is: a run's units staged (io/table_sink.py), then its rows written into the partition folders in one
+    go, each file named after the run (`part-RUN-N.parquet`: a retry writes the same names again, never
+    beside them; files of that name mean the run was written), then `_SUCCESS`. Overwrite deletes the old
+    files first. Runs are staged beside the folder, in `.NAME.batchinfer/`: readers that glob
+    `NAME/**/*.parquet` (polars, DuckDB) would read staged parts and dead letters kept inside it."""
+
+    name = "parquet"
+    options = ("partition_by",)
+    package = "pyarrow"
+
+    def _fs(self, spec):
+        fs, root = open_fs(spec.path, spec.storage_options)
+        return fs, root.rstrip("/")
+
+    def _data(self, fs, root: str) -> list[str]:
+        """The folder's entries other than batchinfer's own (and other hidden ones)."""
+        try:
+            names = fs.ls(root, detail=False)
+        except FileNotFoundError:
+            return []
+        return [n for n in names if not posixpath.basename(n.rstrip("/")).startswith(("_", "."))]
+
+    def exists(self, spec) -> bool:
+        fs, root = self._fs(spec)
+        fs.invalidate_cache(root)
+        return bool(self._data(fs, root))
+
+    def runs_folder(self, root: str) -> str:
+        parent, name = posixpath.split(root.rstrip("/"))
+        return posixpath.join(parent, f".{name}.batchinfer", "runs")
+
+    def published(self, spec, run_id: str) -> int | None:
+        fs, root = self._fs(spec)
+        fs.invalidate_cache(root)
+        pattern = posixpath.join(root, *["*"] * len(spec.partition_by), f"part-{run_id}-*.parquet")
+        return 1 if fs.glob(pattern) else None
+
+    def publish(self, spec, staged, run_id: str) -> int:
+        import pyarrow.dataset as ds
+
+        fs, root = self._fs(spec)
+        marker = layout.marker_path(root)
+        if fs.exists(marker):
+            fs.rm(marker)
+        if spec.mode == "overwrite":
+            for name in self._data(fs, root):
+                fs.rm(name, recursive=True)
+        options = ds.ParquetFileFormat().make_write_options(
+            compression=None if spec.compression == "none" else spec.compression,
+            compression_level=spec.compression_level)
+        ds.write_dataset(staged.reader(), root, format="parquet", filesystem=_arrow_fs(fs),
+                         partitioning=spec.partition_by, partitioning_flavor="hive", file_options=options,
+                         basename_template=f"part-{run_id}-{{i}}.parquet", use_threads=False,
+                         existing_data_behavior="overwrite_or_ignore")
+        faults.hit("partitions-written")
+        fs.pipe_file(marker, json.dumps({"run_id": run_id, "partition_by": spec.partition_by}).encode())
+        return 1
+
+
+def _arrow_fs(fs):
+    """An fsspec filesystem as pyarrow's (local stays local)."""
+    import pyarrow.fs as pafs
+
+    if isinstance(fs, LocalFileSystem):
+        return pafs.LocalFileSystem()
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs))
+
+
+PARTITIONED = PartitionedParquetWriter()
