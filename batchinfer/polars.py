@@ -11,6 +11,7 @@ import atexit
 import difflib
 import shutil
 import tempfile
+import uuid
 from typing import Any
 
 import polars as pl
@@ -22,7 +23,8 @@ from batchinfer.job import BatchingSpec, InputSpec, JobSpec, ModelSpec, OutputSp
 _SECTIONS = {"input": InputSpec, "model": ModelSpec, "batching": BatchingSpec, "output": OutputSpec,
              "runtime": RuntimeSpec}
 # set by the call's own parameters (`column` maps input roles; `columns=` renames predictions, as in output.columns)
-_NOT_OPTIONS = {"input": {"path", "column", "columns", "format", "csv", "storage_options"},
+_NOT_OPTIONS = {"input": {"path", "column", "columns", "format", "csv", "storage_options", "table", "catalog",
+                          "version", "as_of", "partition_filter", "row_filter"},
                 "model": {"name", "task", "options"}, "output": {"path", "storage_options"}}
 _IN_MEMORY = "<memory>"  # output.path of a DataFrame predicted without output= (a MemorySink: no folder)
 _TEMP_OUTPUTS: list[str] = []  # LazyFrame outputs without output=: scanned by the returned LazyFrames
@@ -95,7 +97,9 @@ def predict(frame: pl.DataFrame | pl.LazyFrame | pl.Series, column: str | dict[s
     (top_k, normalize, batch_size, threads, on_error, keep_columns, mode, ...).
     """
     from batchinfer.engine.runner import run_job
+    from batchinfer.io.formats import writer_for
     from batchinfer.io.frame_source import FrameSource
+    from batchinfer.io.table_sink import TableSink
     from batchinfer.io.layout import parts_glob
     from batchinfer.io.memory_sink import MemorySink
 
@@ -104,19 +108,33 @@ def predict(frame: pl.DataFrame | pl.LazyFrame | pl.Series, column: str | dict[s
     if not isinstance(frame, (pl.DataFrame, pl.LazyFrame)):
         raise TypeError(f"predict takes a polars DataFrame, LazyFrame or Series, not {type(frame).__name__}")
     eager = isinstance(frame, pl.DataFrame)
-    in_memory = eager and output is None
     call = dict(task=task, model=model, backend=backend, output_storage_options=output_storage_options, **options)
     spec = job_from_call(column, output=output, **call)
+    table = writer_for(spec.output) if output is not None else None
+    if table is not None:
+        if spec.output.run_id is None:  # each call is a run of its own (name it with run_id= to retry one)
+            call["run_id"] = f"polars-{uuid.uuid4().hex[:16]}"
+            spec = job_from_call(column, output=output, **call)
+        TableSink(spec.output).check()  # the table can be written in this mode: before any inference
+    in_memory = eager and (output is None or table is not None)
     if in_memory and spec.input.on_error == "dead-letter":
-        raise JobFileError("on_error = 'dead-letter' needs output= (the dead letters are written beside it)")
+        raise JobFileError("on_error = 'dead-letter' needs output= (the dead letters are written beside it)"
+                           if output is None else "on_error = 'dead-letter' into a table needs a LazyFrame (or a "
+                                                  "job file): a DataFrame's predictions go to the table in one commit")
     if output is None and not eager:  # checked first: a call that cannot run makes no folder
         _TEMP_OUTPUTS.append(tempfile.mkdtemp(prefix="batchinfer-"))
         spec = job_from_call(column, output=_TEMP_OUTPUTS[-1], **call)
     source = FrameSource(frame, batch_rows=spec.input.batch_rows)
     sink = MemorySink() if in_memory else None  # a DataFrame fits in memory: its predictions are kept there
     result = run_job(spec, source=source, sink=sink, progress=False)
+    if sink is not None and table is not None:  # the DataFrame's rows, committed to the table as one run
+        predicted = sink.table()
+        TableSink(spec.output).commit_table(predicted)
+        return pl.from_arrow(predicted)
     if sink is not None:
         return pl.from_arrow(sink.table())
+    if table is not None:
+        return table.scan(spec.output)
     scanned = pl.scan_parquet(parts_glob(result.output_path), storage_options=spec.output.storage_options or None)
     return scanned.collect() if eager else scanned
 

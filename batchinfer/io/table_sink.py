@@ -195,6 +195,20 @@ class TableSink:
                 staging.fs.rm(posixpath.join(staging.root, name))
         return totals
 
+    def commit_table(self, table: pa.Table) -> None:
+        """Commit rows predicted elsewhere (a DataFrame's, in memory) as one run of this table: staged as one
+        unit, then committed as any run is (once: output.run_id names the run)."""
+        self.identity = self.spec.run_id
+        plan = {"rows": _digest({"run_id": self.spec.run_id})}
+        self.check(plan=plan)
+        self.open(plan)
+        try:
+            if not self.inspect().complete:
+                self.write(layout.unit_name(0, 0), table, stats={"failed": 0, "truncated": 0})
+            self.commit({})
+        finally:
+            self.close()
+
     def totals(self) -> dict[str, int]:
         return self.staging.totals()
 

@@ -114,6 +114,10 @@ class TableWriter:
         """The table as a user names it."""
         return spec.path
 
+    def scan(self, spec):
+        """A polars LazyFrame over the table as it is now (the polars API's result for a LazyFrame)."""
+        raise NotImplementedError
+
 
 def empty_batch(schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist([], schema=schema)

@@ -175,6 +175,12 @@ class DeltaWriter(TableWriter):
         return self.published(spec, run_id)
 
 
+    def scan(self, spec):
+        import polars as pl
+
+        return pl.scan_delta(spec.path, storage_options=self._storage(spec))
+
+
 def _app_id(run_id: str) -> str:
     return f"batchinfer-{run_id}"
 

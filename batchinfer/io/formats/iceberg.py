@@ -167,6 +167,11 @@ class IcebergWriter(TableWriter):
                               hint="the staged units are kept: write to another table, or drop this one") from None
         return self.published(spec, run_id)
 
+    def scan(self, spec):
+        import polars as pl
+
+        return pl.scan_iceberg(_load(self._catalog(spec), spec.table, f"output {spec.table}", OutputError))
+
     @staticmethod
     def _copy_into(tbl, staged, run_id: str, spec) -> list[str]:
         """The staged parts copied into the table's data folder, under names a retry writes again."""

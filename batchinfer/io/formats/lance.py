@@ -122,6 +122,11 @@ class LanceWriter(TableWriter):
                                              "replace the dataset, or write to another one") from None
         return ds.version
 
+    def scan(self, spec):
+        import polars as pl
+
+        return pl.scan_pyarrow_dataset(self._open(spec))
+
 
 FORMAT = LanceFormat()
 WRITER = LanceWriter()

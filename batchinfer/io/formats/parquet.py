@@ -122,6 +122,13 @@ class PartitionedParquetWriter(TableWriter):
         return 1
 
 
+    def scan(self, spec):
+        import polars as pl
+
+        return pl.scan_parquet(f"{spec.path.rstrip('/')}/**/*.parquet", hive_partitioning=True,
+                               storage_options=spec.storage_options or None)
+
+
 def _arrow_fs(fs):
     """An fsspec filesystem as pyarrow's (local stays local)."""
     import pyarrow.fs as pafs
