@@ -97,6 +97,11 @@ class Source:
             url = self.spec.paths[0] if self.spec.paths else None
             with storage_errors(f"input {url or self.spec.table}", self.fs):
                 self.table = file_format(fmt).list_table(self, url)
+            if not self.table.pieces:
+                raise InputError(f"input {url or self.spec.table}: the {fmt} table holds no data at version "
+                                 f"{self.table.version}" + (" within the input's filter" if self.spec.partition_filter
+                                                             or self.spec.row_filter else ""),
+                                 hint="check input.version and the filter, or point input.path at a table with rows")
             self.files, self.formats = list(self.table.pieces), [fmt] * len(self.table.pieces)
             self._known_rows = list(self.table.rows)
             return

@@ -38,9 +38,17 @@ def _deltalake(what: str, error=InputError):
     return deltalake
 
 
-@lru_cache(maxsize=8)
 def _table(url: str, options: str, version: int | None):
-    """The table at `version` (the latest if None), with its pyarrow dataset and pieces by path."""
+    """The table at `version` (the latest if None: asked anew each time; a version is read once)."""
+    return _open_table(url, options, None) if version is None else _version(url, options, version)
+
+
+@lru_cache(maxsize=8)
+def _version(url: str, options: str, version: int):
+    return _open_table(url, options, version)
+
+
+def _open_table(url: str, options: str, version: int | None):
     deltalake = _deltalake(f"input {url}")
     storage = json.loads(options)
     try:
@@ -100,6 +108,12 @@ class DeltaFormat(FileFormat):
 
     @staticmethod
     def _dataset(dt, partition_filter, url):
+        columns = dt.metadata().partition_columns
+        wrong = [f[0] for f in partition_filter or () if f[0] not in columns]
+        if wrong:
+            raise InputError(f"input {url}: input.partition_filter names {', '.join(map(repr, wrong))}, which is not "
+                             "a partition column of the table",
+                             hint=f"filter on its partition columns: {', '.join(columns) or '(it has none)'}")
         try:
             return dt.to_pyarrow_dataset(partitions=[tuple(f) for f in partition_filter] if partition_filter else None)
         except Exception as exc:  # noqa: BLE001 - a filter naming a column that is not a partition column

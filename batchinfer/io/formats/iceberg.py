@@ -50,18 +50,22 @@ def _load(catalog, name: str, what: str, error=InputError):
                     hint="name it as namespace.table; check the catalog") from None
 
 
-@lru_cache(maxsize=8)
 def _scan(catalog: str, table: str, snapshot: int | None, row_filter: str | None):
-    """The table's scan at `snapshot` (the current one if None) and its file tasks by data file path."""
-    from pyiceberg.expressions import AlwaysTrue
-
-    tbl = _load(_catalog(json.loads(catalog), f"input {table}"), table, f"input {table}")
+    """The table's scan at `snapshot` (the current one, asked anew, if None) and its file tasks by path."""
     if snapshot is None:
-        current = tbl.current_snapshot()
+        current = _load(_catalog(json.loads(catalog), f"input {table}"), table, f"input {table}").current_snapshot()
         if current is None:
             raise InputError(f"input {table}: the Iceberg table has no snapshot (no rows yet)")
         snapshot = current.snapshot_id
-    elif tbl.snapshot_by_id(snapshot) is None:
+    return _snapshot_scan(catalog, table, snapshot, row_filter)
+
+
+@lru_cache(maxsize=8)
+def _snapshot_scan(catalog: str, table: str, snapshot: int, row_filter: str | None):
+    from pyiceberg.expressions import AlwaysTrue
+
+    tbl = _load(_catalog(json.loads(catalog), f"input {table}"), table, f"input {table}")
+    if tbl.snapshot_by_id(snapshot) is None:
         raise InputError(f"input {table}: the Iceberg table has no snapshot {snapshot} (any more)",
                          hint="an expired snapshot cannot be read; read another input.version, or "
                               "use output.mode = 'overwrite' to start over on the current one")

@@ -33,8 +33,17 @@ def _lance(what: str, error=InputError):
     return lance
 
 
-@lru_cache(maxsize=8)
 def _dataset(url: str, options: str, version: int | None):
+    """The dataset at `version` (the latest if None: asked anew each time; a version is opened once)."""
+    return _open(url, options, None) if version is None else _version(url, options, version)
+
+
+@lru_cache(maxsize=8)
+def _version(url: str, options: str, version: int):
+    return _open(url, options, version)
+
+
+def _open(url: str, options: str, version: int | None):
     lance = _lance(f"input {url}")
     try:
         return lance.dataset(url, version=version, storage_options=json.loads(options))
