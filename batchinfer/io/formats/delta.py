@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from batchinfer import faults
 from batchinfer.errors import InputError, OutputError
@@ -100,30 +101,13 @@ class DeltaFormat(FileFormat):
                             "table is at version %d now); run the job again afterwards for the newer rows",
                             url, version, latest)
         actions = pa.table(dt.get_add_actions(flatten=True))
-        known = {p: (s, n) for p, s, n in zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist(),
-                                              actions["num_records"].to_pylist())}
-        pieces = sorted(f.path for f in self._dataset(dt, spec.partition_filter, url).get_fragments())
-        return TableListing(dt.version(), pieces, [known.get(p, (None, None))[0] for p in pieces],
-                            [known.get(p, (None, None))[1] for p in pieces])
-
-    @staticmethod
-    def _dataset(dt, partition_filter, url):
-        columns = dt.metadata().partition_columns
-        wrong = [f[0] for f in partition_filter or () if f[0] not in columns]
-        if wrong:
-            raise InputError(f"input {url}: input.partition_filter names {', '.join(map(repr, wrong))}, which is not "
-                             "a partition column of the table",
-                             hint=f"filter on its partition columns: {', '.join(columns) or '(it has none)'}")
-        try:
-            return dt.to_pyarrow_dataset(partitions=[tuple(f) for f in partition_filter] if partition_filter else None)
-        except Exception as exc:  # noqa: BLE001 - a filter naming a column that is not a partition column
-            raise InputError(f"input {url}: input.partition_filter = {partition_filter!r} cannot be applied: {exc}",
-                             hint="filter on the table's partition columns: "
-                                  f"{', '.join(dt.metadata().partition_columns) or '(it has none)'}") from None
+        actions = actions.filter(_selected(actions, spec.partition_filter or (), dt, url))
+        order = sorted(range(actions.num_rows), key=actions["path"].to_pylist().__getitem__)
+        pick = lambda name: [actions[name][i].as_py() for i in order]  # noqa: E731
+        return TableListing(dt.version(), pick("path"), pick("size_bytes"), pick("num_records"))
 
     def _fragments(self, source) -> tuple[pa.Schema, dict]:
-        dt = self._open(source, source.table_version)
-        dataset = self._dataset(dt, source.spec.partition_filter, source.spec.paths[0])
+        dataset = self._open(source, source.table_version).to_pyarrow_dataset()
         return dataset.schema, {f.path: f for f in dataset.get_fragments()}
 
     def schema(self, source, path: str) -> pa.Schema:
@@ -140,6 +124,36 @@ class DeltaFormat(FileFormat):
         for j, batch in enumerate(rebatch(stream, size)):
             faults.hit("read")
             yield SourceBatch(i, path, j, source.conform_batch(batch, text_column), j * size)
+
+
+_COMPARE = {"=": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal, ">": pc.greater,
+            ">=": pc.greater_equal}
+
+
+def _selected(actions: pa.Table, filters, dt, url: str) -> pa.Array:
+    """Which data files (add actions) input.partition_filter keeps: (column, op, value) triples, all true."""
+    columns = dt.metadata().partition_columns
+    keep = pa.array([True] * actions.num_rows)
+    for column, op, value in filters:
+        if column not in columns:
+            raise InputError(f"input {url}: input.partition_filter names {column!r}, which is not a partition "
+                             "column of the table",
+                             hint=f"filter on its partition columns: {', '.join(columns) or '(it has none)'}")
+        if op not in (*_COMPARE, "in", "not in"):
+            raise InputError(f"input {url}: input.partition_filter: {op!r} is not an operator",
+                             hint=f"use one of {', '.join([*_COMPARE, 'in', 'not in'])}")
+        values = actions[f"partition.{column}"]
+        try:
+            if op in ("in", "not in"):
+                hit = pc.is_in(values, value_set=pa.array(list(value)).cast(values.type))
+                hit = pc.invert(hit) if op == "not in" else hit
+            else:
+                hit = _COMPARE[op](values, pa.scalar(value).cast(values.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError) as exc:
+            raise InputError(f"input {url}: input.partition_filter [{column!r}, {op!r}, {value!r}]: the value does not "
+                             f"fit the column ({values.type}): {exc}") from None
+        keep = pc.and_(keep, pc.fill_null(hit, False))
+    return keep
 
 
 def _refuse_unreadable(dt, url: str) -> None:
