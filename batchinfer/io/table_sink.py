@@ -9,7 +9,8 @@ RUN is `output.run_id`, else the fingerprint of the run's plan (input files and 
 retry of a run finds its staging folder and goes on from the units it holds; if the table already holds a
 commit with the run's id (a crash after the commit, before `_SUCCESS`), nothing is committed again. A retry
 whose input table has moved on reads the version the first attempt read (`pinned_version`). Once committed,
-the staged parts are deleted; the manifest, the dead letters and `_SUCCESS` (with the table's version) stay.
+the staged parts are deleted, then `_SUCCESS` (with the table's version) is written; the manifest and the dead
+letters stay.
 """
 
 from __future__ import annotations
@@ -174,8 +175,8 @@ class TableSink:
         self.rows_written, self.units_written = self.staging.rows_written, self.staging.units_written
 
     def commit(self, summary: dict) -> dict[str, int]:
-        """Commit the staged run to the table (unless the table holds it already), then `_SUCCESS` in the
-        staging folder with the table's version, then delete the staged parts. Returns the totals."""
+        """Commit the staged run to the table (unless the table holds it already), delete the staged parts,
+        then write `_SUCCESS` in the staging folder with the table's version. Returns the totals."""
         staging, run_id = self.staging, self.run_id
         state = staging.inspect()
         if state.complete:
@@ -189,11 +190,11 @@ class TableSink:
         else:
             log.info("output %s: run %s is already in the table (version %s); not committed again",
                      self.writer.display(self.spec), run_id, version)
-        totals = staging._finish({**summary, "table_version": version, "run_id": run_id})
-        for name in staging._ls(staging.root):
+        for name in staging._ls(staging.root):  # the table holds them now; a kill here: the retry finds it so
             if layout.is_part(name):
                 staging.fs.rm(posixpath.join(staging.root, name))
-        return totals
+        faults.hit("staged-parts-deleted")
+        return staging._finish({**summary, "table_version": version, "run_id": run_id})
 
     def commit_table(self, table: pa.Table) -> None:
         """Commit rows predicted elsewhere (a DataFrame's, in memory) as one run of this table: staged as one

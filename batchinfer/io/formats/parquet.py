@@ -65,9 +65,9 @@ class PartitionedParquetWriter(TableWriter):
     """A Parquet folder split into `col=value/` folders by output.partition_by (hive style), written as a table
     is: a run's units staged (io/table_sink.py), then its rows written into the partition folders in one
     go, each file named after the run (`part-RUN-N.parquet`: a retry writes the same names again, never
-    beside them; files of that name mean the run was written), then `_SUCCESS`. Overwrite deletes the old
-    files first. Runs are staged beside the folder, in `.NAME.batchinfer/`: readers that glob
-    `NAME/**/*.parquet` (polars, DuckDB) would read staged parts and dead letters kept inside it."""
+    beside them), then `.NAME.batchinfer/published/RUN.json` (the run is written) and `_SUCCESS`. Overwrite
+    deletes the old files first. Runs are staged beside the folder too, in `.NAME.batchinfer/runs/`: readers
+    that glob `NAME/**/*.parquet` (polars, DuckDB) would read staged parts and dead letters kept inside it."""
 
     name = "parquet"
     options = ("partition_by",)
@@ -91,14 +91,21 @@ class PartitionedParquetWriter(TableWriter):
         return bool(self._data(fs, root))
 
     def runs_folder(self, root: str) -> str:
+        return posixpath.join(self._meta(root), "runs")
+
+    @staticmethod
+    def _meta(root: str) -> str:
         parent, name = posixpath.split(root.rstrip("/"))
-        return posixpath.join(parent, f".{name}.batchinfer", "runs")
+        return posixpath.join(parent, f".{name}.batchinfer")
+
+    def _marker(self, root: str, run_id: str) -> str:
+        return posixpath.join(self._meta(root), "published", f"{run_id}.json")
 
     def published(self, spec, run_id: str) -> int | None:
         fs, root = self._fs(spec)
-        fs.invalidate_cache(root)
-        pattern = posixpath.join(root, *["*"] * len(spec.partition_by), f"part-{run_id}-*.parquet")
-        return 1 if fs.glob(pattern) else None
+        marker = self._marker(root, run_id)
+        fs.invalidate_cache(posixpath.dirname(marker))
+        return 1 if fs.exists(marker) else None
 
     def publish(self, spec, staged, run_id: str) -> int:
         import pyarrow.dataset as ds
@@ -118,6 +125,9 @@ class PartitionedParquetWriter(TableWriter):
                          basename_template=f"part-{run_id}-{{i}}.parquet", use_threads=False,
                          existing_data_behavior="overwrite_or_ignore")
         faults.hit("partitions-written")
+        published = self._marker(root, run_id)
+        fs.makedirs(posixpath.dirname(published), exist_ok=True)
+        fs.pipe_file(published, json.dumps({"run_id": run_id}).encode())
         fs.pipe_file(marker, json.dumps({"run_id": run_id, "partition_by": spec.partition_by}).encode())
         return 1
 
