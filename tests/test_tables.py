@@ -317,3 +317,21 @@ def test_the_polars_api_writes_tables(tmp_path, tiny_classifier, fmt):
                               output=where, format=output["format"], mode="append", **extra)
     assert isinstance(lazy, pl.LazyFrame) and lazy.collect().height == 40
     assert sorted(read_output(output)["id"].to_list()) == [*range(25), *range(100, 115)]
+
+
+@pytest.mark.parametrize("fmt", TABLE_FORMATS)
+def test_embeddings_and_entities_read_back_from_every_format(tmp_path, tiny_encoder, tiny_ner, fmt):
+    """Fixed-size lists (embeddings: lists where the format has no fixed size) and lists of structs (entities)
+    read back by polars and pyarrow with the values a Parquet folder holds."""
+    frame(0, 30).write_parquet(tmp_path / "in.parquet")
+    for model, task in ((tiny_encoder, "feature-extraction"), (tiny_ner, "token-classification")):
+        base = {"input": {"path": str(tmp_path / "in.parquet"), "column": "text"},
+                "model": {"name": str(model), "task": task}, "runtime": {"progress": "never"}}
+        where = tmp_path / task
+        batchinfer.run({**base, "output": {"path": str(where / "parquet")}})
+        want = pl.read_parquet(str(where / "parquet" / "*.parquet")).sort("id")
+        output = output_of(fmt, where, mode="append")
+        batchinfer.run({**base, "output": output})
+        got = read_output(output)
+        column = "embedding" if task == "feature-extraction" else "entities"
+        assert got[column].to_list() == want[column].to_list(), (fmt, task)

@@ -235,13 +235,21 @@ class _Staged:
         with self.fs.open(self.parts[0], "rb") as fh:
             return pq.ParquetFile(fh).schema_arrow
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
+    def batches(self, schema: pa.Schema | None = None) -> Iterator[pa.RecordBatch]:
         for path in self.parts:
             with self.fs.open(path, "rb") as fh:
-                yield from pq.ParquetFile(fh).iter_batches(batch_size=65536)
+                for batch in pq.ParquetFile(fh).iter_batches(batch_size=65536):
+                    yield batch if schema is None else pa.Table.from_batches([batch]).cast(schema).to_batches()[0]
 
-    def reader(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(self.schema, self.batches())
+    def reader(self, schema: pa.Schema | None = None) -> pa.RecordBatchReader:
+        """The staged rows, streamed (cast to `schema` if given)."""
+        return pa.RecordBatchReader.from_batches(schema or self.schema, self.batches(schema))
+
+    def table(self, index: int, schema: pa.Schema | None = None) -> pa.Table:
+        """Part `index` (one unit: a batch of rows) as a table (cast to `schema` if given)."""
+        with self.fs.open(self.parts[index], "rb") as fh:
+            table = pq.read_table(fh)
+        return table if schema is None else table.cast(schema)
 
 
 def _safe(run_id: str) -> str:

@@ -119,6 +119,19 @@ class TableWriter:
         raise NotImplementedError
 
 
+def variable_lists(schema: pa.Schema) -> pa.Schema:
+    """`schema` with fixed-size lists (embeddings) as lists: for tables whose type system has no fixed size
+    (Delta, Iceberg), so that the files' types are the table's and every reader agrees."""
+    def plain(t: pa.DataType) -> pa.DataType:
+        if pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t):
+            return pa.list_(pa.field("element", plain(t.value_type)))
+        if pa.types.is_struct(t):
+            return pa.struct([f.with_type(plain(f.type)) for f in t])
+        return t
+
+    return pa.schema([f.with_type(plain(f.type)) for f in schema], metadata=schema.metadata)
+
+
 def empty_batch(schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist([], schema=schema)
 

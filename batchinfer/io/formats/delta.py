@@ -4,7 +4,7 @@ In: the table at one version (input.version, the version current at input.as_of,
 files as pieces, partition columns filled from the log, input.partition_filter pruning partitions. Tables
 whose files a plain Parquet read would misread (deletion vectors, column mapping) are refused by name.
 
-Out: a run's staged rows in one commit (append, overwrite, or a new table for mode error), partitioned by
+Out (embeddings as lists: Delta has no fixed-size list): a run's staged rows in one commit (append, overwrite, or a new table for mode error), partitioned by
 output.partition_by, carrying the run's id as a Delta transaction identifier (app id `batchinfer-RUN`,
 the txn action Delta keeps for idempotent writers) and in the commit's metadata: a retry that finds the id
 does not commit again.
@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 
 from batchinfer import faults
 from batchinfer.errors import InputError, OutputError
-from batchinfer.io.formats.base import FileFormat, SourceBatch, TableListing, TableWriter, rebatch
+from batchinfer.io.formats.base import (FileFormat, SourceBatch, TableListing, TableWriter, rebatch,
+                                        variable_lists)
 from batchinfer.io.formats.object_store import object_store_options
 
 log = logging.getLogger("batchinfer")
@@ -193,7 +194,7 @@ class DeltaWriter(TableWriter):
                                                 custom_metadata={RUN_KEY: run_id})
         mode = {"error": "error", "overwrite": "overwrite"}.get(spec.mode, "append")
         try:
-            deltalake.write_deltalake(spec.path, staged.reader(), mode=mode, partition_by=spec.partition_by or None,
+            deltalake.write_deltalake(spec.path, staged.reader(variable_lists(staged.schema)), mode=mode, partition_by=spec.partition_by or None,
                                       schema_mode="overwrite" if mode == "overwrite" else None,
                                       commit_properties=properties, storage_options=self._storage(spec))
         except (deltalake.exceptions.SchemaMismatchError, ValueError) as exc:

@@ -4,7 +4,7 @@
 In: input.table at one snapshot (input.version: a snapshot id, or the current one), its data files as pieces,
 input.row_filter applied as Iceberg plans and reads the files (delete files included).
 
-Out: a run's staged Parquet parts are copied into the table's data folder and added in one catalog commit
+Out: a run's staged Parquet parts are copied (embeddings as lists: Iceberg has no fixed-size list) into the table's data folder and added in one catalog commit
 (`add_files`; overwrite: a delete and the add in one transaction) whose snapshot summary carries the run's
 id: a retry that finds it does not commit again. output.path is where runs are staged.
 """
@@ -20,7 +20,8 @@ import pyarrow as pa
 
 from batchinfer import faults
 from batchinfer.errors import InputError, OutputError
-from batchinfer.io.formats.base import FileFormat, SourceBatch, TableListing, TableWriter, rebatch
+from batchinfer.io.formats.base import (FileFormat, SourceBatch, TableListing, TableWriter, rebatch,
+                                        variable_lists)
 
 PACKAGE = "pyiceberg[sql-sqlite]"
 RUN_KEY = "batchinfer.run-id"
@@ -157,7 +158,7 @@ class IcebergWriter(TableWriter):
         if not catalog.table_exists(spec.table):
             namespace = spec.table.rsplit(".", 1)[0] if "." in spec.table else "default"
             catalog.create_namespace_if_not_exists(namespace)
-            catalog.create_table(spec.table, schema=staged.schema)
+            catalog.create_table(spec.table, schema=variable_lists(staged.schema))
         tbl = _load(catalog, spec.table, f"output {spec.table}", OutputError)
         files = self._copy_into(tbl, staged, run_id, spec)
         properties = {RUN_KEY: run_id}
@@ -178,18 +179,21 @@ class IcebergWriter(TableWriter):
 
     @staticmethod
     def _copy_into(tbl, staged, run_id: str, spec) -> list[str]:
-        """The staged parts copied into the table's data folder, under names a retry writes again."""
+        """The staged parts written into the table's data folder (embeddings as lists: Iceberg has no
+        fixed-size list), under names a retry writes again."""
         import fsspec
+        import pyarrow.parquet as pq
 
         fs, root = fsspec.core.url_to_fs(tbl.location(), **spec.storage_options)
         folder = posixpath.join(root, "data")
         fs.makedirs(folder, exist_ok=True)
-        files = []
-        for part in staged.parts:
+        schema, files = variable_lists(staged.schema), []
+        compression = None if spec.compression == "none" else spec.compression
+        for i, part in enumerate(staged.parts):
             target = posixpath.join(folder, f"batchinfer-{run_id}-{posixpath.basename(part)}")
-            with staged.fs.open(part, "rb") as src, fs.open(target, "wb") as dst:
-                while chunk := src.read(1 << 22):
-                    dst.write(chunk)
+            with fs.open(target, "wb") as dst:
+                pq.write_table(staged.table(i, schema), dst, compression=compression,
+                               compression_level=spec.compression_level)
             faults.hit("table-file-copied")
             files.append(fs.unstrip_protocol(target) if "://" in tbl.location() else target)
         return files
