@@ -237,3 +237,30 @@ mode = "resume"
     local, on_ray = read(tmp_path / "local"), read(tmp_path / "ray")
     assert on_ray.height == 36 and on_ray.equals(local)
     assert len(set(local["generated_text"].to_list())) > len(prompts)  # sampled per row, not per prompt
+
+
+def test_jsonl_and_delta_inputs_into_a_delta_table_on_ray(cluster, tiny_classifier, tmp_path):
+    """JSON Lines (whole-file work items) and a Delta table's files at one version on Ray, written to a Delta
+    table through its staging folder: the rows the local executor writes, committed once."""
+    import deltalake
+
+    from tests.test_tables_kill import toml_value
+
+    (tmp_path / "data").mkdir()
+    make_frame(120, seed=5).write_ndjson(tmp_path / "data" / "a.jsonl")
+    make_frame(70, seed=6, start=500).write_ndjson(tmp_path / "data" / "b.ndjson")
+    deltalake.write_deltalake(tmp_path / "events", make_frame(90, seed=7, start=1000).to_arrow(),
+                              partition_by=["group"])
+    for name, source in (("jsonl", str(tmp_path / "data")), ("delta", str(tmp_path / "events"))):
+        root = tmp_path / name
+        root.mkdir()
+        sections = {"input": {"path": source, "column": "text", "batch_rows": 40},
+                    "model": {"name": str(tiny_classifier), "task": "text-classification"},
+                    "output": {"path": "out", "format": "delta", "mode": "append"}}
+        (root / "job.toml").write_text("\n".join(f"[{s}]\n" + "\n".join(f"{k} = {toml_value(v)}" for k, v in body.items())
+                                                 for s, body in sections.items()) + "\n")
+        _run(root, root / "local", executor="local")
+        _run(root, root / "ray", env=cluster["env"], address=cluster["address"])
+        local, ray = (pl.read_delta(str(root / where)).sort("row_id") for where in ("local", "ray"))
+        assert ray.height == {"jsonl": 190, "delta": 90}[name] and ray.equals(local.select(ray.columns))
+        assert sum("batchinfer.run_id" in h for h in deltalake.DeltaTable(str(root / "ray")).history()) == 1
