@@ -231,6 +231,9 @@ def _limited(job_file: str, overrides: tuple[str, ...], spec: JobSpec, limit: in
     scratch_sets = (f"output.path={json.dumps(scratch)}", 'output.mode="overwrite"', "output.storage_options={}",
                     'runtime.executor="local"')
     limited = _load(job_file, (*overrides, *scratch_sets))
+    # a plain Parquet folder, whatever the job writes to (a table, a partitioned folder): nothing of its is opened
+    limited.output = limited.output.model_copy(update={"format": "parquet", "partition_by": [], "run_id": None,
+                                                       "table": None, "catalog": {}})
     note = (f"--limit {limit}: the first {limit:,} rows go to the scratch folder {scratch}; "
             f"the job's output {spec.output.path} is not touched")
     click.echo(json_line("info", event="limit", message=note, output=scratch) if log_format == "json"
