@@ -11,6 +11,15 @@
 
 A unit is one record batch of one input file; its name is the stem of its part, dead-letter part and
 manifest entry. Temporary files start with a dot (`.NAME.tmp-ID`, `.probe-ID`) and are never a unit.
+
+A table output (io/table_sink.py) stages each run in a folder laid out as above:
+
+    TABLE/_batchinfer/runs/RUN/             a Delta table's or Lance dataset's runs; Iceberg: under output.path
+    .NAME.batchinfer/runs/RUN/              a partitioned Parquet folder NAME's, beside it (nothing but data
+    .NAME.batchinfer/published/RUN.json     inside it), and the runs written into it
+    NAME/col=value/part-RUN-N.parquet       a partitioned folder's files; Iceberg's: data/batchinfer-RUN-part-...
+
+RUN is a run id as a name (`run_name`).
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ LOCK = "lock"
 COMPLETE = "COMPLETE"
 PART = ".parquet"
 ENTRY = ".json"
+RUNS = "runs"
+PUBLISHED = "published"
 _STAGING = "staging-"
 _UNIT = re.compile(r"part-(\d{5,})-(\d{6,})")
 
@@ -107,6 +118,41 @@ def staging_name(run: str | None = None) -> str:
 
 def is_staging(name: str) -> bool:
     return name.startswith(_STAGING)
+
+
+def run_name(run_id: str) -> str:
+    """A run id as a file or folder name: kept when it is plain, else its plain part and a digest."""
+    import hashlib
+
+    plain = "".join(c if c.isalnum() or c in "-_." else "-" for c in run_id)[:64]
+    if plain == run_id:
+        return plain
+    return f"{plain.strip('-.') or 'run'}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+
+
+def runs_path(root: str) -> str:
+    """Where the runs of a table at `root` are staged."""
+    return posixpath.join(root, META, RUNS)
+
+
+def beside_path(root: str) -> str:
+    """`.NAME.batchinfer` beside the folder `root`: a partitioned folder's own files, outside it."""
+    parent, name = posixpath.split(root.rstrip("/"))
+    return posixpath.join(parent, f".{name}.batchinfer")
+
+
+def published_path(meta: str, run_id: str) -> str:
+    return posixpath.join(meta, PUBLISHED, f"{run_name(run_id)}{ENTRY}")
+
+
+def partition_file_template(run_id: str) -> str:
+    """pyarrow's basename_template for a run's files in a partitioned folder ({i}: pyarrow's counter)."""
+    return f"part-{run_name(run_id)}-{{i}}{PART}"
+
+
+def table_file_name(run_id: str, part: str) -> str:
+    """A staged part's name in an Iceberg table's data folder."""
+    return f"batchinfer-{run_name(run_id)}-{part}"
 
 
 def meta_path(root: str) -> str:

@@ -83,7 +83,7 @@ class TableSink:
         run_id = plan["run_id"]
         if self.staging is None or run_id != self.run_id:
             self.run_id = run_id
-            folder = posixpath.join(self.runs, _safe(run_id))
+            folder = posixpath.join(self.runs, layout.run_name(run_id))
             path = self.fs.unstrip_protocol(folder) if "://" in self.spec.path else folder
             self.staging = ParquetSink(self.spec.model_copy(update={"path": path, "mode": "resume"}))
         return self.staging
@@ -145,7 +145,7 @@ class TableSink:
         One the table holds (a crash after its commit) is marked committed instead."""
         identity = plan["job"]
         for name in self._folder._ls(self.runs):
-            if name == _safe(self.run_id):
+            if name == layout.run_name(self.run_id):
                 continue
             folder = posixpath.join(self.runs, name)
             old = self._folder._read_json(posixpath.join(folder, layout.META, layout.PLAN))
@@ -250,12 +250,6 @@ class _Staged:
         with self.fs.open(self.parts[index], "rb") as fh:
             table = pq.read_table(fh)
         return table if schema is None else table.cast(schema)
-
-
-def _safe(run_id: str) -> str:
-    """A run id as a folder name: kept when it is plain, else its digest beside a readable prefix."""
-    plain = "".join(c if c.isalnum() or c in "-_." else "-" for c in run_id)[:64]
-    return plain if plain == run_id else f"{plain.strip('-.') or 'run'}-{_digest({'run_id': run_id})[:8]}"
 
 
 def _digest(data: dict) -> str:

@@ -3,12 +3,13 @@ the small Arrow helpers the readers use."""
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pyarrow as pa
+
+from batchinfer.io import layout
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class TableWriter:
     def runs_folder(self, root: str) -> str:
         """Where runs are staged for the output at `root` (io/table_sink.py): inside it, where the table's
         readers look at nothing."""
-        return posixpath.join(root, "_batchinfer", "runs")
+        return layout.runs_path(root)
 
     def exists(self, spec) -> bool:
         """Does the table exist (with at least one commit)?"""

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from batchinfer import faults
 from batchinfer.errors import InputError, OutputError
+from batchinfer.io import layout
 from batchinfer.io.formats.base import (FileFormat, SourceBatch, TableListing, TableWriter, rebatch,
                                         variable_lists)
 
@@ -190,7 +191,7 @@ class IcebergWriter(TableWriter):
         schema, files = variable_lists(staged.schema), []
         compression = None if spec.compression == "none" else spec.compression
         for i, part in enumerate(staged.parts):
-            target = posixpath.join(folder, f"batchinfer-{run_id}-{posixpath.basename(part)}")
+            target = posixpath.join(folder, layout.table_file_name(run_id, posixpath.basename(part)))
             with fs.open(target, "wb") as dst:
                 pq.write_table(staged.table(i, schema), dst, compression=compression,
                                compression_level=spec.compression_level)

@@ -91,19 +91,11 @@ class PartitionedParquetWriter(TableWriter):
         return bool(self._data(fs, root))
 
     def runs_folder(self, root: str) -> str:
-        return posixpath.join(self._meta(root), "runs")
-
-    @staticmethod
-    def _meta(root: str) -> str:
-        parent, name = posixpath.split(root.rstrip("/"))
-        return posixpath.join(parent, f".{name}.batchinfer")
-
-    def _marker(self, root: str, run_id: str) -> str:
-        return posixpath.join(self._meta(root), "published", f"{run_id}.json")
+        return posixpath.join(layout.beside_path(root), layout.RUNS)
 
     def published(self, spec, run_id: str) -> int | None:
         fs, root = self._fs(spec)
-        marker = self._marker(root, run_id)
+        marker = layout.published_path(layout.beside_path(root), run_id)
         fs.invalidate_cache(posixpath.dirname(marker))
         return 1 if fs.exists(marker) else None
 
@@ -122,10 +114,10 @@ class PartitionedParquetWriter(TableWriter):
             compression_level=spec.compression_level)
         ds.write_dataset(staged.reader(), root, format="parquet", filesystem=_arrow_fs(fs),
                          partitioning=spec.partition_by, partitioning_flavor="hive", file_options=options,
-                         basename_template=f"part-{run_id}-{{i}}.parquet", use_threads=False,
+                         basename_template=layout.partition_file_template(run_id), use_threads=False,
                          existing_data_behavior="overwrite_or_ignore")
         faults.hit("partitions-written")
-        published = self._marker(root, run_id)
+        published = layout.published_path(layout.beside_path(root), run_id)
         fs.makedirs(posixpath.dirname(published), exist_ok=True)
         fs.pipe_file(published, json.dumps({"run_id": run_id}).encode())
         fs.pipe_file(marker, json.dumps({"run_id": run_id, "partition_by": spec.partition_by}).encode())
