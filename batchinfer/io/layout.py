@@ -15,6 +15,7 @@ manifest entry. Temporary files start with a dot (`.NAME.tmp-ID`, `.probe-ID`) a
 A table output (io/table_sink.py) stages each run in a folder laid out as above:
 
     TABLE/_batchinfer/runs/RUN/             a Delta table's or Lance dataset's runs; Iceberg: under output.path
+    TABLE/_batchinfer/open/RUN              a run not finished yet (one listing finds them, however many ran)
     .NAME.batchinfer/runs/RUN/              a partitioned Parquet folder NAME's, beside it (nothing but data
     .NAME.batchinfer/published/RUN.json     inside it), and the runs written into it
     NAME/col=value/part-RUN-N.parquet       a partitioned folder's files; Iceberg's: data/batchinfer-RUN-part-...
@@ -39,6 +40,7 @@ COMPLETE = "COMPLETE"
 PART = ".parquet"
 ENTRY = ".json"
 RUNS = "runs"
+OPEN = "open"
 PUBLISHED = "published"
 _STAGING = "staging-"
 _UNIT = re.compile(r"part-(\d{5,})-(\d{6,})")
@@ -139,6 +141,11 @@ def beside_path(root: str) -> str:
     """`.NAME.batchinfer` beside the folder `root`: a partitioned folder's own files, outside it."""
     parent, name = posixpath.split(root.rstrip("/"))
     return posixpath.join(parent, f".{name}.batchinfer")
+
+
+def open_runs_path(runs: str) -> str:
+    """The folder of markers of the runs staged in `runs` that are not finished."""
+    return posixpath.join(posixpath.dirname(runs.rstrip("/")), OPEN)
 
 
 def published_path(meta: str, run_id: str) -> str:

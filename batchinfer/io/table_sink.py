@@ -2,8 +2,8 @@
 in a Parquet folder (io/sink.py), then the whole run becomes one commit of the table, which carries the run's
 id. Nothing a run stages is visible in the table before that commit.
 
-    OUTPUT/_batchinfer/runs/RUN/    one run's staging folder: parts, done/, plan.json, _dead_letter/, _SUCCESS
-                                    (a partitioned Parquet folder's: .OUTPUT.batchinfer/runs/RUN/ beside it)
+Each run is staged in a folder of its own, `runs/RUN/`, laid out as a Parquet output folder (parts, manifest,
+plan, dead letters, `_SUCCESS`), with a marker in `open/` while it is not finished (io/layout.py).
 
 RUN is `output.run_id`, else the fingerprint of the run's plan (input files and versions, model, options). A
 retry of a run finds its staging folder and goes on from the units it holds; if the table already holds a
@@ -33,8 +33,10 @@ from batchinfer.job import OutputSpec
 
 log = logging.getLogger("batchinfer")
 
+
 class TableSink:
-    """The runner's sink for output.format = delta, iceberg or lance (the methods of ParquetSink it calls)."""
+    """The runner's sink for output.format = delta, iceberg or lance, and for a partitioned Parquet folder
+    (the methods of ParquetSink it calls)."""
 
     def __init__(self, spec: OutputSpec) -> None:
         self.spec = spec
@@ -42,6 +44,7 @@ class TableSink:
         self._folder = ParquetSink(spec.model_copy(update={"mode": "resume"}))  # OUTPUT itself: fs, root, lock
         self.fs, self.root = self._folder.fs, self._folder.root
         self.runs = self.writer.runs_folder(self.root)
+        self.open_runs = layout.open_runs_path(self.runs)
         self.staging: ParquetSink | None = None  # this run's staging folder, once the plan is known
         self.run_id: str | None = None
         self.identity: str | None = None  # the job's (runner.job_identity), given to pinned_version
@@ -66,12 +69,23 @@ class TableSink:
         """The input version an unfinished attempt of this job read (a retry reads it again), else None.
         `identity`: what stays the same across attempts of one job whatever its input does."""
         self.identity = identity
-        for name in self._folder._ls(self.runs):
-            plan = self._folder._read_json(posixpath.join(self.runs, name, layout.META, layout.PLAN))
-            marker = self._folder._exists(layout.marker_path(posixpath.join(self.runs, name)))
-            if plan and plan.get("job") == identity and not marker and plan.get("table") is not None:
+        for name, plan in self._unfinished():
+            if plan.get("job") == identity and plan.get("table") is not None:
                 return int(plan["table"])
         return None
+
+    def _unfinished(self) -> list[tuple[str, dict]]:
+        """(name, plan) of each run staged here and not finished (a marker under open/; stale ones go)."""
+        found = []
+        for name in self._folder._ls(self.open_runs):
+            folder = posixpath.join(self.runs, name)
+            if self._folder._exists(layout.marker_path(folder)):  # finished, then killed before its marker went
+                self.fs.rm(posixpath.join(self.open_runs, name))
+                continue
+            plan = self._folder._read_json(posixpath.join(folder, layout.META, layout.PLAN))
+            if plan:
+                found.append((name, plan))
+        return found
 
     def _plan(self, plan: dict) -> dict:
         """The plan a staging folder keeps: the job's, with its identity and the run's id."""
@@ -130,6 +144,8 @@ class TableSink:
         staging = self._stage(plan)
         done = staging.open(plan)
         try:
+            self._folder._makedirs(self.open_runs)
+            self._folder._put(posixpath.join(self.open_runs, layout.run_name(self.run_id)), b"")
             self._drop_abandoned(plan)
             state = staging.inspect()
             if state.complete:
@@ -143,14 +159,10 @@ class TableSink:
     def _drop_abandoned(self, plan: dict) -> None:
         """Earlier attempts of this job that never committed and never will (their input changed): deleted.
         One the table holds (a crash after its commit) is marked committed instead."""
-        identity = plan["job"]
-        for name in self._folder._ls(self.runs):
-            if name == layout.run_name(self.run_id):
+        for name, old in self._unfinished():
+            if name == layout.run_name(self.run_id) or old.get("job") != plan["job"]:
                 continue
             folder = posixpath.join(self.runs, name)
-            old = self._folder._read_json(posixpath.join(folder, layout.META, layout.PLAN))
-            if not old or old.get("job") != identity or self._folder._exists(layout.marker_path(folder)):
-                continue
             other = ParquetSink(self.spec.model_copy(update={"path": self._display(folder), "mode": "resume"}))
             try:
                 other.open(old)
@@ -159,13 +171,14 @@ class TableSink:
             try:
                 version = self.writer.published(self.spec, old["run_id"])
                 if version is not None:
-                    other._finish({"table_version": version, "run_id": old["run_id"]})
+                    self._finish(other, old["run_id"], version, {})
                     continue
             finally:
                 other.close()
             log.info("output %s: an unfinished earlier attempt (%s) of this job read other input; its staged "
                      "units are deleted", self.writer.display(self.spec), name)
             self.fs.rm(folder, recursive=True)
+            self.fs.rm(posixpath.join(self.open_runs, name))
 
     def _display(self, path: str) -> str:
         return self.fs.unstrip_protocol(path) if "://" in self.spec.path else path
@@ -190,11 +203,19 @@ class TableSink:
         else:
             log.info("output %s: run %s is already in the table (version %s); not committed again",
                      self.writer.display(self.spec), run_id, version)
+        return self._finish(staging, run_id, version, summary)
+
+    def _finish(self, staging: ParquetSink, run_id: str, version: int, summary: dict) -> dict[str, int]:
+        """A run the table holds: its staged parts deleted, `_SUCCESS`, its open marker removed."""
         for name in staging._ls(staging.root):  # the table holds them now; a kill here: the retry finds it so
             if layout.is_part(name):
                 staging.fs.rm(posixpath.join(staging.root, name))
         faults.hit("staged-parts-deleted")
-        return staging._finish({**summary, "table_version": version, "run_id": run_id})
+        totals = staging._finish({**summary, "table_version": version, "run_id": run_id})
+        marker = posixpath.join(self.open_runs, layout.run_name(run_id))
+        if self._folder._exists(marker):
+            self.fs.rm(marker)
+        return totals
 
     def commit_table(self, table: pa.Table) -> None:
         """Commit rows predicted elsewhere (a DataFrame's, in memory) as one run of this table: staged as one
