@@ -43,7 +43,7 @@ def child(row: str, data: Path) -> dict:
     output = {"path": str(work / "out"), "keep_columns": ["id", "day"], **ROWS[row]}
     if row == "iceberg":
         (work / "warehouse").mkdir()
-        output.update(table="bench.scores", catalog={"type": "sql", "uri": f"sqlite:///{work / 'cat.db'}",
+        output.update(table="bench.scores", catalog={"name": "bench", "type": "sql", "uri": f"sqlite:///{work / 'cat.db'}",
                                                      "warehouse": f"file://{work / 'warehouse'}"})
     started = time.perf_counter()
     result = batchinfer.run({"input": {"path": str(data), "column": "text"},
@@ -66,7 +66,8 @@ def read_labels(row: str, output: dict) -> list[str]:
     elif row == "iceberg":
         from pyiceberg.catalog import load_catalog
 
-        frame = pl.from_arrow(load_catalog("bench", **output["catalog"]).load_table(output["table"]).scan().to_arrow())
+        props = dict(output["catalog"])
+        frame = pl.from_arrow(load_catalog(props.pop("name"), **props).load_table(output["table"]).scan().to_arrow())
     elif row == "parquet partitioned":
         frame = pl.read_parquet(f"{path}/**/*.parquet", hive_partitioning=True)
     else:
