@@ -158,3 +158,27 @@ def _commits(output: dict) -> int:
         return commits(output)
     except Exception:  # noqa: BLE001 - no table yet
         return 0
+
+
+@pytest.mark.parametrize("killed_at", ["after-manifest:3", "after-table-commit:1"])
+def test_an_attempt_whose_input_changed_is_dropped_or_finished(tmp_path, tiny_classifier, cli_env, killed_at):
+    """Killed, then the input changed (a new run): an attempt that never committed is deleted with its staged
+    units; one the table holds (killed after the commit) is finished as committed. Nothing is left open."""
+    write_inputs(tmp_path / "data")
+    output = output_of("delta", tmp_path, mode="append")
+    job = write_job(tmp_path, tiny_classifier, output)
+    rc, _ = run(job, cli_env, killed_at)
+    assert rc == -9
+    frame(5000, 40, seed=9).write_parquet(tmp_path / "data" / "b.parquet")  # b.parquet replaced: a new plan
+    rc, err = run(job, cli_env, moment="")
+    assert rc == 8, err
+    ids = read_output(output)["id"].to_list()
+    first = sorted([*range(300), *range(1000, 1300)])
+    second = sorted([*range(300), *range(5000, 5040)])
+    expected = sorted(first + second) if killed_at == "after-table-commit:1" else second
+    assert sorted(ids) == [i for i in expected if i not in (13, 110, 207)]  # the null texts: dead letters
+    runs = sorted(p.name for p in (tmp_path / "table" / "_batchinfer" / "runs").iterdir())
+    assert len(runs) == (2 if killed_at == "after-table-commit:1" else 1)
+    assert all((tmp_path / "table" / "_batchinfer" / "runs" / r / "_SUCCESS").exists() for r in runs)
+    assert list((tmp_path / "table" / "_batchinfer" / "open").iterdir()) == []
+    assert list(tmp_path.rglob("runs/*/part-*.parquet")) == []
