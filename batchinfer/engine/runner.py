@@ -198,7 +198,7 @@ def plan_of(spec: JobSpec, source: Source, ref: ModelRef) -> dict:
     return {
         **table,
         "files": [[path, _digest({"size": size, "version": version})] for path, size, version in source.versions()],
-        "input": _digest(spec.input.model_dump(exclude={"path", "storage_options"})),
+        "input": _digest(spec.input.model_dump(exclude={"path", "storage_options", "catalog", *_unset_table_keys(spec)})),
         # a change of the kept columns' types would mix schemas in one folder (the text column is decoded)
         "schema": _digest({f.name: str(f.type) for f in source.schema if f.name not in spec.input.read_columns}),
         "model": _digest({**model, "content": ref.content_hash}),
@@ -207,6 +207,12 @@ def plan_of(spec: JobSpec, source: Source, ref: ModelRef) -> dict:
                                                            "compression_level"}
                                                  | ({"partition_by"} if spec.output.partition_by else set()))),
     }
+
+
+def _unset_table_keys(spec: JobSpec) -> set[str]:
+    """Table options a job does not use: left out of its plan, which stays what it was before they existed."""
+    return {k for k in ("table", "version", "as_of", "partition_filter", "row_filter")
+            if getattr(spec.input, k) is None}
 
 
 def job_identity(spec: JobSpec) -> str:
