@@ -25,10 +25,41 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'batchinfer' has no attribute {name!r}")
 
 
-try:  # registers df.infer / lf.infer / pl.col(...).infer when polars is installed
-    import batchinfer.polars  # noqa: E402,F401
-except ImportError:  # pragma: no cover
-    pass
+def _register_with_polars() -> None:
+    """`df.infer` / `lf.infer` / `pl.col(...).infer` exist once both batchinfer and polars are imported: now if
+    polars is, else right after its import (polars costs a third of `import batchinfer`, the CLI needs none)."""
+    import sys
+
+    if "polars" in sys.modules:
+        import batchinfer.polars  # noqa: F401
+    elif not any(isinstance(f, _AfterPolars) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterPolars())
+
+
+class _AfterPolars:
+    """An import hook that registers batchinfer's polars namespaces once polars has been imported."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "polars":
+            return None
+        import importlib.util
+        import sys
+
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            import batchinfer.polars  # noqa: F401
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+_register_with_polars()
 
 
 __all__ = ["BatchinferError", "InputError", "JobFileError", "JobSpec", "ModelError", "OutputError",

@@ -109,3 +109,16 @@ def test_a_series_gives_a_dataframe_of_it_and_its_predictions(frame, tiny_classi
     assert unnamed.equals(want)
     with pytest.raises(TypeError, match="reads the Series itself"):
         batchinfer.predict(frame["text"], "other", **options(tiny_classifier))
+
+
+@pytest.mark.parametrize("order", ["batchinfer first", "polars first"])
+def test_importing_batchinfer_leaves_polars_until_it_is_imported(order):
+    """`import batchinfer` does not import polars (a third of its import time; the CLI needs none), yet
+    `df.infer`, `lf.infer` and `pl.col(...).infer` exist whichever of the two is imported first."""
+    imports = "import batchinfer, sys; assert 'polars' not in sys.modules; import polars as pl" \
+        if order == "batchinfer first" else "import polars as pl; import batchinfer"
+    code = (f"{imports}; print(all(hasattr(x, 'infer') for x in (pl.DataFrame({{'a': [1]}}), "
+            "pl.LazyFrame({'a': [1]}), pl.col('a'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
