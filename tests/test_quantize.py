@@ -177,3 +177,41 @@ def test_real_model_below_fp32_on_openvino_keeps_its_answers(tmp_path, setting):
     got, want = pl.read_parquet(out / "*.parquet"), pl.read_parquet(tmp_path / "fp32" / "*.parquet")
     assert (got["label"] == want["label"]).mean() >= 0.99
     assert fp32.exit_code == 0
+
+
+def test_the_agreement_on_the_jobs_rows_is_measured_once(tmp_path, tiny_classifier, fresh_cache, monkeypatch,
+                                                          caplog):
+    """The verdict of int8 against fp32 on the job's first rows is kept in the cache: a rerun over the same
+    rows loads no fp32 reference; other rows are measured again; min_agreement applies to the kept value."""
+    import logging
+
+    import polars as pl
+
+    import batchinfer
+    from batchinfer.engine import runner
+
+    pl.DataFrame({"id": range(40), "text": [f"{t} {i}" for i, t in enumerate(TEXTS * 10)][:40]}).write_parquet(
+        tmp_path / "in.parquet")
+    job = {"input": {"path": str(tmp_path / "in.parquet"), "column": "text"},
+           "model": {"name": str(tiny_classifier), "task": "text-classification", "quantize": "dynamic-int8",
+                     "min_agreement": 0.5},
+           "output": {"path": str(tmp_path / "out"), "mode": "overwrite"}, "runtime": {"progress": "never"}}
+    references = []
+    real = runner.build_pipeline
+    monkeypatch.setattr(runner, "build_pipeline", lambda model, rt: (model.quantize == "none" and references.append(
+        "fp32 reference")) or real(model, rt))
+    with caplog.at_level(logging.INFO, logger="batchinfer"):
+        batchinfer.run(job)
+        assert references == ["fp32 reference"]  # built once
+        kept = list((fresh_cache / "agreement").glob("*.json"))
+        assert len(kept) == 1 and json.loads(kept[0].read_text())["rows"] == 40
+        batchinfer.run(job)
+        assert references == ["fp32 reference"] and "measured before on these rows" in caplog.text
+        agreement = json.loads(kept[0].read_text())["agreement"]
+        if agreement < 1.0:  # the kept value is held to the job's min_agreement
+            with pytest.raises(ModelError, match="changes this model's answers"):
+                batchinfer.run(job, ["model.min_agreement=1.0"])
+            assert references == ["fp32 reference"]
+        pl.DataFrame({"id": [0], "text": ["another row entirely"]}).write_parquet(tmp_path / "in.parquet")
+        batchinfer.run(job)
+        assert references == ["fp32 reference"] * 2 and len(list((fresh_cache / "agreement").glob("*.json"))) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -177,17 +178,61 @@ def check_reduced_on_data(spec: JobSpec, source, pipe: Pipeline) -> float:
         sample = [v for i, v in enumerate(inputs.values) if v and i not in bad][:rows]
     if not sample:
         return 1.0
-    reference = build_pipeline(spec.model.model_copy(update={"quantize": "none", "precision": "fp32"}),
-                               spec.runtime)
-    got, want = pipe.predict(sample, spec.batching), reference.predict(sample, spec.batching)
-    agreement, what = pipe.task.compare(got, want)
-    log.info("model: %s vs fp32 on the first %d rows of the input: %s %.4f", reduced, len(sample), what,
-             agreement)
+    cached = _agreement_file(spec, pipe, sample)
+    verdict = _read_json(cached) if cached is not None else None
+    if verdict is not None:
+        agreement, what = float(verdict["agreement"]), str(verdict["what"])
+        log.info("model: %s vs fp32 on the first %d rows of the input: %s %.4f (measured before on these rows: %s)",
+                 reduced, len(sample), what, agreement, cached)
+    else:
+        reference = build_pipeline(spec.model.model_copy(update={"quantize": "none", "precision": "fp32"}),
+                                   spec.runtime)
+        got, want = pipe.predict(sample, spec.batching), reference.predict(sample, spec.batching)
+        agreement, what = pipe.task.compare(got, want)
+        log.info("model: %s vs fp32 on the first %d rows of the input: %s %.4f", reduced, len(sample), what,
+                 agreement)
+        if cached is not None:
+            _write_json(cached, {"agreement": agreement, "what": what, "rows": len(sample)})
     if agreement < spec.model.min_agreement:
         raise ModelError(f"{reduced} changes this model's answers on your data: {what} {agreement:.4f} over the "
                          f"first {len(sample)} rows, below model.min_agreement = {spec.model.min_agreement}",
                          hint=f"use {back_to_fp32(reduced)}, or lower model.min_agreement if that is acceptable")
     return agreement
+
+
+def _agreement_file(spec: JobSpec, pipe: Pipeline, sample: list) -> Path | None:
+    """Where the verdict of the reduced model against fp32 on these sample rows is kept: one file per model
+    content, model settings (min_agreement aside), runtime version and sample; None for rows not hashable."""
+    rows = hashlib.sha256()
+    for value in sample:
+        data = value.encode() if isinstance(value, str) else getattr(value, "tobytes", None)
+        if data is None:
+            return None
+        rows.update(data if isinstance(data, bytes) else data())
+        rows.update(repr(getattr(value, "shape", getattr(value, "size", ""))).encode() + b"\0")  # arrays, images
+    key = _digest({"content": pipe.ref.content_hash, "model": spec.model.model_dump(exclude={"min_agreement"}),
+                   "batching": spec.batching.model_dump(), "backend": pipe.backend.description,
+                   "rows": rows.hexdigest()})
+    cache = Path(spec.runtime.cache_dir) if spec.runtime.cache_dir else default_cache_dir()
+    return cache / "agreement" / f"{key}.json"
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Written whole or not at all (a temporary name, then a rename); a cache that cannot be written is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.debug("agreement verdict not cached: %s", exc)
 
 
 def plan_of(spec: JobSpec, source: Source, ref: ModelRef) -> dict:
