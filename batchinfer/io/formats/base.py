@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -118,6 +119,17 @@ class TableWriter:
     def scan(self, spec):
         """A polars LazyFrame over the table as it is now (the polars API's result for a LazyFrame)."""
         raise NotImplementedError
+
+
+def by_version(open_at):
+    """`open_at(url, options, version)` with each version opened once (a version never changes) and the
+    latest (version None) asked anew each time."""
+    opened = lru_cache(maxsize=8)(open_at)
+
+    def at(url: str, options: str, version: int | None):
+        return open_at(url, options, None) if version is None else opened(url, options, version)
+
+    return at
 
 
 def variable_lists(schema: pa.Schema) -> pa.Schema:

@@ -22,8 +22,8 @@ import pyarrow.compute as pc
 
 from batchinfer import faults
 from batchinfer.errors import InputError, OutputError
-from batchinfer.io.formats.base import (FileFormat, SourceBatch, TableListing, TableWriter, rebatch,
-                                        variable_lists)
+from batchinfer.io.formats.base import (FileFormat, SourceBatch, TableListing, TableWriter, by_version,
+                                        rebatch, variable_lists)
 from batchinfer.io.formats.object_store import object_store_options
 
 log = logging.getLogger("batchinfer")
@@ -40,17 +40,9 @@ def _deltalake(what: str, error=InputError):
     return deltalake
 
 
+@by_version
 def _table(url: str, options: str, version: int | None):
-    """The table at `version` (the latest if None: asked anew each time; a version is read once)."""
-    return _open_table(url, options, None) if version is None else _version(url, options, version)
-
-
-@lru_cache(maxsize=8)
-def _version(url: str, options: str, version: int):
-    return _open_table(url, options, version)
-
-
-def _open_table(url: str, options: str, version: int | None):
+    """The table at `version` (the latest if None)."""
     deltalake = _deltalake(f"input {url}")
     storage = json.loads(options)
     try:
@@ -108,14 +100,13 @@ class DeltaFormat(FileFormat):
         return TableListing(dt.version(), pick("path"), pick("size_bytes"), pick("num_records"))
 
     def _fragments(self, source) -> tuple[pa.Schema, dict]:
-        dataset = self._open(source, source.table_version).to_pyarrow_dataset()
-        return dataset.schema, {f.path: f for f in dataset.get_fragments()}
+        """The version's dataset schema and fragments by path, made once per version (not per piece)."""
+        url = source.spec.paths[0]
+        return _fragments(url, json.dumps(object_store_options(url, source.spec.storage_options), sort_keys=True),
+                          source.table_version)
 
     def schema(self, source, path: str) -> pa.Schema:
         return self._fragments(source)[0]
-
-    def rows(self, source, path: str) -> int | None:
-        return source.table.rows[source.table.pieces.index(path)] if source.table else None
 
     def batches(self, source, i: int, path: str, columns: list[str], text_column: str | None, *,
                 keep_bad_rows: bool, first: int = 0, stop: int | None = None) -> Iterator[SourceBatch]:
@@ -129,6 +120,12 @@ class DeltaFormat(FileFormat):
 
 _COMPARE = {"=": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal, ">": pc.greater,
             ">=": pc.greater_equal}
+
+
+@lru_cache(maxsize=8)
+def _fragments(url: str, options: str, version: int) -> tuple[pa.Schema, dict]:
+    dataset = _table(url, options, version).to_pyarrow_dataset()
+    return dataset.schema, {f.path: f for f in dataset.get_fragments()}
 
 
 def _selected(actions: pa.Table, filters, dt, url: str) -> pa.Array:

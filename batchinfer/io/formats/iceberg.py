@@ -109,9 +109,6 @@ class IcebergFormat(FileFormat):
         _, scan, _ = self._scan(source, source.table_version)
         return _plain(scan.projection().as_arrow())
 
-    def rows(self, source, path: str) -> int | None:
-        return source.table.rows[source.table.pieces.index(path)] if source.table else None
-
     def batches(self, source, i: int, path: str, columns: list[str], text_column: str | None, *,
                 keep_bad_rows: bool, first: int = 0, stop: int | None = None) -> Iterator[SourceBatch]:
         from pyiceberg.io.pyarrow import ArrowScan

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from functools import lru_cache
 
 from batchinfer import faults
 from batchinfer.errors import InputError, OutputError
-from batchinfer.io.formats.base import FileFormat, SourceBatch, TableListing, TableWriter, rebatch
+from batchinfer.io.formats.base import FileFormat, SourceBatch, TableListing, TableWriter, by_version, rebatch
 from batchinfer.io.formats.object_store import object_store_options
 
 PACKAGE = "pylance"
@@ -33,17 +32,9 @@ def _lance(what: str, error=InputError):
     return lance
 
 
+@by_version
 def _dataset(url: str, options: str, version: int | None):
-    """The dataset at `version` (the latest if None: asked anew each time; a version is opened once)."""
-    return _open(url, options, None) if version is None else _version(url, options, version)
-
-
-@lru_cache(maxsize=8)
-def _version(url: str, options: str, version: int):
-    return _open(url, options, version)
-
-
-def _open(url: str, options: str, version: int | None):
+    """The dataset at `version` (the latest if None)."""
     lance = _lance(f"input {url}")
     try:
         return lance.dataset(url, version=version, storage_options=json.loads(options))
@@ -79,9 +70,6 @@ class LanceFormat(FileFormat):
 
     def schema(self, source, path: str):
         return self._open(source, source.table_version).schema
-
-    def rows(self, source, path: str) -> int | None:
-        return source.table.rows[source.table.pieces.index(path)] if source.table else None
 
     def batches(self, source, i: int, path: str, columns: list[str], text_column: str | None, *,
                 keep_bad_rows: bool, first: int = 0, stop: int | None = None) -> Iterator[SourceBatch]:
