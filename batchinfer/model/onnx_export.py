@@ -20,6 +20,7 @@ from batchinfer.model.cache_dir import ONNX
 from batchinfer.model.cache_folder import build_once
 from batchinfer.model.graph import ModelGraph
 from batchinfer.model.torch_model import load_torch_model, trace_to_onnx, trained_extras
+from batchinfer.versions import version_of
 
 log = logging.getLogger("batchinfer")
 
@@ -29,10 +30,6 @@ COMPLETE = ONNX.marker  # written last inside the temp folder; its presence mark
 
 
 def fingerprint(graph: ModelGraph, *, opset: int = OPSET) -> str:
-    import onnx
-    import torch
-    import transformers
-
     key = {
         "format": EXPORT_FORMAT,
         "model": graph.ref.content_hash,
@@ -45,9 +42,9 @@ def fingerprint(graph: ModelGraph, *, opset: int = OPSET) -> str:
         "with_past": graph.with_past,
         "part": graph.part,
         "opset": opset,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "onnx": onnx.__version__,
+        "torch": version_of("torch"),  # read from metadata: a cached export is found without importing them
+        "transformers": version_of("transformers"),
+        "onnx": version_of("onnx"),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 

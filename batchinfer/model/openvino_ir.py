@@ -13,6 +13,7 @@ from batchinfer.model.cache_dir import OPENVINO
 from batchinfer.model.cache_folder import build_once
 from batchinfer.model.graph import ModelGraph
 from batchinfer.model.onnx_export import export_onnx, fingerprint
+from batchinfer.versions import version_of
 
 log = logging.getLogger("batchinfer")
 COMPLETE = OPENVINO.marker
@@ -30,16 +31,16 @@ def ir_path(graph: ModelGraph, cache_dir: Path, *, quantize: str = "none", broke
     stateful = is_stateful(graph)
     onnx_path = None if stateful else export_onnx(graph, cache_dir)
     name = f"{fingerprint(graph)}-ov{ov.__version__.split('-')[0]}" + ("-stateful" if stateful else "")
-    nncf = _import_nncf() if quantize != "none" else None
-    if nncf is not None:
-        name += f"-{quantize}-nncf{nncf.__version__}"
+    if quantize != "none":
+        name += f"-{quantize}-nncf{_nncf_version()}"
     final = Path(cache_dir) / OPENVINO.folder / name
 
     def build(tmp: Path) -> None:
         log.info("model: converting %s to OpenVINO IR%s into %s", "the decoder (stateful)" if stateful else
                  "the ONNX export", "" if quantize == "none" else f" ({quantize})", final)
         model = _stateful_model(graph) if stateful else ov.Core().read_model(str(onnx_path))
-        if nncf is not None:
+        if quantize != "none":
+            nncf = _import_nncf()
             model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
         ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)
         (tmp / COMPLETE).write_text(json.dumps({"onnx": str(onnx_path) if onnx_path else None,
@@ -61,6 +62,11 @@ def _stateful_model(graph: ModelGraph):
     from batchinfer.model.torch_model import load_torch_model
 
     return convert_stateful(load_torch_model(graph))
+
+
+def _nncf_version() -> str:
+    """NNCF's version (it names the IR) without importing it: a cached IR needs no NNCF."""
+    return version_of("nncf") or _import_nncf().__version__  # (the import says how to install it)
 
 
 def _import_nncf():
