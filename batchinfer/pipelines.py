@@ -26,6 +26,8 @@ from batchinfer.errors import InputError, ModelError
 from batchinfer.job import BatchingSpec, ModelSpec, RuntimeSpec
 from batchinfer.media import Medium, medium
 from batchinfer.model import ModelGraph, ModelRef, default_cache_dir, read_config, resolve_model
+from batchinfer.model.tokenizer import load_full, load_tokenizer
+from batchinfer.phases import phase
 from batchinfer.tasks import Task, for_model, task_class
 from batchinfer.tasks.base import Encoded, row_cosines
 
@@ -143,26 +145,30 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
            model.trust_remote_code,
            model.allow_unsafe_weights,
            cls.auto_class, cls.modality, cls.text_inputs, cls.writes_text, cls.extra_outputs,  # what loads
+           cls.lean_tokenizer,
            cls.head.__qualname__,
            runtime.threads, str(cache_dir))
     if key in _LOADED:
         return _LOADED[key]
-    ref = resolve_model(model.name, model.revision, cache_dir=cache_dir)
-    config = read_config(ref)
+    with phase("resolve_s"):
+        ref = resolve_model(model.name, model.revision, cache_dir=cache_dir)
+        config = read_config(ref)
     cls = for_model(cls, config)
     cls.check_model(config, model.name)
     text_tokenizer = None
-    if cls.modality != "text":
-        kind = medium(cls.modality)
-        tokenizer = _load_processor(kind, ref, model.trust_remote_code)
-        input_names, sample_shape = kind.model_inputs(tokenizer)
-        if cls.text_inputs or cls.writes_text:
-            text_tokenizer = _load_tokenizer(ref, model.trust_remote_code)
-        if cls.text_inputs:
-            input_names += tuple(text_tokenizer.model_input_names)
-    else:
-        tokenizer = _load_tokenizer(ref, model.trust_remote_code)
-        input_names, sample_shape = tuple(tokenizer.model_input_names), None
+    with phase("tokenizer_s"):
+        if cls.modality != "text":
+            kind = medium(cls.modality)
+            tokenizer = _load_processor(kind, ref, model.trust_remote_code)
+            input_names, sample_shape = kind.model_inputs(tokenizer)
+            if cls.text_inputs or cls.writes_text:
+                text_tokenizer = load_full(ref, model.trust_remote_code)
+            if cls.text_inputs:
+                input_names += tuple(text_tokenizer.model_input_names)
+        else:
+            tokenizer = load_tokenizer(ref, cache_dir, lean=cls.lean_tokenizer,
+                                       trust_remote_code=model.trust_remote_code)
+            input_names, sample_shape = tuple(tokenizer.model_input_names), None
     head = cls.head(config)
     graph = ModelGraph(ref=ref, auto_class=head.auto_class, output_name=head.output,
                        input_names=input_names, modality=cls.modality, sample_shape=sample_shape,
@@ -171,27 +177,20 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
                        with_past=cls.generates, extra_outputs=head.extra_outputs)
     load = dict(threads=runtime.threads, cache_dir=cache_dir, precision=model.precision, quantize=model.quantize)
     parts = cls.model_parts(config)
-    if parts and backend_class(model.backend).runs_graphs:  # e.g. encoder, cross and decoder step: a graph each
-        backend = load_parts(model.backend, {part: dataclasses.replace(
-            graph, part=part, with_past=part != "encoder",  # every output of the other graphs
-            output_name="last_hidden_state" if part == "encoder" else graph.output_name) for part in parts}, **load)
-    else:
-        backend = load_backend(model.backend, graph, **load)
+    with phase("session_s"):  # the export and the runtime's session (both cached after the first run)
+        if parts and backend_class(model.backend).runs_graphs:  # e.g. encoder, cross and decoder step: a graph each
+            backend = load_parts(model.backend, {part: dataclasses.replace(
+                graph, part=part, with_past=part != "encoder",  # every output of the other graphs
+                output_name="last_hidden_state" if part == "encoder" else graph.output_name) for part in parts},
+                **load)
+        else:
+            backend = load_backend(model.backend, graph, **load)
     if backend.reduced and not cls.generates:  # generation: the job's own rows are compared (runner)
-        _check_agreement(cls, config, tokenizer, graph, backend, runtime, cache_dir, PROBE_MIN_COSINE)
+        with phase("gate_s"):
+            _check_agreement(cls, config, tokenizer, graph, backend, runtime, cache_dir, PROBE_MIN_COSINE)
     log.info("model: %s (%s) on %s", model.name, model.task, backend.description)
     _LOADED[key] = _Loaded(ref, config, tokenizer, backend, text_tokenizer)
     return _LOADED[key]
-
-
-def _load_tokenizer(ref: ModelRef, trust_remote_code: bool = False):
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(ref.path), use_fast=True, trust_remote_code=trust_remote_code)
-    except Exception as exc:
-        raise ModelError(f"model folder {ref.path}: tokenizer cannot be loaded: {exc}",
-                         hint="the folder needs tokenizer files (tokenizer.json or vocab) next to config.json") from None
 
 
 PROBE_MIN_COSINE = 0.99  # a sanity check of the quantized artifact; the job's own rows are checked too (runner)

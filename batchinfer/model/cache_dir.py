@@ -39,4 +39,6 @@ ONNX_INT8 = Artifact("onnx", "quantized.json", "onnx-int8")  # quantize.py (ORT 
 OPENVINO = Artifact("openvino", "ir.json", "openvino", {"quantize": "none"})  # openvino_ir.py
 OPENVINO_INT8 = Artifact("openvino", "ir.json", "openvino-int8", {"quantize": "int8-weights"})  # NNCF weights
 MODELS = Artifact("models", "assembled.json", "models")  # samples/ (assembled sample models)
-ARTIFACTS = (ONNX, ONNX_INT8, OPENVINO, OPENVINO_INT8, MODELS)
+TOKENIZERS = Artifact("tokenizers", "snapshot.json", "tokenizer")  # tokenizer.py (read without transformers)
+HASHES = Artifact("hashes", "hash.json", "model-hash")  # hash_memo.py (a folder's content hash, per listing)
+ARTIFACTS = (ONNX, ONNX_INT8, OPENVINO, OPENVINO_INT8, MODELS, TOKENIZERS, HASHES)

@@ -109,6 +109,9 @@ class Task(ABC):
     sequence_output: ClassVar[bool] = False  # does the output keep the sequence axis (per-token logits)?
     pairs_per_row: int = 1  # model inputs each row becomes (zero-shot: one per candidate label)
     encodes_once: ClassVar[bool] = False  # is preprocess a plain tokenizer call, so `encode` can do it up front?
+    # does it only tokenize batches and read the tokenizer's attributes, so a cached snapshot serves without
+    # transformers (model/tokenizer.py)?
+    lean_tokenizer: ClassVar[bool] = False
     keeps_call_batches: ClassVar[bool] = False  # must `batchinfer.pipeline` batch in input order (as transformers)?
     generates: ClassVar[bool] = False  # does it decode (a decoder exported with its key/value cache)?
     gate_rows: ClassVar[int] = 512  # rows of the job's input a below-fp32 run is compared on (runner)

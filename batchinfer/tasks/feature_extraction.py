@@ -68,6 +68,7 @@ class FeatureExtraction(EmbeddingColumn, Task):
     output_name = "last_hidden_state"
     sequence_output = True
     encodes_once = True
+    lean_tokenizer = True
     Options = EmbeddingOptions
     shortcut = "embed"
     call_options = frozenset({"batch_size", "truncation", "max_length", "padding", "tokenize_kwargs"})

@@ -128,6 +128,7 @@ class TextClassification(Classification, Task):
     roles = ("text", "text_pair")
     auto_class = "AutoModelForSequenceClassification"
     encodes_once = True
+    lean_tokenizer = True
     output_name = "logits"
     shortcut = "classify"
     call_options = frozenset({"batch_size", "top_k", "function_to_apply", "truncation", "max_length", "padding"})

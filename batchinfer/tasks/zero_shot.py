@@ -68,6 +68,7 @@ class ZeroShotClassification(RankedLabels, Task):
     name = "zero-shot-classification"
     auto_class = "AutoModelForSequenceClassification"
     output_name = "logits"
+    lean_tokenizer = True
     Options = ZeroShotOptions
     columns = ("labels", "scores")
     call_options = frozenset({"batch_size", "candidate_labels", "hypothesis_template", "multi_label"})
