@@ -55,13 +55,20 @@ def model_folder(name: str, revision: str | None = None) -> Path:
     return path
 
 
+def hashed_files(path: Path) -> list[tuple[str, Path]]:
+    """(name relative to `path`, file) for each file that defines the model and its tokenizer, sorted."""
+    found = []
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _HASHED_SUFFIXES):
+        rel = file.relative_to(path).as_posix()
+        if not (rel.startswith(".") or "/." in rel):
+            found.append((rel, file))
+    return found
+
+
 def hash_folder(path: Path) -> str:
     """SHA-256 over the names and contents of the files that define the model and its tokenizer."""
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _HASHED_SUFFIXES):
-        rel = file.relative_to(path).as_posix()
-        if rel.startswith(".") or "/." in rel:
-            continue
+    for rel, file in hashed_files(path):
         digest.update(rel.encode() + b"\0")
         with open(file, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):

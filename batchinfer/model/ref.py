@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchinfer.errors import ModelError
-from batchinfer.model.folders import hash_folder, model_folder
+from batchinfer.model.cache_dir import default_cache_dir
+from batchinfer.model.folders import model_folder
+from batchinfer.model.hash_memo import folder_hash
 
 
 @dataclass(frozen=True)
@@ -22,14 +24,14 @@ class ModelRef:
 
 def resolve_model(name: str, revision: str | None = None, *, cache_dir: Path | None = None) -> ModelRef:
     """Find the model's local folder: `sample:NAME`, `package:MODULE/SUBDIR`, a local folder, or a hub id."""
+    cache_dir = cache_dir or default_cache_dir()
     if name.startswith("sample:"):
-        from batchinfer.model.cache_dir import default_cache_dir
         from batchinfer.model.samples import assemble
 
-        path = assemble(name.removeprefix("sample:"), cache_dir or default_cache_dir())
+        path = assemble(name.removeprefix("sample:"), cache_dir)
     else:
         path = model_folder(name, revision)
-    return ModelRef(name=name, path=path, revision=revision, content_hash=hash_folder(path))
+    return ModelRef(name=name, path=path, revision=revision, content_hash=folder_hash(path, cache_dir))
 
 
 def read_config(ref: ModelRef) -> dict:

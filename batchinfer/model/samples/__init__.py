@@ -15,7 +15,8 @@ from pathlib import Path
 from batchinfer.errors import ModelError
 from batchinfer.model.cache_dir import MODELS
 from batchinfer.model.cache_folder import build_once
-from batchinfer.model.folders import hash_folder, model_folder
+from batchinfer.model.folders import model_folder
+from batchinfer.model.hash_memo import folder_hash
 
 HERE = Path(__file__).resolve().parent
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
@@ -37,7 +38,8 @@ def assemble(name: str, cache_dir: Path, *, models_dir: Path = HERE) -> Path:
     """Return the folder of sample model NAME, assembling it into `cache_dir/models/` on first use."""
     folder, head = _head(name, models_dir)
     base = model_folder(head["base"]) if head.get("base") else None  # no base: the folder is the whole model
-    key = hashlib.sha256((hash_folder(folder) + (hash_folder(base) if base else "")).encode()).hexdigest()[:16]
+    key = hashlib.sha256((folder_hash(folder, cache_dir) + (folder_hash(base, cache_dir) if base else "")).encode()
+                         ).hexdigest()[:16]
     final = Path(cache_dir) / MODELS.folder / f"{name}-{key}"
 
     def build(tmp: Path) -> None:
