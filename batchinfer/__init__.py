@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import batchinfer.phases  # noqa: F401  (first: it notes when the import began, for `run -v`)
+
 __version__ = "0.1.0"
 
 from batchinfer.errors import BatchinferError, InputError, JobFileError, ModelError, OutputError  # noqa: E402

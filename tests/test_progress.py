@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -244,9 +246,27 @@ def test_verbose_shows_busy_seconds_per_stage_and_padding(tmp_path, tiny_classif
     result = invoke("run", str(path), "--no-progress", "-v", "--set", "output.mode=overwrite")
     assert result.exit_code == 0, result.output
     line = next(line for line in result.stderr.splitlines() if line.startswith("batchinfer: timings:"))
-    for word in ("setup", "busy seconds per stage", "read", "tokenize", "infer", "write", "padding efficiency"):
+    for word in ("setup", "busy seconds per stage", "read", "tokenize", "infer", "write", "padding efficiency",
+                 "job check", "first batch"):
         assert word in line
     assert "rows in" in result.stdout.splitlines()[-1]  # stdout still ends with the summary
+
+
+def test_verbose_breaks_start_up_down(tmp_path, tiny_classifier):
+    """A fresh process (the CLI as a scheduler runs it): imports, then each set-up phase, then the first batch."""
+    make_frame(20).write_parquet(tmp_path / "in.parquet")
+    path = job(tmp_path, tiny_classifier, input_path="in.parquet")
+    done = subprocess.run([sys.executable, "-m", "batchinfer.cli", "run", str(path), "--no-progress", "-v",
+                           "--summary-json", str(tmp_path / "s.json")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stderr.splitlines() if line.startswith("batchinfer: timings:"))
+    words = ["imports", "job file", "setup", "job check", "model resolve and hash", "tokenizer", "runtime session",
+             "first batch", "total"]
+    assert [line.index(w) for w in words] == sorted(line.index(w) for w in words), line  # in this order
+    timings = json.loads((tmp_path / "s.json").read_text())["timings"]
+    assert "gate_s" not in timings  # fp32: no agreement gate ran
+    phases = sum(timings[k] for k in ("check_s", "resolve_s", "tokenizer_s", "session_s"))
+    assert 0 < phases <= timings["setup"] + 0.01 and 0 < timings["imports_s"] < timings["total"] + 60
 
 
 def test_json_summary_always_has_stage_timings(tmp_path, tiny_classifier):
@@ -255,6 +275,7 @@ def test_json_summary_always_has_stage_timings(tmp_path, tiny_classifier):
     result = invoke("run", str(path), "--log-format", "json", "--summary-json", str(tmp_path / "s.json"))
     assert result.exit_code == 0, result.output
     timings = json.loads((tmp_path / "s.json").read_text())["timings"]
-    for key in ("setup", "read_s", "tokenize_s", "infer_s", "write_s", "total", "tokens", "padded_tokens"):
+    for key in ("setup", "read_s", "tokenize_s", "infer_s", "write_s", "total", "tokens", "padded_tokens",
+                "check_s", "first_batch_s"):
         assert key in timings, timings
     assert 0 < timings["padding_efficiency"] <= 1 and timings["tokens"] <= timings["padded_tokens"]

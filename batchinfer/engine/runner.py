@@ -21,6 +21,7 @@ from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, ModelErro
 from batchinfer.io import ParquetSink, Source, open_sink
 from batchinfer.job import JobSpec
 from batchinfer.model import ModelRef, default_cache_dir, resolve_model
+from batchinfer.phases import describe, phase, recording
 from batchinfer.pipelines import Pipeline, back_to_fp32, build_pipeline
 
 log = logging.getLogger("batchinfer")
@@ -70,7 +71,13 @@ class RunResult:
         """Busy seconds per stage and padding efficiency (-v). The stages overlap (reader, inference and
         writer threads), so their seconds add up to more than the wall time."""
         t = self.timings
-        parts = [f"setup {t.get('setup', 0):.1f} s"]
+        phases = describe({k: v for k, v in t.items() if k not in ("imports_s", "job_file_s", "first_batch_s")})
+        parts = [f"imports {t['imports_s']:.2f} s"] if "imports_s" in t else []
+        if "job_file_s" in t:
+            parts.append(f"job file {t['job_file_s']:.2f} s")
+        parts.append(f"setup {t.get('setup', 0):.1f} s" + (f" ({phases})" if phases else ""))
+        if "first_batch_s" in t:
+            parts.append(f"first batch {t['first_batch_s']:.2f} s after set-up")
         stages = [f"{stage} {t[f'{stage}_s']:.1f}" for stage in ("read", "tokenize", "infer", "write")
                   if f"{stage}_s" in t]
         if stages:
@@ -304,9 +311,18 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
     `if_complete = "skip"`: an output already completed by this same job is left as it is (exit 0), whatever
     the output mode: what a scheduler's retry of a finished task wants.
     """
+    with recording() as setup:  # seconds per set-up phase, into the timings
+        result = _run_job(spec, pipeline, progress, source, sink, if_complete)
+    result.timings.update(setup)
+    return result
+
+
+def _run_job(spec: JobSpec, pipeline: Pipeline | None, progress: bool | None, source, sink,
+             if_complete: str) -> RunResult:
     started = time.perf_counter()
     # 1. fail early, before the model and before writing
-    source, keep, predictions, sink = check_job(spec, source, sink=sink, allow_complete=if_complete == "skip")
+    with phase("check_s"):
+        source, keep, predictions, sink = check_job(spec, source, sink=sink, allow_complete=if_complete == "skip")
     state = sink.inspect() if spec.output.mode in ("resume", "append") or if_complete == "skip" else None
     if state is not None and state.complete:  # finished by this same job? then nothing to load, nothing to do
         finished = _already_complete(spec, source, sink, state, pipeline.ref if pipeline else model_ref(spec),
@@ -319,17 +335,25 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
     if pipeline is None:
         log.info("model ready in %.1f s", time.perf_counter() - started)
     if pipe.backend.reduced:
-        check_reduced_on_data(spec, source, pipe)
+        with phase("gate_s"):
+            check_reduced_on_data(spec, source, pipe)
     ready = time.perf_counter()
+    first_rows: list[float] = []
 
     plan = plan_of(spec, source, pipe.ref)
     fingerprint = _fingerprint(pipe.ref, plan)
     done = sink.open(plan)  # 2. lock, recover, and learn what an earlier run already committed
     try:
         bar = _progress(spec, source, progress, done)  # 3. predict every unit not done, on the chosen executor
+
+        def on_rows(rows: int) -> None:
+            if not first_rows:
+                first_rows.append(time.perf_counter() - ready)
+            bar.update(rows)
+
         try:
             result = load_executor(spec.runtime.executor).run(Units(spec, source, keep, predictions, sink, done),
-                                                              pipe=pipe, on_rows=bar.update)
+                                                              pipe=pipe, on_rows=on_rows)
         finally:
             bar.close()
         totals = sink.commit({"model": spec.model.name, "task": spec.model.task, "backend": spec.model.backend,
@@ -344,7 +368,8 @@ def run_job(spec: JobSpec, *, pipeline: Pipeline | None = None, progress: bool |
     return RunResult(seconds=seconds, output_path=spec.output.path, files=len(source.files),
                      backend=spec.model.backend, skipped_units=len(done), model_fingerprint=fingerprint,
                      dead_letter=dead,
-                     timings={"setup": round(ready - started, 3), **stages, "total": round(seconds, 3)},
+                     timings={"setup": round(ready - started, 3), **stages, "total": round(seconds, 3),
+                              **({"first_batch_s": round(first_rows[0], 3)} if first_rows else {})},
                      **result)
 
 
