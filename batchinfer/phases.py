@@ -10,10 +10,9 @@ from contextvars import ContextVar
 
 STARTED = time.perf_counter()  # when `import batchinfer` began (this module is its first import)
 
-# (key in the summary's timings, words in the -v line), in the order they happen
-PHASES = (("imports_s", "imports"), ("job_file_s", "job file"), ("check_s", "job check"), ("resolve_s", "model resolve and hash"),
-          ("tokenizer_s", "tokenizer"), ("session_s", "runtime session"), ("gate_s", "agreement gate"),
-          ("first_batch_s", "first batch"))
+# the phases of set-up: (key in the summary's timings, words in the -v line), in the order they happen
+PHASES = (("check_s", "job check"), ("resolve_s", "model resolve and hash"), ("tokenizer_s", "tokenizer"),
+          ("session_s", "runtime session"), ("gate_s", "agreement gate"))
 _current: ContextVar[dict[str, float] | None] = ContextVar("batchinfer_phases", default=None)
 
 
@@ -40,5 +39,5 @@ def phase(key: str) -> Iterator[None]:
 
 
 def describe(timings: dict[str, float]) -> str:
-    """The measured phases in words: 'imports 0.31, job check 0.02, ...'."""
+    """The measured set-up phases in words: 'job check 0.02, model resolve and hash 0.00, ...'."""
     return ", ".join(f"{words} {timings[key]:.2f}" for key, words in PHASES if key in timings)

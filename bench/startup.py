@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PHASES = ("imports_s", "job_file_s", "check_s", "resolve_s", "tokenizer_s", "session_s", "gate_s", "first_batch_s", "total")
+PHASES = ("imports_s", "job_file_s", "check_s", "resolve_s", "tokenizer_s", "session_s", "gate_s", "first_batch_s",
+          "total")
 
 
 def job_file(folder: Path, backend: str) -> Path:

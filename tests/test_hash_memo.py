@@ -24,7 +24,7 @@ def model(tiny_classifier, tmp_path, monkeypatch):
 def _reads(monkeypatch) -> list:
     calls = []
     real = memo.hash_folder
-    monkeypatch.setattr(memo, "hash_folder", lambda path: calls.append(path) or real(path))
+    monkeypatch.setattr(memo, "hash_folder", lambda path, *files: calls.append(path) or real(path, *files))
     return calls
 
 

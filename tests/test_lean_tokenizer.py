@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +17,7 @@ from batchinfer.model import resolve_model
 from batchinfer.model.cache_dir import TOKENIZERS
 from batchinfer.model.tokenizer import LeanTokenizer, load_tokenizer
 from tests.conftest import TEXTS, copy_model, minilm_path
+from tests.test_cli import job as job_file
 from tests.tiny_decoders import tiny_tokenizer
 
 PAIRS = ["is it good?", "a question that is quite a lot longer than the texts it is paired with, surely", "", "ok"]
@@ -161,19 +161,7 @@ def test_cached_job_imports_neither_transformers_nor_torch(task, tiny_classifier
                                                            fresh_cache):
     model = tiny_classifier if task == "text-classification" else tiny_encoder
     pq.write_table(pa.table({"text": TEXTS}), tmp_path / "in.parquet")
-    job = tmp_path / "job.toml"
-    job.write_text(textwrap.dedent(f"""
-        [input]
-        path = "{tmp_path / 'in.parquet'}"
-        column = "text"
-        [model]
-        name = {json.dumps(str(model))}
-        task = "{task}"
-        backend = "ort"
-        [output]
-        path = "{tmp_path / 'out'}"
-        mode = "overwrite"
-        """))
+    job = job_file(tmp_path, model, input_path="in.parquet", task=task, extra='mode = "overwrite"')  # on ort
 
     def run() -> str:
         done = subprocess.run([sys.executable, "-c", JOB_PROCESS, str(job)], capture_output=True, text=True,

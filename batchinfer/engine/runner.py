@@ -71,10 +71,9 @@ class RunResult:
         """Busy seconds per stage and padding efficiency (-v). The stages overlap (reader, inference and
         writer threads), so their seconds add up to more than the wall time."""
         t = self.timings
-        phases = describe({k: v for k, v in t.items() if k not in ("imports_s", "job_file_s", "first_batch_s")})
-        parts = [f"imports {t['imports_s']:.2f} s"] if "imports_s" in t else []
-        if "job_file_s" in t:
-            parts.append(f"job file {t['job_file_s']:.2f} s")
+        phases = describe(t)
+        parts = [f"{words} {t[key]:.2f} s" for key, words in (("imports_s", "imports"), ("job_file_s", "job file"))
+                 if key in t]
         parts.append(f"setup {t.get('setup', 0):.1f} s" + (f" ({phases})" if phases else ""))
         if "first_batch_s" in t:
             parts.append(f"first batch {t['first_batch_s']:.2f} s after set-up")

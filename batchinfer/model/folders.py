@@ -65,10 +65,11 @@ def hashed_files(path: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def hash_folder(path: Path) -> str:
-    """SHA-256 over the names and contents of the files that define the model and its tokenizer."""
+def hash_folder(path: Path, files: list[tuple[str, Path]] | None = None) -> str:
+    """SHA-256 over the names and contents of the files that define the model and its tokenizer (`files`:
+    `hashed_files(path)`, where the caller has listed them already)."""
     digest = hashlib.sha256()
-    for rel, file in hashed_files(path):
+    for rel, file in hashed_files(path) if files is None else files:
         digest.update(rel.encode() + b"\0")
         with open(file, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -20,12 +20,11 @@ log = logging.getLogger("batchinfer")
 RECENT_NS = 2_000_000_000  # a file changed this recently may change again within one timestamp tick: not kept
 
 
-def folder_hash(path: Path, cache_dir: Path | None) -> str:
+def folder_hash(path: Path, cache_dir: Path) -> str:
     """`hash_folder(path)`, from the cache where this listing of the folder was hashed before."""
-    if cache_dir is None:
-        return hash_folder(path)
+    files = hashed_files(path)
     try:
-        stats = [(rel, file.stat()) for rel, file in hashed_files(path)]
+        stats = [(rel, file.stat()) for rel, file in files]
     except OSError:  # a file went away meanwhile: hashing says what is missing
         return hash_folder(path)
     listing = [(rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns) for rel, st in stats]
@@ -36,7 +35,7 @@ def folder_hash(path: Path, cache_dir: Path | None) -> str:
             return json.loads((final / HASHES.marker).read_text())["hash"]
         except (OSError, ValueError, KeyError, TypeError):
             pass  # hashed again below
-    digest = hash_folder(path)
+    digest = hash_folder(path, files)
     newest = max((max(st.st_mtime_ns, st.st_ctime_ns) for _, st in stats), default=0)
     if time.time_ns() - newest > RECENT_NS:
 

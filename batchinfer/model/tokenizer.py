@@ -52,12 +52,13 @@ def load_tokenizer(ref: ModelRef, cache_dir: Path, *, lean: bool, trust_remote_c
     attributes = snapshot_attributes(full)
     if attributes is None:
         return full
+    tokenizer_json = full.backend_tokenizer.to_str()
     try:
-        build_once(folder, TOKENIZERS.marker, lambda tmp: _write(tmp, ref, full, attributes), what="tokenizer snapshot",
-                   broken="unreadable" if is_built(folder, TOKENIZERS.marker) else None)
+        build_once(folder, TOKENIZERS.marker, lambda tmp: _write(tmp, ref, tokenizer_json, attributes),
+                   what="tokenizer snapshot", broken="unreadable" if is_built(folder, TOKENIZERS.marker) else None)
     except ModelError as exc:  # a read-only cache: the job goes on with transformers' tokenizer
         log.debug("tokenizer snapshot not written: %s", exc)
-    return LeanTokenizer(full.backend_tokenizer.to_str(), attributes, ref, full=full)
+    return LeanTokenizer(tokenizer_json, attributes, ref, full=full)
 
 
 def load_full(ref: ModelRef, trust_remote_code: bool = False) -> Any:
@@ -103,8 +104,8 @@ def _fast_base() -> type | None:
     return getattr(transformers, "TokenizersBackend", None) or getattr(transformers, "PreTrainedTokenizerFast", None)
 
 
-def _write(tmp: Path, ref: ModelRef, full: Any, attributes: dict[str, Any]) -> None:
-    (tmp / "tokenizer.json").write_text(full.backend_tokenizer.to_str(), encoding="utf-8")
+def _write(tmp: Path, ref: ModelRef, tokenizer_json: str, attributes: dict[str, Any]) -> None:
+    (tmp / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
     (tmp / TOKENIZERS.marker).write_text(json.dumps({"format": FORMAT, "model": ref.name, "attributes": attributes},
                                                     indent=2))
 
