@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import socket
+import threading
 import warnings
 from contextlib import contextmanager
 from typing import Any
@@ -247,6 +248,7 @@ def _collect(results, totals: dict, stages: StageTimes, on_rows, retries: int) -
     the job)."""
     from ray.exceptions import RayError
 
+    before = set(threading.enumerate())
     rows = iter(results.iter_rows())
     try:
         for row in rows:
@@ -262,8 +264,21 @@ def _collect(results, totals: dict, stages: StageTimes, on_rows, retries: int) -
                            hint="units written before the failure are kept; rerun with output.mode = 'resume' "
                                 "(or --set output.mode=resume) to finish") from None
     finally:
-        rows.close()  # stops the actors before the driver lets go of Ray
+        rows.close()
+        _stop_executors(set(threading.enumerate()) - before)
     return None
+
+
+def _stop_executors(threads, timeout: float = 60.0) -> None:
+    """Stop the Ray Data executors this job started before the driver lets go of Ray. An iterator left early (a
+    user error) leaves its executor thread running until garbage collection, and a thread that touches Ray after
+    `ray.shutdown()` ends the process with exit 1 before our error is reported."""
+    from ray.data._internal.execution.streaming_executor import StreamingExecutor
+
+    for thread in threads:
+        if isinstance(thread, StreamingExecutor) and thread.is_alive():
+            thread.shutdown(force=True)
+            thread.join(timeout)
 
 
 def _user_error(row: dict) -> BatchinferError:
