@@ -55,17 +55,33 @@ class Pipeline:
     def predict(self, texts: pa.Array | pa.ChunkedArray | list[str | None],
                 batching: BatchingSpec | None = None, *, encoded: Encoded | None = None,
                 on_batch: Callable[[np.ndarray, dict[str, np.ndarray]], None] | None = None,
-                keys: np.ndarray | None = None) -> dict[str, pa.Array]:
+                keys: np.ndarray | None = None, known: dict[str, np.ndarray] | None = None) -> dict[str, pa.Array]:
         """Predict one column of texts; nulls are treated as empty strings. Returns canonical column names.
 
         `encoded` (from `encode`) saves tokenizing again when the caller already did. `on_batch(rows, inputs)`
         is called after each model batch with its row indices and model inputs (progress, padding counts).
         `keys`: each row's position in the whole input (sampling seeds); default: its index here.
+        `known`: `predict_results` already made for the first rows of `texts` (same keys): only the rest run.
         """
-        batching = batching or BatchingSpec()
         values = list(texts) if self.task.modality != "text" else _as_texts(texts)
         if not values:
             return self.task.empty_results()
+        return self.task.to_arrow(self.predict_results(values, batching, encoded=encoded, on_batch=on_batch,
+                                                       keys=keys, known=known))
+
+    def predict_results(self, values: list[Any], batching: BatchingSpec | None = None, *,
+                        encoded: Encoded | None = None, on_batch=None, keys: np.ndarray | None = None,
+                        known: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """`predict` before Arrow: the task's postprocess results per column, in input order."""
+        batching = batching or BatchingSpec()
+        done = len(next(iter(known.values()))) if known else 0
+        if done:
+            rest = np.arange(done, len(values))
+            values = values[done:]
+            encoded = encoded.subset(rest) if encoded is not None else None
+            keys = (np.asarray(keys) if keys is not None else np.arange(done + len(values)))[done:]
+            if not values:
+                return known
         parts: dict[str, list[np.ndarray]] = {}
         order = []
         for idx, inputs, outputs in self.forward_batches(values, batching, encoded=encoded, keys=keys):
@@ -78,7 +94,7 @@ class Pipeline:
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
         results = {name: np.concatenate(chunks)[inverse] for name, chunks in parts.items()}
-        return self.task.to_arrow(results)
+        return {name: np.concatenate([known[name], arr]) for name, arr in results.items()} if done else results
 
     def forward_batches(self, values: list[Any], batching: BatchingSpec, *, encoded: Encoded | None = None,
                         keys: np.ndarray | None = None):

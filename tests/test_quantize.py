@@ -188,7 +188,7 @@ def test_the_agreement_on_the_jobs_rows_is_measured_once(tmp_path, tiny_classifi
     import polars as pl
 
     import batchinfer
-    from batchinfer.engine import runner
+    from batchinfer.engine import gate
 
     pl.DataFrame({"id": range(40), "text": [f"{t} {i}" for i, t in enumerate(TEXTS * 10)][:40]}).write_parquet(
         tmp_path / "in.parquet")
@@ -197,8 +197,8 @@ def test_the_agreement_on_the_jobs_rows_is_measured_once(tmp_path, tiny_classifi
                      "min_agreement": 0.5},
            "output": {"path": str(tmp_path / "out"), "mode": "overwrite"}, "runtime": {"progress": "never"}}
     references = []
-    real = runner.build_pipeline
-    monkeypatch.setattr(runner, "build_pipeline", lambda model, rt: (model.quantize == "none" and references.append(
+    real = gate.build_pipeline
+    monkeypatch.setattr(gate, "build_pipeline", lambda model, rt: (model.quantize == "none" and references.append(
         "fp32 reference")) or real(model, rt))
     with caplog.at_level(logging.INFO, logger="batchinfer"):
         batchinfer.run(job)
@@ -215,3 +215,46 @@ def test_the_agreement_on_the_jobs_rows_is_measured_once(tmp_path, tiny_classifi
         pl.DataFrame({"id": [0], "text": ["another row entirely"]}).write_parquet(tmp_path / "in.parquet")
         batchinfer.run(job)
         assert references == ["fp32 reference"] * 2 and len(list((fresh_cache / "agreement").glob("*.json"))) == 2
+
+
+@pytest.mark.parametrize("gate_rows", [16, 512])
+def test_the_gates_rows_are_the_jobs_output_not_run_twice(tmp_path, tiny_classifier, fresh_cache, monkeypatch,
+                                                          gate_rows):
+    """The job's (int8) model runs each input row once: the gate's results for the first rows are the output
+    of those rows. The output is the one a run with a kept verdict (which runs every row itself) writes (int8
+    weights: batch-independent answers, unlike dynamic int8's per-batch activation ranges)."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from batchinfer.engine import gate
+    from batchinfer.engine.runner import run_job
+    from batchinfer.job import parse_job
+
+    monkeypatch.setattr(gate, "SAMPLE_ROWS", gate_rows)
+    texts = [f"{t} {i}" for i, t in enumerate(TEXTS * 10)][:40]
+    texts[3] = ""  # an empty text is a row like any other
+    pl.DataFrame({"id": range(40), "text": [None if i == 5 else t for i, t in enumerate(texts)]}).write_parquet(
+        tmp_path / "in.parquet")
+
+    def job(out: str):
+        return parse_job({"input": {"path": str(tmp_path / "in.parquet"), "column": "text", "null_text": "null"},
+                          "model": {"name": str(tiny_classifier), "task": "text-classification",
+                                    "backend": "openvino", "quantize": "int8-weights", "min_agreement": 0.5},
+                          "output": {"path": str(tmp_path / out), "mode": "overwrite"},
+                          "runtime": {"progress": "never"}}, source="job")
+
+    pipe = build_pipeline(job("a").model)
+    forwarded, real = [], pipe.backend.forward
+    monkeypatch.setattr(pipe.backend, "forward", lambda inputs: forwarded.append(len(inputs["input_ids"]))
+                        or real(inputs))
+    first = run_job(job("a"), pipeline=pipe)
+    assert first.rows == 40 and len(list((fresh_cache / "agreement").glob("*.json"))) == 1
+    assert sum(forwarded) == 39  # every row but the null one, once: gate and job together
+    forwarded.clear()
+    again = run_job(job("b"), pipeline=pipe)  # the verdict is kept: no gate run, every row run by the job
+    assert again.rows == 40 and sum(forwarded) == 39
+    a, b = pl.read_parquet(tmp_path / "a" / "*.parquet"), pl.read_parquet(tmp_path / "b" / "*.parquet")
+    assert a["id"].to_list() == list(range(40)) and a["label"].to_list() == b["label"].to_list()
+    np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), atol=1e-5)
+    assert a["label"][5] is None
+    assert pq.read_table(tmp_path / "a").schema.equals(pq.read_table(tmp_path / "b").schema)

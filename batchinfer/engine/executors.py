@@ -32,6 +32,7 @@ class Units:
     predictions: dict[str, str]  # prediction column -> output name
     sink: Any  # io.ParquetSink or io.memory_sink.MemorySink: open, its lock held by the driver
     done: dict[str, dict]  # units committed by an earlier run: skipped
+    predicted: Any = None  # engine/gate.py Predicted: the driver's results for a unit's first rows, to reuse
 
 
 class Executor(Protocol):

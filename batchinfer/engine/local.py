@@ -16,5 +16,6 @@ class LocalExecutor:
         """This run's row counts, and `timings`: busy seconds per stage and padding (StageTimes.to_dict)."""
         stages = StageTimes()
         counts = process_units(units.spec, units.source, units.keep, units.predictions, units.sink, pipe,
-                               units.done, on_rows=on_rows, stages=stages)
+                               units.done, on_rows=on_rows, stages=stages,
+                               predicted=units.predicted)
         return {**counts, "timings": stages.to_dict()}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -15,14 +14,14 @@ import pyarrow as pa
 
 from batchinfer.engine.executors import Units, load_executor
 from batchinfer.engine.progress import Progress
-from batchinfer.engine.units import DEAD_LETTER_COLUMNS, prepare_unit
-from batchinfer.engine.inputs import decode_text_inputs
-from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError, ModelError
+from batchinfer.engine.gate import check_on_data
+from batchinfer.engine.units import DEAD_LETTER_COLUMNS
+from batchinfer.errors import EXIT_OK, EXIT_ROWS_FAILED, JobFileError
 from batchinfer.io import ParquetSink, Source, open_sink
 from batchinfer.job import JobSpec
 from batchinfer.model import ModelRef, default_cache_dir, resolve_model
 from batchinfer.phases import describe, phase, recording
-from batchinfer.pipelines import Pipeline, back_to_fp32, build_pipeline
+from batchinfer.pipelines import Pipeline, build_pipeline
 
 log = logging.getLogger("batchinfer")
 
@@ -161,86 +160,6 @@ def check_template(spec: JobSpec, source) -> None:
                            hint="write {column} with the name of a column the input has")
 
 
-REDUCED_SAMPLE_ROWS = 512
-
-
-def check_reduced_on_data(spec: JobSpec, source, pipe: Pipeline) -> float:
-    """Compare int8 or bf16 with fp32 on the job's own first rows; stop before writing if they differ.
-
-    Classification: the share of equal labels; embeddings: the mean cosine; generation and speech recognition:
-    the share of equal texts. Must reach model.min_agreement.
-    """
-    reduced = pipe.backend.reduced
-    columns = spec.input.read_columns
-    first = next(iter(source.batches(columns, columns)), None)
-    if first is None:
-        return 1.0
-    rows = min(REDUCED_SAMPLE_ROWS, pipe.task.gate_rows)
-    if pipe.task.modality != "text":  # images, audio: decoded as the units decode them
-        sample = prepare_unit(spec, first, pipe, source).values[:rows]
-    else:
-        inputs = decode_text_inputs(spec.input, pipe.task, first.batch, null_text="empty")
-        bad = inputs.errors | pipe.task.check_rows(inputs.values)
-        sample = [v for i, v in enumerate(inputs.values) if v and i not in bad][:rows]
-    if not sample:
-        return 1.0
-    cached = _agreement_file(spec, pipe, sample)
-    verdict = _read_json(cached) if cached is not None else None
-    if verdict is not None:
-        agreement, what = float(verdict["agreement"]), str(verdict["what"])
-        log.info("model: %s vs fp32 on the first %d rows of the input: %s %.4f (measured before on these rows: %s)",
-                 reduced, len(sample), what, agreement, cached)
-    else:
-        reference = build_pipeline(spec.model.model_copy(update={"quantize": "none", "precision": "fp32"}),
-                                   spec.runtime)
-        got, want = pipe.predict(sample, spec.batching), reference.predict(sample, spec.batching)
-        agreement, what = pipe.task.compare(got, want)
-        log.info("model: %s vs fp32 on the first %d rows of the input: %s %.4f", reduced, len(sample), what,
-                 agreement)
-        if cached is not None:
-            _write_json(cached, {"agreement": agreement, "what": what, "rows": len(sample)})
-    if agreement < spec.model.min_agreement:
-        raise ModelError(f"{reduced} changes this model's answers on your data: {what} {agreement:.4f} over the "
-                         f"first {len(sample)} rows, below model.min_agreement = {spec.model.min_agreement}",
-                         hint=f"use {back_to_fp32(reduced)}, or lower model.min_agreement if that is acceptable")
-    return agreement
-
-
-def _agreement_file(spec: JobSpec, pipe: Pipeline, sample: list) -> Path | None:
-    """Where the verdict of the reduced model against fp32 on these sample rows is kept: one file per model
-    content, model settings (min_agreement aside), runtime version and sample; None for rows not hashable."""
-    rows = hashlib.sha256()
-    for value in sample:
-        data = value.encode() if isinstance(value, str) else getattr(value, "tobytes", None)
-        if data is None:
-            return None
-        rows.update(data if isinstance(data, bytes) else data())
-        rows.update(repr(getattr(value, "shape", getattr(value, "size", ""))).encode() + b"\0")  # arrays, images
-    key = _digest({"content": pipe.ref.content_hash, "model": spec.model.model_dump(exclude={"min_agreement"}),
-                   "batching": spec.batching.model_dump(), "backend": pipe.backend.description,
-                   "rows": rows.hexdigest()})
-    cache = Path(spec.runtime.cache_dir) if spec.runtime.cache_dir else default_cache_dir()
-    return cache / "agreement" / f"{key}.json"
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path: Path, data: dict) -> None:
-    """Written whole or not at all (a temporary name, then a rename); a cache that cannot be written is skipped."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.debug("agreement verdict not cached: %s", exc)
-
-
 def plan_of(spec: JobSpec, source: Source, ref: ModelRef) -> dict:
     """What makes an output what it is; a resume must match it exactly. `ref`: the resolved model (its content
     hash), from a loaded Pipeline or from `model_ref` (no model loaded)."""
@@ -333,9 +252,10 @@ def _run_job(spec: JobSpec, pipeline: Pipeline | None, progress: bool | None, so
     pipe = pipeline or build_pipeline(spec.model, spec.runtime)
     if pipeline is None:
         log.info("model ready in %.1f s", time.perf_counter() - started)
+    predicted = None
     if pipe.backend.reduced:
         with phase("gate_s"):
-            check_reduced_on_data(spec, source, pipe)
+            predicted = check_on_data(spec, source, pipe)
     ready = time.perf_counter()
     first_rows: list[float] = []
 
@@ -351,7 +271,7 @@ def _run_job(spec: JobSpec, pipeline: Pipeline | None, progress: bool | None, so
             bar.update(rows)
 
         try:
-            result = load_executor(spec.runtime.executor).run(Units(spec, source, keep, predictions, sink, done),
+            result = load_executor(spec.runtime.executor).run(Units(spec, source, keep, predictions, sink, done, predicted),
                                                               pipe=pipe, on_rows=on_rows)
         finally:
             bar.close()

@@ -43,7 +43,7 @@ class Prepared:
 
 def process_units(spec: JobSpec, source: Source, keep: list[str], predictions: dict[str, str], sink,
                   pipe: Pipeline, done, *, files: list[int] | None = None, first: int = 0,
-                  stop: int | None = None, on_rows=None, stages: StageTimes | None = None) -> dict:
+                  stop: int | None = None, on_rows=None, stages: StageTimes | None = None, predicted=None) -> dict:
     """Predict and write every unit not in `done`, of all files or of `files` (batches first..stop-1).
 
     Reading, tokenising, inference and writing overlap (reader thread, this thread, writer thread). A file
@@ -51,6 +51,7 @@ def process_units(spec: JobSpec, source: Source, keep: list[str], predictions: d
 
     `on_rows(n)`: n more rows of this run are done, called per model batch and at the end of each unit (its
     failed rows); units in `done` are not counted. `stages`: busy seconds per stage are added to it.
+    `predicted`: the agreement gate's results for the first rows of a unit (engine/gate.py), used, not rerun.
     """
     stages = stages if stages is not None else StageTimes()
     read_columns = list(dict.fromkeys([*keep, *spec.input.read_columns]))
@@ -75,7 +76,7 @@ def process_units(spec: JobSpec, source: Source, keep: list[str], predictions: d
             if prep is not None:
                 counted = [0]
                 table, dead, stats = infer(spec, prep, keep, predictions, pipe,
-                                           on_batch=_batch_counter(on_rows, stages, counted))
+                                           on_batch=_batch_counter(on_rows, stages, counted), predicted=predicted)
                 writer.submit(unit_name(sb.file_index, sb.batch_index), table, dead=dead, stats=stats)
                 rows_this_run += table.num_rows
                 rows_in += sb.batch.num_rows + len(sb.bad_rows)
@@ -141,9 +142,17 @@ def prepare_unit(spec: JobSpec, sb: SourceBatch, pipe: Pipeline, source: Source)
                     sent=None if nulls is None or not nulls.any() else sent)
 
 
+def unit_keys(prep: Prepared) -> np.ndarray:
+    """Each predicted row's (file, row) key: its sampling seed, whatever batch or unit size it is run in."""
+    sent = prep.sent if prep.sent is not None else prep.good
+    return (np.int64(prep.sb.file_index) << 40) + prep.sb.row_offset + np.flatnonzero(sent)
+
+
 def infer_unit(spec: JobSpec, prep: Prepared, keep: list[str], names: dict[str, str], pipe: Pipeline, *,
-               on_batch=None):
-    """Predict one unit: returns the output table, the dead-letter table (or None) and the unit's counts."""
+               on_batch=None, predicted=None):
+    """Predict one unit: returns the output table, the dead-letter table (or None) and the unit's counts.
+
+    `predicted` (engine/gate.py Predicted): results already made for the unit's first rows, not run again."""
     sb, errors, good = prep.sb, prep.errors, prep.good
     if errors and spec.input.on_error == "fail":
         row = min(errors)
@@ -151,9 +160,10 @@ def infer_unit(spec: JobSpec, prep: Prepared, keep: list[str], names: dict[str, 
                         hint="fix the row, or set input.on_error = 'skip' or 'dead-letter'; "
                              "rows already written are kept")
     faults.hit("infer")
-    sent = prep.sent if prep.sent is not None else good
-    keys = (np.int64(sb.file_index) << 40) + sb.row_offset + np.flatnonzero(sent)  # (file, row): sampling seeds
-    preds = pipe.predict(prep.values, spec.batching, encoded=prep.encoded, on_batch=on_batch, keys=keys)
+    keys = unit_keys(prep)
+    known = predicted.known_for(unit_name(sb.file_index, sb.batch_index), prep.values, keys) if predicted else None
+    preds = pipe.predict(prep.values, spec.batching, encoded=prep.encoded, on_batch=on_batch, keys=keys,
+                         known=known)
     batch = sb.batch
     for name, texts in (prep.decoded or {}).items():  # decoded CSV text replaces the raw bytes
         if name in keep:
