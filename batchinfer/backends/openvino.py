@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ class OpenVinoBackend:
             config["KV_CACHE_PRECISION"] = "bf16" if precision == "bf16" else "f32"
         self.artifact, self.compiled = load_cached(
             lambda broken: ir_path(graph, cache_dir, quantize=quantize, broken=broken),
-            lambda path: core.compile_model(str(path), "CPU", config), marker=COMPLETE, runtime="OpenVINO")
+            lambda path: _compile(core, path, config), marker=COMPLETE, runtime="OpenVINO")
         self._inputs = [_port_name(port) for port in self.compiled.inputs]
         given = {_port_name(port) for port in self.compiled.outputs}
         self._wanted = [name for name in graph.outputs if name in given]  # what this model gives
@@ -64,6 +65,20 @@ class OpenVinoBackend:
     def reset_state(self) -> None:
         """Empty a stateful decoder's key/value cache (before a new batch's prompt step)."""
         self._request.reset_state()
+
+
+COMPILED = "compiled"  # OpenVINO's own cache of compiled models, in the IR's folder (removed with it)
+
+
+def _compile(core, path: Path, config: dict):
+    """The IR compiled for the CPU through OpenVINO's model cache: a later run imports the compiled blob (about
+    a third of the compile time). A blob cache that cannot be used (read-only, damaged) is emptied and skipped."""
+    try:
+        return core.compile_model(str(path), "CPU", {**config, "CACHE_DIR": str(path.parent / COMPILED)})
+    except Exception as exc:  # noqa: BLE001  (OpenVINO's own error types)
+        log.debug("openvino: compiling without the model cache: %s", exc)
+        shutil.rmtree(path.parent / COMPILED, ignore_errors=True)
+        return core.compile_model(str(path), "CPU", config)
 
 
 def _port_name(port) -> str:
