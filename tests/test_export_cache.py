@@ -99,3 +99,23 @@ def test_openvino_ir_is_converted_once_from_the_onnx_export(tiny_classifier, fre
 
     monkeypatch.setattr(ov, "save_model", no_convert)
     assert ov_backend.ir_path(graph, fresh_cache) == first
+
+
+def test_openvino_compiles_through_its_model_cache_and_survives_a_damaged_one(tiny_classifier, fresh_cache):
+    """The compiled model is kept in the IR's folder (a later run imports it); a damaged blob is not an error:
+    it is emptied, the IR compiled again, and the answers are the same."""
+    import numpy as np
+
+    from batchinfer.backends import load_backend
+    from batchinfer.backends.openvino import COMPILED
+
+    graph = graph_for(tiny_classifier)
+    feed = {"input_ids": np.array([[2, 7, 9, 3]]), "token_type_ids": np.zeros((1, 4), dtype=np.int64),
+            "attention_mask": np.ones((1, 4), dtype=np.int64)}
+    first = load_backend("openvino", graph, threads=1, cache_dir=fresh_cache)
+    blobs = list((first.artifact.parent / COMPILED).glob("*.blob"))
+    assert len(blobs) == 1 and blobs[0].stat().st_size > 0
+    want = first.forward(feed)["logits"]
+    blobs[0].write_bytes(b"not a compiled model")
+    again = load_backend("openvino", graph, threads=1, cache_dir=fresh_cache)
+    np.testing.assert_allclose(again.forward(feed)["logits"], want, atol=1e-6)
