@@ -174,12 +174,14 @@ def main() -> None:
               help="Where to run: this machine, or Ray Data (sets runtime.executor).")
 @click.option("--ray-address", metavar="ADDRESS", default=None,
               help="A running Ray cluster, e.g. ray://head:10001 (sets runtime.ray_address; implies --executor ray).")
+@click.option("--device", metavar="DEVICE", default=None,
+              help="cpu, cuda, cuda:N, gpu (openvino), gpu:N or auto (sets runtime.device).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="A quick look: predict only the first N rows, into a fresh scratch folder (the job's output "
                    "is not touched); the summary line says where.")
 def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, progress: bool | None,
         log_format: str, summary_json: str | None, if_complete: str, wait_for_lock: float,
-        executor: str | None, ray_address: str | None, limit: int | None = None) -> None:
+        executor: str | None, ray_address: str | None, device: str | None = None, limit: int | None = None) -> None:
     """Run JOB_FILE: read the input, predict, write the output folder."""
     imports_s = _imports_seconds()
     _setup_logging(verbose, quiet, log_format)
@@ -190,6 +192,8 @@ def run(job_file: str, overrides: tuple[str, ...], verbose: int, quiet: bool, pr
         overrides += (f"runtime.ray_address={ray_address}", f"runtime.executor={executor or 'ray'}")
     elif executor:
         overrides += (f"runtime.executor={executor}",)
+    if device:
+        overrides += (f"runtime.device={json.dumps(device)}",)
     parsing = time.perf_counter()
     spec = _load(job_file, overrides)
     job_file_s = time.perf_counter() - parsing

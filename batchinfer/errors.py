@@ -68,6 +68,13 @@ class ClusterError(BatchinferError):
     kind = "cluster error"
 
 
+class DeviceError(BatchinferError):
+    """The device the job asks for (runtime.device) is not on this machine, or its backend cannot use it."""
+
+    exit_code = 11
+    kind = "device error"
+
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug: a traceback is printed, please report it
 EXIT_USAGE = 2  # click's own code for a bad command line
@@ -87,6 +94,7 @@ EXIT_CODES: dict[str, int] = {
     "rows failed": EXIT_ROWS_FAILED,
     "row error": RowErrors.exit_code,
     "cluster": ClusterError.exit_code,
+    "device": DeviceError.exit_code,
     "interrupted": EXIT_INTERRUPTED,
     "terminated": EXIT_TERMINATED,
 }

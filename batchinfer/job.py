@@ -202,8 +202,9 @@ class ModelSpec(_Section):
     revision: str | None = None
     max_length: int | None = Field(None, gt=0, description="truncate inputs to this many tokens")
     truncation: bool = Field(True, description="false makes texts over max_length bad rows instead")
-    precision: str = Field("fp32", description="fp32, or bf16 where the backend offers it and the CPU has it; "
-                                               "used only if its answers agree with fp32 (checked)")
+    precision: str = Field("fp32", description="fp32, or bf16 where the backend offers it and the CPU has it, "
+                                               "fp16 on a GPU (torch); used only if its answers agree with fp32 "
+                                               "(checked)")
     quantize: str = Field("none", description="none, or an int8 method the backend offers (dynamic-int8, "
                                               "int8-weights): used only if its answers agree with fp32 (checked)")
     min_agreement: float = Field(0.99, ge=0, le=1, description="int8/bf16 gate on the job's first rows: least "
@@ -378,6 +379,8 @@ class OutputSpec(_Section):
 
 class RuntimeSpec(_Section):
     threads: int = Field(0, ge=0, description="intra-op threads; 0 = one per core (per actor on Ray: 1)")
+    device: str = Field("cpu", description="cpu, cuda, cuda:N (NVIDIA: ort, torch), gpu, gpu:N (openvino), or "
+                                           "auto (a GPU where the backend runs on one and one is found, else cpu)")
     cache_dir: str | None = None
     progress: Literal["auto", "always", "never"] = "auto"
     progress_interval: float = Field(30.0, ge=0, description="seconds between progress log lines when no bar is "
@@ -389,6 +392,13 @@ class RuntimeSpec(_Section):
     ray_cpus_per_actor: float = Field(0, ge=0, description="CPUs each actor reserves; 0 = threads, less a share "
                                                            "left free for Ray's own tasks")
     ray_max_retries: int = Field(2, ge=0, description="restarts of a dead actor, and retries of its work item")
+
+    @field_validator("device")
+    @classmethod
+    def _device_form(cls, value: str) -> str:
+        from batchinfer.devices import check_form
+
+        return check_form(value.strip().lower())
 
 
 class JobSpec(_Section):

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from batchinfer.backends import Backend, backend_class, load_backend, load_parts
+from batchinfer.backends.base import is_out_of_memory
 from batchinfer.engine.batcher import plan_batches
 from batchinfer.errors import InputError, ModelError
 from batchinfer.job import BatchingSpec, ModelSpec, RuntimeSpec
@@ -104,10 +105,38 @@ class Pipeline:
         plan = plan_batches(self.task.batch_lengths(encoded), batch_size=batching.batch_size,
                             max_tokens=batching.max_tokens, sort_by_length=batching.sort_by_length,
                             sizes=self.task.inputs_per_row(encoded))  # a row's inputs stay in one batch
+        cap = self.__dict__.setdefault("_memory_cap", [None])  # padded tokens that fit, once a batch did not
+        lengths = self.task.batch_lengths(encoded)
         for idx in plan:
+            yield from self._forward_fitting(idx, values, encoded, keys, lengths, cap)
+
+    def _forward_fitting(self, idx: np.ndarray, values: list[Any], encoded: Encoded, keys: np.ndarray,
+                         lengths: np.ndarray, cap: list):
+        """One planned batch, in halves (recursively) when the runtime runs out of memory on it; batches after
+        that are kept under the padded tokens of the half that fitted."""
+        padded = len(idx) * int(lengths[idx].max()) if len(idx) else 0
+        if cap[0] is not None and padded > cap[0] and len(idx) > 1:
+            halves = np.array_split(idx, 2)
+        else:
             rows = [values[i] for i in idx]
             inputs = self.task.pad(encoded, idx) if encoded.ids is not None else self.task.preprocess(rows)
-            yield idx, inputs, self.task.forward(self.backend, inputs, keys=keys[idx], values=rows)
+            try:
+                outputs = self.task.forward(self.backend, inputs, keys=keys[idx], values=rows)
+            except Exception as exc:  # noqa: BLE001  (each runtime has its own error types)
+                if not is_out_of_memory(exc):
+                    raise
+                if len(idx) == 1:
+                    raise ModelError(f"out of memory on a single row of {int(lengths[idx[0]])} tokens: {exc}",
+                                     hint="lower model.max_length, or run on a device with more memory") from None
+                log.warning("out of memory on a batch of %d rows (%d padded tokens); running it in halves",
+                            len(idx), padded)
+                halves = np.array_split(idx, 2)
+                cap[0] = min(cap[0] or padded, padded // 2)
+            else:
+                yield idx, inputs, outputs
+                return
+        for half in halves:
+            yield from self._forward_fitting(half, values, encoded, keys, lengths, cap)
 
 
 def _as_texts(texts: Any) -> list[str]:
@@ -136,7 +165,8 @@ def build_pipeline(model: ModelSpec, runtime: RuntimeSpec | None = None) -> Pipe
     that differ only in top_k, function_to_apply, normalize or max_length share one loaded model.
     """
     runtime = runtime or RuntimeSpec()
-    key = (model.model_dump_json(), runtime.threads, runtime.cache_dir, os.environ.get("BATCHINFER_CACHE"))
+    key = (model.model_dump_json(), runtime.threads, runtime.device, runtime.cache_dir,
+           os.environ.get("BATCHINFER_CACHE"))
     with _LOCK:
         if key not in _CACHE:
             _CACHE[key] = _build(model, runtime)
@@ -163,7 +193,7 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
            cls.auto_class, cls.modality, cls.text_inputs, cls.writes_text, cls.extra_outputs,  # what loads
            cls.lean_tokenizer,
            cls.head.__qualname__,
-           runtime.threads, str(cache_dir))
+           runtime.threads, runtime.device, str(cache_dir))
     if key in _LOADED:
         return _LOADED[key]
     with phase("resolve_s"):
@@ -191,7 +221,8 @@ def _load(model: ModelSpec, runtime: RuntimeSpec, cls: type[Task]) -> _Loaded:
                        sequence_output=head.sequence_output,
                        trust_remote_code=model.trust_remote_code, allow_unsafe_weights=model.allow_unsafe_weights,
                        with_past=cls.generates, extra_outputs=head.extra_outputs)
-    load = dict(threads=runtime.threads, cache_dir=cache_dir, precision=model.precision, quantize=model.quantize)
+    load = dict(threads=runtime.threads, cache_dir=cache_dir, precision=model.precision, quantize=model.quantize,
+                device=runtime.device)
     parts = cls.model_parts(config)
     with phase("session_s"):  # the export and the runtime's session (both cached after the first run)
         if parts and backend_class(model.backend).runs_graphs:  # e.g. encoder, cross and decoder step: a graph each

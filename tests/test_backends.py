@@ -11,7 +11,7 @@ from batchinfer.backends import aliases, backend_class, backend_names, check_opt
 from batchinfer.errors import ModelError
 from tests.test_export_cache import graph_for
 
-DECLARED = ("name", "aliases", "requires", "install_hint", "precisions", "quantizations", "modalities")
+DECLARED = ("name", "aliases", "requires", "install_hint", "precisions", "quantizations", "modalities", "devices")
 
 
 def test_names_and_aliases_resolve_to_one_class():
@@ -30,6 +30,7 @@ def test_every_backend_declares_its_capabilities(name):
     assert all(hasattr(cls, attr) for attr in DECLARED), cls
     assert cls.precisions[0] == "fp32" and cls.quantizations[0] == "none"  # the defaults come first
     assert set(cls.modalities) <= {"text", "image", "audio"}
+    assert cls.devices[0] == "cpu" and set(cls.devices) <= {"cpu", "cuda", "gpu"}  # the CPU path is the default
 
 
 def test_options_a_backend_does_not_offer_name_those_that_do():
@@ -37,7 +38,9 @@ def test_options_a_backend_does_not_offer_name_those_that_do():
     with pytest.raises(ModelError, match="offered by the ort backend only") as info:
         check_options("torch", quantize="dynamic-int8")
     assert "torch:" not in str(info.value)  # torch offers no other quantization to suggest
-    with pytest.raises(ModelError, match="offered by no backend; choose one of 'fp32' or 'bf16'"):
+    with pytest.raises(ModelError, match="offered by no backend; choose one of 'fp32', 'bf16' or 'fp16'"):
+        check_options("openvino", precision="fp8")
+    with pytest.raises(ModelError, match="'fp16' is offered by the torch backend only"):
         check_options("openvino", precision="fp16")
 
 
@@ -62,3 +65,44 @@ def test_every_backend_says_what_it_loaded(tiny_classifier, fresh_cache, name, a
         assert backend.artifact.is_file()
     feed = {k: np.ones((1, 4), dtype=np.int64) for k in ("input_ids", "token_type_ids", "attention_mask")}
     assert backend.forward(feed)["logits"].shape == (1, 3)
+
+
+def test_out_of_memory_halves_the_batch_and_loses_no_row(tiny_classifier, caplog):
+    """A runtime's out-of-memory error (simulated: more than 3 rows at once do not fit) runs the batch in
+    halves, and later batches stay under what fitted; the answers are those of an unhindered run. One row that
+    does not fit is a ModelError that says what to do."""
+    import logging
+
+    from batchinfer.errors import ModelError
+    from batchinfer.job import BatchingSpec, ModelSpec
+    from batchinfer.pipelines import build_pipeline
+    from tests.conftest import TEXTS
+
+    texts = [f"{t} {i}" for i, t in enumerate(TEXTS * 3)]
+    pipe = build_pipeline(ModelSpec(name=str(tiny_classifier), task="text-classification", backend="torch"))
+    want = pipe.predict(texts, BatchingSpec(batch_size=8))
+    real, seen = pipe.backend.forward, []
+
+    def small_memory(inputs):
+        seen.append(len(inputs["input_ids"]))
+        if len(inputs["input_ids"]) > 3:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")  # torch's words
+        return real(inputs)
+
+    pipe.backend.forward = small_memory
+    try:
+        with caplog.at_level(logging.WARNING, logger="batchinfer"):
+            got = pipe.predict(texts, BatchingSpec(batch_size=8))
+        assert got["label"].to_pylist() == want["label"].to_pylist()
+        np.testing.assert_allclose(got["score"].to_numpy(), want["score"].to_numpy(), atol=1e-6)
+        assert "out of memory on a batch of 8 rows" in caplog.text
+        assert max(seen[seen.index(2):]) <= 3 and seen.count(8) == 1  # after the first: never 8 again
+        pipe.backend.forward = lambda inputs: (_ for _ in ()).throw(MemoryError())
+        with pytest.raises(ModelError, match="out of memory on a single row"):
+            pipe.predict(texts[:1])
+        pipe.backend.forward = lambda inputs: (_ for _ in ()).throw(RuntimeError("shape mismatch"))
+        with pytest.raises(RuntimeError, match="shape mismatch"):  # other errors are not retried
+            pipe.predict(texts[:4])
+    finally:
+        pipe.backend.forward = real
+        pipe.__dict__.pop("_memory_cap", None)

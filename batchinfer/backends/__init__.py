@@ -86,8 +86,10 @@ def check_options(name: str, *, precision: str = "fp32", quantize: str = "none")
 
 
 def load_backend(name: str, graph: ModelGraph, *, threads: int = 0, cache_dir: Path, precision: str = "fp32",
-                 quantize: str = "none") -> Backend:
-    """Build backend `name` (or an alias) for `graph`; `threads = 0`: one per core this process may use."""
+                 quantize: str = "none", device: str = "cpu") -> Backend:
+    """Build backend `name` (or an alias) for `graph`; `threads = 0`: one per core this process may use;
+    `device`: runtime.device ('cpu', 'cuda:1', 'auto', ...), checked against the backend and this machine."""
+
     cls = check_options(name, precision=precision, quantize=quantize)
     modality = graph.modality
     if modality not in cls.modalities:
@@ -99,7 +101,17 @@ def load_backend(name: str, graph: ModelGraph, *, threads: int = 0, cache_dir: P
     if graph.part is not None and not cls.runs_graphs:
         raise ModelError(f"backend {cls.name!r} runs the whole transformers model, not its {graph.part} alone")
     return cls(graph, threads=threads or default_threads(), cache_dir=cache_dir, precision=precision,
-               quantize=quantize)
+               quantize=quantize, device=device_for(cls.name, device))
+
+
+def device_for(name: str, device: str):
+    """The devices.Device backend `name` runs on for runtime.device = `device`; DeviceError if it cannot."""
+    from batchinfer.devices import parse_device, resolve_device
+
+    cls = backend_class(name)
+    kind = getattr(parse_device(device), "kind", None)
+    others = [c.name for c in _classes().values() if kind in c.devices and c is not cls]
+    return resolve_device(device, cls, others=others)
 
 
 def load_parts(name: str, graphs: dict[str, ModelGraph], **options) -> Backend:
@@ -111,4 +123,4 @@ def load_parts(name: str, graphs: dict[str, ModelGraph], **options) -> Backend:
 
 
 __all__ = ["MODULES", "Backend", "aliases", "backend_class", "backend_installed", "backend_names", "check_options",
-           "default_threads", "load_backend", "load_parts"]
+           "default_threads", "device_for", "load_backend", "load_parts"]

@@ -1,8 +1,8 @@
 """What every backend offers: numpy arrays in, numpy arrays out. A backend knows nothing of tasks or tables.
 
 A backend is one class in one module (named in `batchinfer.backends.MODULES`, exported as `BACKEND`), built as
-`Backend(graph, *, threads, cache_dir, precision, quantize)` once the registry has checked that the options are
-among those it declares.
+`Backend(graph, *, threads, cache_dir, precision, quantize, device)` once the registry has checked that the
+options are among those it declares and that the device (batchinfer.devices.Device) is on this machine.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class Backend(Protocol):
     precisions: ClassVar[tuple[str, ...]]  # the first is the default: ("fp32", "bf16")
     quantizations: ClassVar[tuple[str, ...]]  # the first is the default: ("none", "int8-weights")
     modalities: ClassVar[tuple[str, ...]]  # the inputs it runs: ("text", "image", "audio")
+    devices: ClassVar[tuple[str, ...]]  # device kinds (batchinfer.devices.KINDS), the first the default: ("cpu", "cuda")
     runs_graphs: ClassVar[bool]  # runs exported graphs (each part of a model its own); else the transformers model
     # what an instance tells its callers
     description: str  # runtime, version, threads and precision, for the log
@@ -37,6 +38,19 @@ def as_model_dtype(array: np.ndarray) -> np.ndarray:
     if array.dtype.kind == "f":
         return array.astype(np.float32, copy=False)
     return array.astype(np.int64, copy=False)
+
+
+OOM_MARKERS = ("out of memory", "failed to allocate memory", "bad_alloc", "bad allocation", "alloc_failed",
+               "cudaerrormemoryallocation")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether a runtime's error says the batch did not fit in memory (torch's OutOfMemoryError, ONNX Runtime's
+    and OpenVINO's allocation failures, Python's MemoryError): a smaller batch may fit."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return any(marker in text for marker in OOM_MARKERS)
 
 
 def cpu_has_bf16() -> bool:

@@ -55,11 +55,12 @@ class IpexBackend(TorchBackend):
     precisions = ("fp32", "bf16")
     quantizations = ("none",)
     modalities = ("text", "image", "audio")
+    devices = ("cpu",)
     runs_graphs = False
     artifact = None
 
     def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path | None = None, precision: str = "fp32",
-                 quantize: str = "none") -> None:
+                 quantize: str = "none", device=None) -> None:
         check_ipex()
         warnings.warn("Intel discontinued Intel Extension for PyTorch after 2.8; backend 'openvino' is the "
                       "maintained Intel path", FutureWarning, stacklevel=2)

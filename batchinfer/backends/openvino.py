@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from batchinfer.backends.base import as_model_dtype, cpu_has_bf16
+from batchinfer.devices import CPU, Device
+from batchinfer.errors import DeviceError
 from batchinfer.model import ModelGraph
 from batchinfer.model.cache_folder import load_cached
 from batchinfer.model.openvino_ir import COMPLETE, ir_path, is_stateful
@@ -25,10 +27,11 @@ class OpenVinoBackend:
     precisions = ("fp32", "bf16")
     quantizations = ("none", "int8-weights")
     modalities = ("text", "image", "audio")
+    devices = ("cpu", "gpu")  # gpu: OpenVINO's GPU plugin (Intel GPUs)
     runs_graphs = True
 
     def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path, precision: str = "fp32",
-                 quantize: str = "none") -> None:
+                 quantize: str = "none", device: Device = CPU) -> None:
         import openvino as ov
 
         self.graph = graph
@@ -38,20 +41,21 @@ class OpenVinoBackend:
         parts = ([quantize] if quantize != "none" else []) + (["bf16"] if precision == "bf16" else [])
         self.reduced = "+".join(parts) or None  # below fp32: answers are checked against fp32 first
         core = ov.Core()  # OpenVINO would pick bf16 by itself on such CPUs: fp32 unless asked
-        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
-                  "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+        target = ov_device(device, core.available_devices if device.is_gpu else [])
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+                  **({} if device.is_gpu else {"INFERENCE_NUM_THREADS": threads})}
         self.stateful = is_stateful(graph)  # a decoder whose key/value cache stays inside the request
         if self.stateful:  # the CPU plugin would keep it in uint8 by default: not the model's numbers
             config["KV_CACHE_PRECISION"] = "bf16" if precision == "bf16" else "f32"
         self.artifact, self.compiled = load_cached(
             lambda broken: ir_path(graph, cache_dir, quantize=quantize, broken=broken),
-            lambda path: _compile(core, path, config), marker=COMPLETE, runtime="OpenVINO")
+            lambda path: _compile(core, path, target, config), marker=COMPLETE, runtime="OpenVINO")
         self._inputs = [_port_name(port) for port in self.compiled.inputs]
         given = {_port_name(port) for port in self.compiled.outputs}
         self._wanted = [name for name in graph.outputs if name in given]  # what this model gives
         self._request = self.compiled.create_infer_request()
         self.description = (f"openvino {ov.__version__.split('-')[0]} "
-                            f"(CPU, {threads} threads, {self.reduced or 'fp32'})")
+                            f"({target if device.is_gpu else f'CPU, {threads} threads'}, {self.reduced or 'fp32'})")
 
     def forward(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {name: inputs[name] if name == BEAM_IDX else as_model_dtype(inputs[name]) for name in self._inputs}
@@ -70,15 +74,30 @@ class OpenVinoBackend:
 COMPILED = "compiled"  # OpenVINO's own cache of compiled models, in the IR's folder (removed with it)
 
 
-def _compile(core, path: Path, config: dict):
+def ov_device(device: Device, available: list[str]) -> str:
+    """OpenVINO's name for `device` ('CPU', 'GPU', 'GPU.1'); DeviceError naming OpenVINO's devices if absent."""
+    if not device.is_gpu:
+        return "CPU"
+    gpus = [d for d in available if d.startswith("GPU")]  # one GPU is listed as 'GPU', several as 'GPU.0', ...
+    if device.index is None and gpus:
+        return gpus[0]
+    name = f"GPU.{device.index}"
+    if name in gpus or (device.index == 0 and gpus == ["GPU"]):
+        return name if name in gpus else "GPU"
+    raise DeviceError(f"runtime.device = '{device}': OpenVINO finds no such GPU here (its devices: "
+                      f"{', '.join(available) or 'none'})",
+                      hint="use runtime.device = 'cpu', or install the GPU driver OpenVINO needs")
+
+
+def _compile(core, path: Path, target: str, config: dict):
     """The IR compiled for the CPU through OpenVINO's model cache: a later run imports the compiled blob (about
     a third of the compile time). A blob cache that cannot be used (read-only, damaged) is emptied and skipped."""
     try:
-        return core.compile_model(str(path), "CPU", {**config, "CACHE_DIR": str(path.parent / COMPILED)})
+        return core.compile_model(str(path), target, {**config, "CACHE_DIR": str(path.parent / COMPILED)})
     except Exception as exc:  # noqa: BLE001  (OpenVINO's own error types)
         log.debug("openvino: compiling without the model cache: %s", exc)
         shutil.rmtree(path.parent / COMPILED, ignore_errors=True)
-        return core.compile_model(str(path), "CPU", config)
+        return core.compile_model(str(path), target, config)
 
 
 def _port_name(port) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from batchinfer.backends import device_for
 from batchinfer.engine.executors import Units, load_executor
 from batchinfer.engine.progress import Progress
 from batchinfer.engine.gate import check_on_data
@@ -126,12 +127,14 @@ def kept_columns(spec: JobSpec, schema: pa.Schema, predictions: dict[str, str]) 
 
 def check_job(spec: JobSpec, source=None, *, sink=None, allow_complete: bool = False
               ) -> tuple[Source, list[str], dict[str, str], ParquetSink]:
-    """Every check that needs neither the model nor a write: input files and columns, names, output mode,
-    the executor (e.g. Ray installed).
+    """Every check that needs neither the model nor a write: the device, input files and columns, names,
+    output mode, the executor (e.g. Ray installed).
 
     `source` replaces the files of `spec.input`, `sink` the output of `spec.output` (io.open_sink). A table
     input without input.version reads the version an interrupted run of this job read (`pinned_version`).
     """
+    if spec.runtime.executor == "local":  # Ray's actors find their own devices
+        device_for(spec.model.backend, spec.runtime.device)
     sink = sink or open_sink(spec.output)
     source = source or Source(spec.input, pin=lambda: sink.pinned_version(job_identity(spec)))
     overlap = source.reads_under(sink.fs, sink.root)
