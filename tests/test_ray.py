@@ -264,3 +264,27 @@ def test_jsonl_and_delta_inputs_into_a_delta_table_on_ray(cluster, tiny_classifi
         local, ray = (pl.read_delta(str(root / where)).sort("row_id") for where in ("local", "ray"))
         assert ray.height == {"jsonl": 190, "delta": 90}[name] and ray.equals(local.select(ray.columns))
         assert sum("batchinfer.run_id" in h for h in deltalake.DeltaTable(str(root / "ray")).history()) == 1
+
+
+def test_one_actor_per_gpu_and_a_cluster_without_gpus_is_refused(workdir, cluster, tmp_path):
+    """runtime.device = 'cuda' on Ray: one actor per GPU of the cluster, each holding one and seeing it as
+    'cuda'; a cluster with no GPU fails at once rather than wait for one; a driver with no GPU (it loads the
+    model too) exits 11 with nothing written."""
+    from batchinfer.distributed.ray import actor_device, actor_layout, check_gpus
+    from batchinfer.errors import DeviceError
+    from batchinfer.job import RuntimeSpec
+
+    cuda = RuntimeSpec(device="cuda:1", threads=2)
+    assert actor_layout(cuda, 16, items=9, cluster_gpus=4) == (4, 2, 1.8, 1)
+    assert actor_layout(cuda, 16, items=3, cluster_gpus=4)[0] == 3  # never more actors than items
+    assert actor_layout(RuntimeSpec(device="auto"), 8, items=9, cluster_gpus=2)[::3] == (2, 1)
+    assert actor_layout(RuntimeSpec(device="auto"), 8, items=9, cluster_gpus=0)[3] == 0  # CPU actors
+    assert actor_layout(RuntimeSpec(), 8, items=9, cluster_gpus=2)[3] == 0  # cpu stays cpu
+    assert actor_device(cuda) == "cuda" and actor_device(RuntimeSpec(device="auto")) == "auto"
+    check_gpus(cuda, {"CPU": 16.0, "GPU": 4.0}, 1)
+    with pytest.raises(DeviceError, match="the Ray cluster has no GPU \\(its resources: CPU 16, memory 1e"):
+        check_gpus(cuda, {"CPU": 16.0, "memory": 1e9, "node:127.0.0.1": 1.0}, 1)
+    proc = _run(workdir, tmp_path / "out", env=cluster["env"], address=cluster["address"],
+                extra=("--device", "cuda"), expect=11)
+    assert "this machine has no NVIDIA GPU" in proc.stderr and "Traceback" not in proc.stderr
+    assert not any((tmp_path / "out").rglob("*.parquet"))

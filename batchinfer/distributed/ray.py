@@ -29,7 +29,7 @@ import numpy as np
 
 from batchinfer.engine.executors import Units
 from batchinfer.engine.progress import StageTimes
-from batchinfer.errors import BatchinferError, ClusterError, JobFileError
+from batchinfer.errors import BatchinferError, ClusterError, DeviceError, JobFileError
 from batchinfer.io.layout import file_of, unit_name
 
 log = logging.getLogger("batchinfer")
@@ -120,7 +120,8 @@ class UnitWorker:
         from batchinfer.pipelines import build_pipeline
 
         self.spec = spec
-        self.pipe = build_pipeline(spec.model, spec.runtime.model_copy(update={"threads": threads}))
+        self.pipe = build_pipeline(spec.model, spec.runtime.model_copy(update={"threads": threads,
+                                                                                "device": actor_device(spec.runtime)}))
         self.source = Source.of_table(spec.input, table, formats, schema, read_types) if table is not None \
             else Source.of_files(spec.input, files, formats, schema, read_types)
         self.sink = ParquetSink.writer_into(output or spec.output, target)
@@ -149,12 +150,31 @@ class UnitWorker:
         return {k: np.array(v) for k, v in out.items()}
 
 
-def actor_layout(runtime, cluster_cpus: float, items: int) -> tuple[int, int, float]:
-    """(actors, threads per actor, CPUs each actor reserves) for this cluster and job."""
+def actor_layout(runtime, cluster_cpus: float, items: int, cluster_gpus: float = 0) -> tuple[int, int, float, int]:
+    """(actors, threads per actor, CPUs each actor reserves, GPUs each reserves) for this cluster and job.
+    On a CUDA device (or 'auto' where the cluster has GPUs): one actor per GPU, each holding one."""
     threads = runtime.threads or 1
     cpus = runtime.ray_cpus_per_actor or threads * (1 - FREE_CPU_SHARE)
-    actors = runtime.ray_actors or max(1, math.floor(cluster_cpus / max(cpus, threads)))
-    return max(1, min(actors, items)), threads, cpus
+    gpus = 1 if runtime.device.startswith("cuda") or (runtime.device == "auto" and cluster_gpus >= 1) else 0
+    if gpus:
+        actors = runtime.ray_actors or max(1, math.floor(cluster_gpus))
+    else:
+        actors = runtime.ray_actors or max(1, math.floor(cluster_cpus / max(cpus, threads)))
+    return max(1, min(actors, items)), threads, cpus, gpus
+
+
+def check_gpus(runtime, resources: dict, gpus: int) -> None:
+    """DeviceError if actors want a GPU the cluster does not have: they would wait for one for ever."""
+    if gpus and resources.get("GPU", 0) < gpus:
+        have = ", ".join(f"{k} {v:g}" for k, v in sorted(resources.items()) if k in ("CPU", "GPU", "memory"))
+        raise DeviceError(f"runtime.device = {runtime.device!r}: the Ray cluster has no GPU (its resources: "
+                          f"{have})", hint="add GPU nodes to the cluster, or use runtime.device = 'cpu'")
+
+
+def actor_device(runtime) -> str:
+    """The device an actor's model runs on: Ray gives an actor its GPU as the only one it sees (through
+    CUDA_VISIBLE_DEVICES), so 'cuda:N' on the driver is 'cuda' there."""
+    return "cuda" if runtime.device.startswith("cuda") else runtime.device
 
 
 def forwarded_env() -> dict[str, str]:
@@ -199,9 +219,12 @@ def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
     stages = StageTimes()
     if not items:
         return totals
-    actors, threads, cpus = actor_layout(spec.runtime, ray.cluster_resources().get("CPU", 1), len(items))
-    log.info("ray: %d work item(s) on %d actor(s), %d thread(s) and %.2f CPU each", len(items), actors, threads,
-             cpus)
+    resources = ray.cluster_resources()
+    actors, threads, cpus, gpus = actor_layout(spec.runtime, resources.get("CPU", 1), len(items),
+                                               resources.get("GPU", 0))
+    check_gpus(spec.runtime, resources, gpus)
+    log.info("ray: %d work item(s) on %d actor(s), %d thread(s) and %.2f CPU%s each", len(items), actors, threads,
+             cpus, f" and {gpus} GPU" if gpus else "")
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # stderr stays ours (and JSON with --log-format json)
     from batchinfer.io.formats import file_format
 
@@ -212,7 +235,7 @@ def _run(ray, spec, source, keep, predictions, sink, done, on_rows) -> dict:
         with warnings.catch_warnings():  # Ray 2.60 deprecates ray_remote_args with no named max_restarts yet
             warnings.simplefilter("ignore", DeprecationWarning)
             results = dataset.map_batches(
-                UnitWorker, batch_size=1, num_cpus=cpus,
+                UnitWorker, batch_size=1, num_cpus=cpus, **({"num_gpus": gpus} if gpus else {}),
                 compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
                 fn_constructor_kwargs={"spec": spec, "files": source.files, "formats": source.formats,
                                        "schema": source.schema, "read_types": source.read_types,

@@ -133,8 +133,7 @@ def check_job(spec: JobSpec, source=None, *, sink=None, allow_complete: bool = F
     `source` replaces the files of `spec.input`, `sink` the output of `spec.output` (io.open_sink). A table
     input without input.version reads the version an interrupted run of this job read (`pinned_version`).
     """
-    if spec.runtime.executor == "local":  # Ray's actors find their own devices
-        device_for(spec.model.backend, spec.runtime.device)
+    device_for(spec.model.backend, spec.runtime.device)  # the driver loads the model too (on Ray as well)
     sink = sink or open_sink(spec.output)
     source = source or Source(spec.input, pin=lambda: sink.pinned_version(job_identity(spec)))
     overlap = source.reads_under(sink.fs, sink.root)
