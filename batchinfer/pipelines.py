@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class Pipeline:
     task: Task
     backend: Backend
     ref: ModelRef
+    _token_cap: int | None = field(default=None, init=False, repr=False)  # padded tokens that fit, once one did not
 
     @property
     def max_length(self) -> int:
@@ -102,20 +103,19 @@ class Pipeline:
         """Yield (row indices, model inputs, model outputs) per model batch, in the batcher's order."""
         encoded = encoded if encoded is not None else self.task.encode(values)
         keys = np.arange(len(values)) if keys is None else np.asarray(keys)
-        plan = plan_batches(self.task.batch_lengths(encoded), batch_size=batching.batch_size,
-                            max_tokens=batching.max_tokens, sort_by_length=batching.sort_by_length,
-                            sizes=self.task.inputs_per_row(encoded))  # a row's inputs stay in one batch
-        cap = self.__dict__.setdefault("_memory_cap", [None])  # padded tokens that fit, once a batch did not
         lengths = self.task.batch_lengths(encoded)
+        plan = plan_batches(lengths, batch_size=batching.batch_size, max_tokens=batching.max_tokens,
+                            sort_by_length=batching.sort_by_length,
+                            sizes=self.task.inputs_per_row(encoded))  # a row's inputs stay in one batch
         for idx in plan:
-            yield from self._forward_fitting(idx, values, encoded, keys, lengths, cap)
+            yield from self._forward_fitting(idx, values, encoded, keys, lengths)
 
     def _forward_fitting(self, idx: np.ndarray, values: list[Any], encoded: Encoded, keys: np.ndarray,
-                         lengths: np.ndarray, cap: list):
+                         lengths: np.ndarray):
         """One planned batch, in halves (recursively) when the runtime runs out of memory on it; batches after
         that are kept under the padded tokens of the half that fitted."""
         padded = len(idx) * int(lengths[idx].max()) if len(idx) else 0
-        if cap[0] is not None and padded > cap[0] and len(idx) > 1:
+        if self._token_cap is not None and padded > self._token_cap and len(idx) > 1:
             halves = np.array_split(idx, 2)
         else:
             rows = [values[i] for i in idx]
@@ -131,12 +131,12 @@ class Pipeline:
                 log.warning("out of memory on a batch of %d rows (%d padded tokens); running it in halves",
                             len(idx), padded)
                 halves = np.array_split(idx, 2)
-                cap[0] = min(cap[0] or padded, padded // 2)
+                self._token_cap = min(self._token_cap or padded, padded // 2)
             else:
                 yield idx, inputs, outputs
                 return
         for half in halves:
-            yield from self._forward_fitting(half, values, encoded, keys, lengths, cap)
+            yield from self._forward_fitting(half, values, encoded, keys, lengths)
 
 
 def _as_texts(texts: Any) -> list[str]:

@@ -105,4 +105,4 @@ def test_out_of_memory_halves_the_batch_and_loses_no_row(tiny_classifier, caplog
             pipe.predict(texts[:4])
     finally:
         pipe.backend.forward = real
-        pipe.__dict__.pop("_memory_cap", None)
+        pipe._token_cap = None

@@ -89,7 +89,6 @@ def load_backend(name: str, graph: ModelGraph, *, threads: int = 0, cache_dir: P
                  quantize: str = "none", device: str = "cpu") -> Backend:
     """Build backend `name` (or an alias) for `graph`; `threads = 0`: one per core this process may use;
     `device`: runtime.device ('cpu', 'cuda:1', 'auto', ...), checked against the backend and this machine."""
-
     cls = check_options(name, precision=precision, quantize=quantize)
     modality = graph.modality
     if modality not in cls.modalities:

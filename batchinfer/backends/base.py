@@ -23,7 +23,7 @@ class Backend(Protocol):
     precisions: ClassVar[tuple[str, ...]]  # the first is the default: ("fp32", "bf16")
     quantizations: ClassVar[tuple[str, ...]]  # the first is the default: ("none", "int8-weights")
     modalities: ClassVar[tuple[str, ...]]  # the inputs it runs: ("text", "image", "audio")
-    devices: ClassVar[tuple[str, ...]]  # device kinds (batchinfer.devices.KINDS), the first the default: ("cpu", "cuda")
+    devices: ClassVar[tuple[str, ...]]  # device kinds (devices.KINDS), the first the default: ("cpu", "cuda")
     runs_graphs: ClassVar[bool]  # runs exported graphs (each part of a model its own); else the transformers model
     # what an instance tells its callers
     description: str  # runtime, version, threads and precision, for the log

@@ -90,8 +90,9 @@ def ov_device(device: Device, available: list[str]) -> str:
 
 
 def _compile(core, path: Path, target: str, config: dict):
-    """The IR compiled for the CPU through OpenVINO's model cache: a later run imports the compiled blob (about
-    a third of the compile time). A blob cache that cannot be used (read-only, damaged) is emptied and skipped."""
+    """The IR compiled for `target` ('CPU', 'GPU.1') through OpenVINO's model cache: a later run imports the
+    compiled blob (about a third of the compile time). A blob cache that cannot be used (read-only, damaged)
+    is emptied and skipped."""
     try:
         return core.compile_model(str(path), target, {**config, "CACHE_DIR": str(path.parent / COMPILED)})
     except Exception as exc:  # noqa: BLE001  (OpenVINO's own error types)

@@ -1,5 +1,5 @@
 """The PyTorch reference backend: the transformers model itself, in inference mode, on the CPU or a CUDA GPU
-(fp16 or bf16 there, gated against fp32)."""
+(fp16 there, gated against fp32)."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from batchinfer.devices import parse_device
 from batchinfer.engine.executors import Units
 from batchinfer.engine.progress import StageTimes
 from batchinfer.errors import BatchinferError, ClusterError, DeviceError, JobFileError
@@ -155,7 +156,8 @@ def actor_layout(runtime, cluster_cpus: float, items: int, cluster_gpus: float =
     On a CUDA device (or 'auto' where the cluster has GPUs): one actor per GPU, each holding one."""
     threads = runtime.threads or 1
     cpus = runtime.ray_cpus_per_actor or threads * (1 - FREE_CPU_SHARE)
-    gpus = 1 if runtime.device.startswith("cuda") or (runtime.device == "auto" and cluster_gpus >= 1) else 0
+    device = parse_device(runtime.device)
+    gpus = 1 if getattr(device, "kind", None) == "cuda" or (device is None and cluster_gpus >= 1) else 0
     if gpus:
         actors = runtime.ray_actors or max(1, math.floor(cluster_gpus))
     else:
@@ -174,7 +176,7 @@ def check_gpus(runtime, resources: dict, gpus: int) -> None:
 def actor_device(runtime) -> str:
     """The device an actor's model runs on: Ray gives an actor its GPU as the only one it sees (through
     CUDA_VISIBLE_DEVICES), so 'cuda:N' on the driver is 'cuda' there."""
-    return "cuda" if runtime.device.startswith("cuda") else runtime.device
+    return "cuda" if getattr(parse_device(runtime.device), "kind", None) == "cuda" else runtime.device
 
 
 def forwarded_env() -> dict[str, str]:

@@ -273,8 +273,8 @@ def _run_job(spec: JobSpec, pipeline: Pipeline | None, progress: bool | None, so
             bar.update(rows)
 
         try:
-            result = load_executor(spec.runtime.executor).run(Units(spec, source, keep, predictions, sink, done, predicted),
-                                                              pipe=pipe, on_rows=on_rows)
+            units = Units(spec, source, keep, predictions, sink, done, predicted)
+            result = load_executor(spec.runtime.executor).run(units, pipe=pipe, on_rows=on_rows)
         finally:
             bar.close()
         totals = sink.commit({"model": spec.model.name, "task": spec.model.task, "backend": spec.model.backend,
