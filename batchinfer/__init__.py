@@ -7,11 +7,14 @@ import batchinfer.phases  # noqa: F401  (first: it notes when the import began, 
 __version__ = "0.1.0"
 
 from batchinfer.errors import BatchinferError, InputError, JobFileError, ModelError, OutputError  # noqa: E402
-from batchinfer.job import JobSpec, load_job  # noqa: E402
 
 
 def __getattr__(name: str):
-    """The heavier entry points are imported when first used (the CLI starts faster)."""
+    """The heavier entry points are imported when first used (`import batchinfer` and the CLI start faster)."""
+    if name in ("JobSpec", "load_job"):
+        from batchinfer import job
+
+        return getattr(job, name)
     if name == "pipeline":
         from batchinfer.transformers_compat import pipeline
 

@@ -10,13 +10,16 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from batchinfer import __version__, signals
 from batchinfer.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, BatchinferError
-from batchinfer.job import JobSpec, load_job, secret_values
 from batchinfer.phases import STARTED
+
+if TYPE_CHECKING:
+    from batchinfer.job import JobSpec
 
 _set_option = click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
                            help="Override a job file value, e.g. --set model.backend=torch (repeatable).")
@@ -146,6 +149,7 @@ def _write_json(path: str, data: dict) -> None:
 def _load(job_file: str, overrides: tuple[str, ...]) -> JobSpec:
     """The job, with its secrets registered to be scrubbed from every message."""
     from batchinfer import logs
+    from batchinfer.job import load_job, secret_values
 
     spec = load_job(job_file, list(overrides))
     logs.SCRUB.secrets = secret_values(spec)
@@ -474,5 +478,18 @@ def cache_clear(cache_dir: str | None, yes: bool, log_format: str) -> None:
     click.echo(f"batchinfer: removed {clear(folder, chosen) / 1e6:.1f} MB from {folder}")
 
 
+def console() -> None:
+    """The `batchinfer` command (`python -m batchinfer.cli` too): `main`, then a quick exit (signals.leave)."""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    if not isinstance(code, (int, type(None))):  # click passes ints; anything else is a message
+        click.echo(code, err=True)
+        code = 1
+    signals.leave(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    console()

@@ -41,6 +41,24 @@ def exit_if_stuck(code: int) -> None:
 
 def exit_now(code: int) -> None:
     """Flush what was said, then leave without the interpreter's shutdown (threads, atexit): nothing is left."""
+    _flush()
+    os._exit(code)
+
+
+def leave(code: int | None) -> None:
+    """End the `batchinfer` command with `code`. Once its work is done and no other thread runs, the exit
+    handlers run (logging's, Ray's, multiprocessing's) and the process leaves without tearing down its ~900
+    modules one by one, which takes 0.2-0.3 s: a fifth of a small scheduled job. Otherwise: a normal exit."""
+    if any(not t.daemon and t is not threading.current_thread() for t in threading.enumerate()):
+        sys.exit(code)
+    import atexit
+
+    atexit._run_exitfuncs()
+    _flush()
+    os._exit(code or 0)
+
+
+def _flush() -> None:
     for handler in [*logging.getLogger().handlers, *logging.getLogger("batchinfer").handlers]:
         try:
             handler.flush()
@@ -51,4 +69,3 @@ def exit_now(code: int) -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os._exit(code)

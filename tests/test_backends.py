@@ -106,3 +106,37 @@ def test_out_of_memory_halves_the_batch_and_loses_no_row(tiny_classifier, caplog
     finally:
         pipe.backend.forward = real
         pipe._token_cap = None
+
+
+QUIET = """
+import json, os, sys, threading
+from batchinfer.model.openvino_quiet import nncf, openvino
+openvino(); nncf()
+print(json.dumps({"ci": os.environ.get("CI"), "threads": [t.name for t in threading.enumerate() if not t.daemon]}))
+"""
+
+
+@pytest.mark.parametrize("answer", [None, "1"])
+def test_openvino_and_nncf_import_without_telemetry_unless_the_user_opted_in(tmp_path, answer):
+    """Left alone, `import openvino` / `import nncf` send a usage event and count runs in ~/intel/stats; ours
+    sends nothing (no stats, no sending thread left), and leaves CI as it was, unless the user answered
+    OpenVINO's consent question (here: yes), which stands."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    (home / "intel").mkdir(parents=True)
+    if answer:
+        (home / "intel" / "openvino_telemetry").write_text(answer)
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")} | {"HOME": str(home)}
+    done = subprocess.run([sys.executable, "-c", QUIET], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["ci"] is None
+    counted = (home / "intel" / "stats").exists()
+    if answer:
+        assert counted  # the user's yes: OpenVINO's own behaviour
+    else:
+        assert not counted and seen["threads"] == ["MainThread"], seen

@@ -260,3 +260,64 @@ cli.main()
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
     assert "cleanup did not finish within 1 s" in err
+
+
+def test_import_and_help_leave_the_heavy_libraries_unimported():
+    """`import batchinfer` and `batchinfer --help` import none of numpy, pyarrow, pydantic (a job's own
+    imports), so a scheduler's health check or a notebook's import costs a tenth of a second; `JobSpec` and
+    `load_job` still come from the package when first asked for."""
+    import subprocess
+    import sys
+
+    heavy = ("numpy", "pyarrow", "pydantic", "polars", "torch", "transformers", "onnxruntime")
+    code = ("import sys, batchinfer\n"
+            "from batchinfer.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+            "from batchinfer import JobSpec, load_job\n"
+            "print(JobSpec.__module__, load_job.__module__)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert "Usage:" in done.stdout and lines[-2] == "[]", done.stdout
+    assert lines[-1] == "batchinfer.job batchinfer.job"
+
+
+CONSOLE = """
+import atexit, sys, threading, time
+from pathlib import Path
+from batchinfer.cli import console
+marker = Path(sys.argv[1])
+atexit.register(lambda: marker.write_text(marker.read_text() + "atexit;"))
+if sys.argv[2] == "thread":  # a thread still working when the command ends: the exit waits for it
+    threading.Thread(target=lambda: (time.sleep(1.0), marker.write_text(marker.read_text() + "thread;"))).start()
+marker.write_text("")
+sys.argv = ["batchinfer", *sys.argv[3:]]
+console()
+"""
+
+
+@pytest.mark.parametrize("other_thread", [False, True])
+def test_the_command_exits_with_its_code_after_the_exit_handlers_and_other_threads(tmp_path, tiny_classifier,
+                                                                                 other_thread):
+    """`batchinfer` leaves without the interpreter's slow teardown, yet with the command's exit code, after
+    every atexit handler, and only once no other (non-daemon) thread is working; its output is whole."""
+    import subprocess
+    import sys
+
+    import polars as pl
+    import pyarrow.dataset as ds
+
+    make_frame(30).write_parquet(tmp_path / "in.parquet")
+    good = job(tmp_path, tiny_classifier, input_path=str(tmp_path / "in.parquet"), output=str(tmp_path / "out"))
+    marker = tmp_path / "marker"
+    mode = "thread" if other_thread else "alone"
+    done = subprocess.run([sys.executable, "-c", CONSOLE, str(marker), mode, "run", str(good), "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text() == ("thread;atexit;" if other_thread else "atexit;")
+    assert pl.read_parquet(tmp_path / "out" / "*.parquet").height == 30 == ds.dataset(tmp_path / "out").count_rows()
+    bad = subprocess.run([sys.executable, "-c", CONSOLE, str(marker), mode, "run", str(tmp_path / "nope.toml")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == JobFileError.exit_code and "nope.toml does not exist" in bad.stderr
+    assert marker.read_text().endswith("atexit;")

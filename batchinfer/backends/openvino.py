@@ -32,8 +32,9 @@ class OpenVinoBackend:
 
     def __init__(self, graph: ModelGraph, *, threads: int, cache_dir: Path, precision: str = "fp32",
                  quantize: str = "none", device: Device = CPU) -> None:
-        import openvino as ov
+        from batchinfer.model.openvino_quiet import openvino
 
+        ov = openvino()
         self.graph = graph
         if precision == "bf16" and not cpu_has_bf16():
             log.warning("openvino: this CPU has no AVX-512 BF16/AMX, so bf16 is not available; running fp32")

@@ -26,8 +26,9 @@ def ir_path(graph: ModelGraph, cache_dir: Path, *, quantize: str = "none", broke
     `quantize = "int8-weights"`: weights compressed to int8 by NNCF (its own cached IR); OpenVINO then runs
     those layers with int8 kernels where the CPU has VNNI. `broken`: why the cached IR cannot be used: rebuilt.
     """
-    import openvino as ov
+    from batchinfer.model.openvino_quiet import openvino
 
+    ov = openvino()
     stateful = is_stateful(graph)
     onnx_path = None if stateful else export_onnx(graph, cache_dir)
     name = f"{fingerprint(graph)}-ov{ov.__version__.split('-')[0]}" + ("-stateful" if stateful else "")
@@ -70,8 +71,10 @@ def _nncf_version() -> str:
 
 
 def _import_nncf():
+    from batchinfer.model.openvino_quiet import nncf as import_nncf
+
     try:
-        import nncf
+        nncf = import_nncf()
     except ImportError:
         raise ModelError("quantize = 'int8-weights' needs NNCF", hint='pip install "batchinfer[openvino]"') from None
     return nncf

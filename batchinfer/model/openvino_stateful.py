@@ -19,11 +19,13 @@ BEAM_IDX = "beam_idx"
 
 def convert_stateful(model):
     """The transformers decoder `model` as a stateful `openvino.Model` (see the module's docstring)."""
-    import openvino as ov
     import torch
-    from openvino._offline_transformations import apply_make_stateful_transformation
 
     from batchinfer.model.decoder_export import cache_shape, decoder_step
+    from batchinfer.model.openvino_quiet import openvino
+
+    ov = openvino()
+    from openvino._offline_transformations import apply_make_stateful_transformation
 
     module, args, inputs, outputs, _ = decoder_step(model)
     _, kv_heads, head_dim = cache_shape(model.config)
