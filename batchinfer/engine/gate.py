@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from batchinfer.digest import digest
 from batchinfer.engine.units import prepare_unit, unit_keys
 from batchinfer.errors import ModelError
 from batchinfer.io.layout import unit_name
@@ -110,11 +111,11 @@ def _verdict_file(spec: JobSpec, pipe: Pipeline, sample: list) -> Path | None:
             return None
         rows.update(data if isinstance(data, bytes) else data())
         rows.update(repr(getattr(value, "shape", getattr(value, "size", ""))).encode() + b"\0")  # arrays, images
-    key = json.dumps({"content": pipe.ref.content_hash, "model": spec.model.model_dump(exclude={"min_agreement"}),
-                      "batching": spec.batching.model_dump(), "backend": pipe.backend.description,
-                      "rows": rows.hexdigest()}, sort_keys=True, default=str)
+    key = digest({"content": pipe.ref.content_hash, "model": spec.model.model_dump(exclude={"min_agreement"}),
+                  "batching": spec.batching.model_dump(), "backend": pipe.backend.description,
+                  "rows": rows.hexdigest()})
     cache = Path(spec.runtime.cache_dir) if spec.runtime.cache_dir else default_cache_dir()
-    return cache / "agreement" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    return cache / "agreement" / f"{key}.json"
 
 
 def _read_json(path: Path) -> dict | None:

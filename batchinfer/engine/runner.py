@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import sys
 import time
@@ -13,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from batchinfer.backends import device_for
+from batchinfer.digest import digest
 from batchinfer.engine.executors import Units, load_executor
 from batchinfer.engine.progress import Progress
 from batchinfer.engine.gate import check_on_data
@@ -169,13 +168,13 @@ def plan_of(spec: JobSpec, source: Source, ref: ModelRef) -> dict:
     table = {} if getattr(source, "table_version", None) is None else {"table": source.table_version}
     return {
         **table,
-        "files": [[path, _digest({"size": size, "version": version})] for path, size, version in source.versions()],
-        "input": _digest(spec.input.model_dump(exclude={"path", "storage_options", "catalog", *_unset_table_keys(spec)})),
+        "files": [[path, digest({"size": size, "version": version})] for path, size, version in source.versions()],
+        "input": digest(spec.input.model_dump(exclude={"path", "storage_options", "catalog", *_unset_table_keys(spec)})),
         # a change of the kept columns' types would mix schemas in one folder (the text column is decoded)
-        "schema": _digest({f.name: str(f.type) for f in source.schema if f.name not in spec.input.read_columns}),
-        "model": _digest({**model, "content": ref.content_hash}),
-        "batching": _digest(spec.batching.model_dump()),
-        "output": _digest(spec.output.model_dump(include={"keep_columns", "columns", "compression",
+        "schema": digest({f.name: str(f.type) for f in source.schema if f.name not in spec.input.read_columns}),
+        "model": digest({**model, "content": ref.content_hash}),
+        "batching": digest(spec.batching.model_dump()),
+        "output": digest(spec.output.model_dump(include={"keep_columns", "columns", "compression",
                                                            "compression_level"}
                                                  | ({"partition_by"} if spec.output.partition_by else set()))),
     }
@@ -190,13 +189,11 @@ def _unset_table_keys(spec: JobSpec) -> set[str]:
 def job_identity(spec: JobSpec) -> str:
     """What stays the same across attempts of one job, whatever its input does since: the job file's input,
     model, batching and output settings (not the mode, not the credentials)."""
-    return _digest({"input": spec.input.model_dump(exclude={"storage_options", "catalog"}),
+    return digest({"input": spec.input.model_dump(exclude={"storage_options", "catalog"}),
                     "model": spec.model.model_dump(), "batching": spec.batching.model_dump(),
                     "output": spec.output.model_dump(exclude={"mode", "storage_options", "catalog"})})
 
 
-def _digest(data: dict) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def model_ref(spec: JobSpec) -> ModelRef:

@@ -15,8 +15,6 @@ letters stay.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import posixpath
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchinfer import faults
+from batchinfer.digest import digest
 from batchinfer.errors import OutputError
 from batchinfer.io import layout
 from batchinfer.io.formats import TableWriter, writer_for
@@ -90,7 +89,7 @@ class TableSink:
     def _plan(self, plan: dict) -> dict:
         """The plan a staging folder keeps: the job's, with its identity and the run's id."""
         plan = {k: v for k, v in plan.items() if k not in ("job", "run_id")}
-        run_id = self.spec.run_id or _digest(plan)
+        run_id = self.spec.run_id or digest(plan)
         return {**plan, "job": self.identity, "run_id": run_id}
 
     def _stage(self, plan: dict) -> ParquetSink:
@@ -221,7 +220,7 @@ class TableSink:
         """Commit rows predicted elsewhere (a DataFrame's, in memory) as one run of this table: staged as one
         unit, then committed as any run is (once: output.run_id names the run)."""
         self.identity = self.spec.run_id
-        plan = {"rows": _digest({"run_id": self.spec.run_id})}
+        plan = {"rows": digest({"run_id": self.spec.run_id})}
         self.check(plan=plan)
         self.open(plan)
         try:
@@ -273,5 +272,3 @@ class _Staged:
         return table if schema is None else table.cast(schema)
 
 
-def _digest(data: dict) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -8,12 +8,12 @@ into place when complete, so a half-written export is never loaded; one broken l
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 from pathlib import Path
 
+from batchinfer.digest import digest
 from batchinfer.errors import ModelError
 from batchinfer.media import medium
 from batchinfer.model.cache_dir import ONNX
@@ -46,7 +46,7 @@ def fingerprint(graph: ModelGraph, *, opset: int = OPSET) -> str:
         "transformers": version_of("transformers"),
         "onnx": version_of("onnx"),
     }
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return digest(key, 24)
 
 
 def _export(graph: ModelGraph, target: Path, opset: int) -> None:

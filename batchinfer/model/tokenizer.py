@@ -9,7 +9,6 @@ transformers' fast tokenizer does, and hands every other call to the transformer
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from batchinfer.digest import digest
 from batchinfer.errors import ModelError
 from batchinfer.model.cache_dir import TOKENIZERS
 from batchinfer.model.cache_folder import build_once, damage, is_built
@@ -74,7 +74,7 @@ def load_full(ref: ModelRef, trust_remote_code: bool = False) -> Any:
 def snapshot_key(ref: ModelRef) -> str:
     key = {"format": FORMAT, "model": ref.content_hash, "transformers": version_of("transformers"),
            "tokenizers": version_of("tokenizers")}
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return digest(key, 24)
 
 
 def snapshot_attributes(full: Any) -> dict[str, Any] | None:
