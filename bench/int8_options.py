@@ -6,7 +6,8 @@ For the sample sentiment model (labels on SST-2 dev) and all-MiniLM-L6-v2 (embed
 each variant runs the forward pass alone over the same pre-tokenised, length-sorted batches (SST-2 dev
 repeated to --rows; median of --repeats, interleaved). Variants: ORT fp32; ORT dynamic int8 (per channel);
 ORT static int8 (QDQ, calibrated); OpenVINO fp32; OpenVINO bf16; OpenVINO int8 weight compression (NNCF, weights
-only); OpenVINO static int8 (NNCF `quantize`, transformer preset, calibrated). OpenVINO picks bf16 by itself
+only); OpenVINO static int8 (NNCF `quantize`, transformer preset, calibrated; also with SmoothQuant alpha 0.8 for 0.95,
+and with each layer's second FFN matmul left out of int8, in bf16). OpenVINO picks bf16 by itself
 on CPUs with AVX-512 BF16, so every OpenVINO row names its precision. Calibration sentences come from SST-2
 *train*, so agreement is measured on sentences the calibration never saw. Needs `nncf` for the OpenVINO rows.
 """
@@ -94,9 +95,21 @@ def variants(onnx_path: Path, calibration: list[dict[str, np.ndarray]], threads:
     compressed = nncf.compress_weights(ov.Core().read_model(str(onnx_path)), mode=nncf.CompressWeightsMode.INT8_ASYM)
     out["openvino int8 weights (nncf), f32 activations"] = ov_compiled(compressed, threads, "f32")
     out["openvino int8 weights (nncf), bf16 activations"] = ov_compiled(compressed, threads, "bf16")
-    static = nncf.quantize(ov.Core().read_model(str(onnx_path)), nncf.Dataset(calibration),
-                           model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration))
-    out["openvino static int8 (nncf), bf16 elsewhere"] = ov_compiled(static, threads, "bf16")
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+
+    def static(**options):
+        return nncf.quantize(ov.Core().read_model(str(onnx_path)), nncf.Dataset(calibration),
+                             model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration), **options)
+
+    out["openvino static int8 (nncf), bf16 elsewhere"] = ov_compiled(static(), threads, "bf16")
+    smooth = AdvancedQuantizationParameters(smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=0.8))
+    out["openvino static int8, SmoothQuant alpha 0.8, bf16 elsewhere"] = ov_compiled(
+        static(advanced_parameters=smooth), threads, "bf16")
+    ffn_out = [op.get_friendly_name() for op in ov.Core().read_model(str(onnx_path)).get_ops()
+               if op.get_type_name() == "MatMul" and "/output/dense/" in op.get_friendly_name()
+               and "/attention/" not in op.get_friendly_name()]  # each layer's second FFN matmul (after GELU)
+    out["openvino static int8, FFN outputs in bf16"] = ov_compiled(
+        static(ignored_scope=nncf.IgnoredScope(names=ffn_out)), threads, "bf16")
     return out
 
 
