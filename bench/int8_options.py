@@ -6,9 +6,9 @@ For the sample sentiment model (labels on SST-2 dev) and all-MiniLM-L6-v2 (embed
 each variant runs the forward pass alone over the same pre-tokenised, length-sorted batches (SST-2 dev
 repeated to --rows; median of --repeats, interleaved). Variants: ORT fp32; ORT dynamic int8 (per channel);
 ORT static int8 (QDQ, calibrated); OpenVINO fp32; OpenVINO bf16; OpenVINO int8 weight compression (NNCF, weights
-only); OpenVINO static int8 (NNCF `quantize`, transformer preset, calibrated; also with SmoothQuant alpha 0.8 for 0.95,
-and with each layer's second FFN matmul left out of int8, in bf16). OpenVINO picks bf16 by itself
-on CPUs with AVX-512 BF16, so every OpenVINO row names its precision. Calibration sentences come from SST-2
+only); OpenVINO static int8 (NNCF `quantize`, transformer preset, calibrated; also with SmoothQuant alpha
+0.8 for NNCF's 0.95, and with each layer's second FFN matmul left out of int8, in bf16). OpenVINO picks bf16
+by itself on CPUs with AVX-512 BF16, so every OpenVINO row names its precision. Calibration sentences come from SST-2
 *train*, so agreement is measured on sentences the calibration never saw. Needs `nncf` for the OpenVINO rows.
 """
 

@@ -175,8 +175,8 @@ def plan_of(spec: JobSpec, source: Source, ref: ModelRef) -> dict:
         "model": digest({**model, "content": ref.content_hash}),
         "batching": digest(spec.batching.model_dump()),
         "output": digest(spec.output.model_dump(include={"keep_columns", "columns", "compression",
-                                                           "compression_level"}
-                                                 | ({"partition_by"} if spec.output.partition_by else set()))),
+                                                          "compression_level"}
+                                                | ({"partition_by"} if spec.output.partition_by else set()))),
     }
 
 
@@ -190,10 +190,8 @@ def job_identity(spec: JobSpec) -> str:
     """What stays the same across attempts of one job, whatever its input does since: the job file's input,
     model, batching and output settings (not the mode, not the credentials)."""
     return digest({"input": spec.input.model_dump(exclude={"storage_options", "catalog"}),
-                    "model": spec.model.model_dump(), "batching": spec.batching.model_dump(),
-                    "output": spec.output.model_dump(exclude={"mode", "storage_options", "catalog"})})
-
-
+                   "model": spec.model.model_dump(), "batching": spec.batching.model_dump(),
+                   "output": spec.output.model_dump(exclude={"mode", "storage_options", "catalog"})})
 
 
 def model_ref(spec: JobSpec) -> ModelRef:

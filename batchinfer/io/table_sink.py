@@ -270,5 +270,3 @@ class _Staged:
         with self.fs.open(self.parts[index], "rb") as fh:
             table = pq.read_table(fh)
         return table if schema is None else table.cast(schema)
-
-
