@@ -4,7 +4,8 @@ Every row is a child process (`python BENCH --row NAME --data PATH --model PATH`
 {"rows": N, "seconds": S, "labels": [...]} (or "vectors": [[...], ...] for embeddings); the parent adds the
 child's peak RSS and computes, per row, the median rows/s over the repeats, the ratio to the first row, and the
 agreement with the reference row: the share of equal labels, or the mean cosine of the vectors. A row may run
-under another Python (`pythons`: a reference that needs its own environment).
+under another Python (`pythons`: a reference that needs its own environment). Given the model's FLOPs per row
+and the machine's measured matmul peak (`matmul_peak`), the table adds each row's share of that peak.
 """
 
 from __future__ import annotations
@@ -34,26 +35,44 @@ def run_child(script: Path, row: str, args: list[str], python: str | None = None
     return result
 
 
+def matmul_peak(size: int = 2048, repeats: int = 7) -> float:
+    """The machine's fp32 GEMM rate in GFLOP/s: the best of `repeats` numpy size x size matmuls."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    a @ a  # warm: threads started, pages touched
+    best = 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ a
+        best = max(best, 2 * size**3 / (time.perf_counter() - started))
+    return best / 1e9
+
+
 def table(script: Path, rows: list[str], args: list[str], *, repeats: int, reference: str,
-          pythons: dict[str, str] | None = None) -> str:
+          pythons: dict[str, str] | None = None, flops_per_row: float | None = None,
+          peak_gflops: float | None = None) -> str:
     results: dict[str, list[dict]] = {row: [] for row in rows}
     for _ in range(repeats):  # interleaved, so drift in the machine's speed hits every row alike
         for row in rows:
             results[row].append(run_child(script, row, args, (pythons or {}).get(row)))
             last = results[row][-1]
             print(f"  {row}: {last['rows'] / last['seconds']:.1f} rows/s", file=sys.stderr)
-    lines = [f"| row | rows/s (median of {repeats}) | ratio to first row | peak RSS MB | agreement with {reference} |",
-             "|---|---|---|---|---|"]
+    share = flops_per_row is not None and peak_gflops is not None
+    lines = [f"| row | rows/s (median of {repeats}) | ratio to first row | peak RSS MB | agreement with {reference} |"
+             + (f" share of fp32 peak ({peak_gflops:.0f} GFLOP/s) |" if share else ""),
+             "|---|---|---|---|---|" + ("---|" if share else "")]
     first = None
     for row in rows:
         if any("refused" in r for r in results[row]):
-            lines.append(f"| {row} | refused: {results[row][0]['refused'][:90]} | | | |")
+            lines.append(f"| {row} | refused: {results[row][0]['refused'][:90]} | | | |" + (" |" if share else ""))
             continue
         rate = statistics.median(r["rows"] / r["seconds"] for r in results[row])
         first = first or rate
         rss = statistics.median(r["peak_rss_mb"] for r in results[row])
         lines.append(f"| {row} | {rate:.1f} | {rate / first:.2f}x | {rss:.0f} | "
-                     f"{_agreement(results[row][0], results[reference][0])} |")
+                     f"{_agreement(results[row][0], results[reference][0])} |"
+                     + (f" {rate * flops_per_row / 1e9 / peak_gflops:.0%} |" if share else ""))
     return "\n".join(lines)
 
 

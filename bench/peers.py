@@ -335,15 +335,16 @@ def build_data(*, rows: int, long_rows: int, sets: list[str]) -> dict[str, Path]
     return made
 
 
-def prepare_models(jobs: list[str]) -> dict[str, str]:
-    """Each job's local model folder; warms batchinfer's ONNX export and OpenVINO model, and lays out the
-    fastembed folder (batchinfer's ONNX export beside the model's tokenizer files, cut at 256 tokens as
-    sentence-transformers' max_seq_length is). Run in a child (--prepare): a parent that had loaded the models
-    would pass its peak RSS on to the rows' children."""
+def prepare_models(jobs: list[str], data: dict[str, str]) -> dict:
+    """Each job's local model folder and its FLOPs per row on each data set, and the machine's matmul peak;
+    warms batchinfer's ONNX export and OpenVINO model, and lays out the fastembed folder (batchinfer's ONNX export
+    beside the model's tokenizer files, cut at 256 tokens as sentence-transformers' max_seq_length is). Run in a
+    child (--prepare): a parent that had loaded the models would pass its peak RSS on to the rows' children."""
     from batchinfer.job import ModelSpec
     from batchinfer.pipelines import build_pipeline
+    from harness import matmul_peak
 
-    folders = {}
+    folders, flops = {}, {}
     for job in jobs:
         name, task = MODELS[job]
         extra = {"normalize": True} if job == "embed" else {}
@@ -354,7 +355,26 @@ def prepare_models(jobs: list[str]) -> dict[str, str]:
         folders[job] = str(pipe.ref.path)
         if job == "embed":
             _fastembed_folder(pipe.ref.path, onnx, WORK / FASTEMBED)
-    return folders
+        per_token = 2 * _per_token_weights(pipe.ref.path)
+        flops[job] = {}
+        for set_name, path in data.items():
+            tokens = pipe.task.batch_lengths(pipe.task.encode(_read(Path(path))[1]))
+            flops[job][set_name] = per_token * float(tokens.mean())
+    return {"folders": folders, "flops": flops, "peak_gflops": matmul_peak()}
+
+
+def _per_token_weights(model: Path) -> int:
+    """Weights every token goes through: the encoder layers' (embeddings, pooler and head left out; attention's
+    own FLOPs, which grow with the length, are not counted, so the share of peak is a lower bound)."""
+    import numpy as np
+    from safetensors import safe_open
+
+    total = 0
+    with safe_open(str(model / "model.safetensors"), "np") as weights:
+        for key in weights.keys():
+            if ".layer." in key and "embeddings" not in key:
+                total += int(np.prod(weights.get_slice(key).get_shape()))
+    return total
 
 
 def _fastembed_folder(model: Path, onnx: Path, target: Path) -> None:
@@ -369,7 +389,8 @@ def _fastembed_folder(model: Path, onnx: Path, target: Path) -> None:
     link.symlink_to(onnx)
 
 
-def run_tables(*, jobs: list[str], data: dict[str, Path], folders: dict[str, Path], repeats: int) -> None:
+def run_tables(*, jobs: list[str], data: dict[str, Path], folders: dict[str, Path], repeats: int,
+               flops: dict[str, dict[str, float]], peak_gflops: float) -> None:
     from harness import table
 
     for job in jobs:
@@ -383,7 +404,8 @@ def run_tables(*, jobs: list[str], data: dict[str, Path], folders: dict[str, Pat
         for set_name, path in data.items():
             print(f"\n## {job} ({MODELS[job][1]}), {set_name} texts ({path.name})", flush=True)
             args = ["--job", job, "--data", str(path), "--model", str(folders[job]), "--work", str(WORK)]
-            print(table(Path(__file__), rows, args, repeats=repeats, reference=rows[0], pythons=pythons))
+            print(table(Path(__file__), rows, args, repeats=repeats, reference=rows[0], pythons=pythons,
+                        flops_per_row=flops[job][set_name], peak_gflops=peak_gflops))
             for row, why in absent.items():
                 print(f"| {row} | {why} | | | |")
 
@@ -400,14 +422,14 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", choices=list(MODELS))
     parser.add_argument("--sets", default="short", help="short, long or short,long")
-    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", help=argparse.SUPPRESS)  # JSON: {set name: data path}
     parser.add_argument("--setup", action="store_true", help="make the peers' venvs under " + str(ENV_ROOT))
     args = parser.parse_args()
     jobs = [args.only] if args.only else list(MODELS)
     if args.row or args.prepare:
         real_stdout = os.dup(1)
         os.dup2(2, 1)  # the peers' own prints go to stderr: stdout's last line is the result
-        result = prepare_models(jobs) if args.prepare else child(args.job, args.row, args.data, args.model, args.work)
+        result = (prepare_models(jobs, json.loads(args.prepare)) if args.prepare else child(args.job, args.row, args.data, args.model, args.work))
         os.dup2(real_stdout, 1)
         print(json.dumps(result), flush=True)
         return 0
@@ -427,14 +449,19 @@ def main() -> int:
 
     WORK.mkdir(parents=True, exist_ok=True)
     data = build_data(rows=args.rows, long_rows=args.long_rows, sets=args.sets.split(","))
-    prepared = subprocess.run([sys.executable, __file__, "--prepare", *(["--only", args.only] if args.only else [])],
+    prepared = subprocess.run([sys.executable, __file__, "--prepare", json.dumps({k: str(v) for k, v in data.items()}),
+                               *(["--only", args.only] if args.only else [])],
                               stdout=subprocess.PIPE, text=True, check=True)
-    folders = {job: Path(path) for job, path in json.loads(prepared.stdout.splitlines()[-1]).items()}
+    prepared = json.loads(prepared.stdout.splitlines()[-1])
+    folders = {job: Path(path) for job, path in prepared["folders"].items()}
     print(f"# peers, end to end; {machine()}")
     print(f"# project venv ({sys.prefix}): {versions(None)}")
     for env in ENVS:
         print(f"# {env} venv ({ENV_ROOT / env}): {versions(env)}")
-    run_tables(jobs=jobs, data=data, folders=folders, repeats=args.repeats)
+    print(f"# fp32 matmul peak (numpy 2048x2048, best of 7, before the rows): {prepared['peak_gflops']:.0f} GFLOP/s; "
+          "share of peak = rows/s x FLOPs per row (2 x encoder-layer weights x real tokens) / peak")
+    run_tables(jobs=jobs, data=data, folders=folders, repeats=args.repeats, flops=prepared["flops"],
+               peak_gflops=prepared["peak_gflops"])
     return 0
 
 
