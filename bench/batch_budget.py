@@ -23,24 +23,21 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-DEV = HERE.parent.parent / "shared" / "data" / "sst2" / "dev.parquet"
 MODEL = "sample:sentiment-minilm"
 DEFAULT = "rows:8,rows:16,rows:32,rows:64,tokens:256,tokens:512,tokens:1024,tokens:2048,tokens:4096"
-WORDS = ("the film was long and the plot was thin but the actors were good and the music was moving while "
-         "critics said it was a careful study of grief memory and family across three decades").split()
 
 
 def _sets() -> dict[str, list[str]]:
     import polars as pl
+    from text import SST2, WORDS  # bench/text.py's dev sentences and long-paragraph words
 
     rng = random.Random(0)
-    return {"short": pl.read_parquet(DEV)["sentence"].to_list() * 2,
+    return {"short": pl.read_parquet(SST2)["sentence"].to_list() * 2,
             "long": [" ".join(rng.choice(WORDS) for _ in range(rng.randint(80, 480))) for _ in range(300)]}
 
 
 def measure(backend: str, configs: list[tuple[str, int]]) -> dict:
-    from harness import matmul_peak
-    from peers import _per_token_weights
+    from harness import matmul_peak, per_token_weights
 
     from batchinfer.engine.batcher import plan_batches
     from batchinfer.job import ModelSpec
@@ -48,7 +45,7 @@ def measure(backend: str, configs: list[tuple[str, int]]) -> dict:
 
     peak = matmul_peak()
     pipe = build_pipeline(ModelSpec(name=MODEL, task="text-classification", backend=backend))
-    per_token = 2 * _per_token_weights(pipe.ref.path)
+    per_token = 2 * per_token_weights(pipe.ref.path)
     results = {"peak_gflops": peak, "rows": []}
     for set_name, texts in _sets().items():
         encoded = pipe.task.encode(texts)

@@ -49,6 +49,20 @@ def matmul_peak(size: int = 2048, repeats: int = 7) -> float:
     return best / 1e9
 
 
+def per_token_weights(model: Path) -> int:
+    """Weights every token goes through: the encoder layers' (embeddings, pooler and head left out; attention's
+    own FLOPs, which grow with the length, are not counted, so the share of peak is a lower bound)."""
+    import numpy as np
+    from safetensors import safe_open
+
+    total = 0
+    with safe_open(str(model / "model.safetensors"), "np") as weights:
+        for key in weights.keys():
+            if ".layer." in key and "embeddings" not in key:
+                total += int(np.prod(weights.get_slice(key).get_shape()))
+    return total
+
+
 def table(script: Path, rows: list[str], args: list[str], *, repeats: int, reference: str,
           pythons: dict[str, str] | None = None, flops_per_row: float | None = None,
           peak_gflops: float | None = None) -> str:

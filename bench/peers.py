@@ -342,7 +342,7 @@ def prepare_models(jobs: list[str], data: dict[str, str]) -> dict:
     child (--prepare): a parent that had loaded the models would pass its peak RSS on to the rows' children."""
     from batchinfer.job import ModelSpec
     from batchinfer.pipelines import build_pipeline
-    from harness import matmul_peak
+    from harness import matmul_peak, per_token_weights
 
     folders, flops = {}, {}
     for job in jobs:
@@ -355,26 +355,12 @@ def prepare_models(jobs: list[str], data: dict[str, str]) -> dict:
         folders[job] = str(pipe.ref.path)
         if job == "embed":
             _fastembed_folder(pipe.ref.path, onnx, WORK / FASTEMBED)
-        per_token = 2 * _per_token_weights(pipe.ref.path)
+        per_token = 2 * per_token_weights(pipe.ref.path)
         flops[job] = {}
         for set_name, path in data.items():
             tokens = pipe.task.batch_lengths(pipe.task.encode(_read(Path(path))[1]))
             flops[job][set_name] = per_token * float(tokens.mean())
     return {"folders": folders, "flops": flops, "peak_gflops": matmul_peak()}
-
-
-def _per_token_weights(model: Path) -> int:
-    """Weights every token goes through: the encoder layers' (embeddings, pooler and head left out; attention's
-    own FLOPs, which grow with the length, are not counted, so the share of peak is a lower bound)."""
-    import numpy as np
-    from safetensors import safe_open
-
-    total = 0
-    with safe_open(str(model / "model.safetensors"), "np") as weights:
-        for key in weights.keys():
-            if ".layer." in key and "embeddings" not in key:
-                total += int(np.prod(weights.get_slice(key).get_shape()))
-    return total
 
 
 def _fastembed_folder(model: Path, onnx: Path, target: Path) -> None:
@@ -429,7 +415,8 @@ def main() -> int:
     if args.row or args.prepare:
         real_stdout = os.dup(1)
         os.dup2(2, 1)  # the peers' own prints go to stderr: stdout's last line is the result
-        result = (prepare_models(jobs, json.loads(args.prepare)) if args.prepare else child(args.job, args.row, args.data, args.model, args.work))
+        result = (prepare_models(jobs, json.loads(args.prepare)) if args.prepare
+                  else child(args.job, args.row, args.data, args.model, args.work))
         os.dup2(real_stdout, 1)
         print(json.dumps(result), flush=True)
         return 0
@@ -449,10 +436,11 @@ def main() -> int:
 
     WORK.mkdir(parents=True, exist_ok=True)
     data = build_data(rows=args.rows, long_rows=args.long_rows, sets=args.sets.split(","))
-    prepared = subprocess.run([sys.executable, __file__, "--prepare", json.dumps({k: str(v) for k, v in data.items()}),
-                               *(["--only", args.only] if args.only else [])],
-                              stdout=subprocess.PIPE, text=True, check=True)
-    prepared = json.loads(prepared.stdout.splitlines()[-1])
+    paths = json.dumps({name: str(path) for name, path in data.items()})
+    child_out = subprocess.run([sys.executable, __file__, "--prepare", paths,
+                                *(["--only", args.only] if args.only else [])],
+                               stdout=subprocess.PIPE, text=True, check=True).stdout
+    prepared = json.loads(child_out.splitlines()[-1])
     folders = {job: Path(path) for job, path in prepared["folders"].items()}
     print(f"# peers, end to end; {machine()}")
     print(f"# project venv ({sys.prefix}): {versions(None)}")
