@@ -2,7 +2,7 @@
 
     python bench/peers.py --setup                       # once: make the peers' own venvs (see ENVS)
     python bench/peers.py [--rows 20000] [--long-rows 1000] [--repeats 3] [--only embed|sentiment]
-                          [--sets short,long]
+                          [--sets short,long] [--below-fp32]
 
 Jobs: sentence embeddings with all-MiniLM-L6-v2 (mean pooling, L2-normalised; row 1 sentence-transformers
 `encode`) and text classification with the sample sentiment model (row 1 transformers' pipeline). Data: SST-2
@@ -194,15 +194,22 @@ def hf_pipeline(data: Path, out: Path, model: Path) -> None:
 
 
 def batchinfer_job(data: Path, out: Path, job: str, backend: str) -> None:
-    """batchinfer's run_job, the job file's settings as a dict (fp32, batch 32; embeddings normalised)."""
+    """batchinfer's run_job, the job file's settings as a dict (batch 32; embeddings normalised). `backend` is
+    "ort", "openvino" (fp32) or "openvino:bf16" / "openvino:int8-weights" (gated on the job's first rows)."""
     from batchinfer.engine.runner import run_job
     from batchinfer.job import parse_job
 
     name, task = MODELS[job]
-    model = {"name": name, "task": task, "backend": backend} | ({"normalize": True} if job == "embed" else {})
+    model = {"name": name, "task": task} | _backend_settings(backend) | ({"normalize": True} if job == "embed" else {})
     run_job(parse_job({"input": {"path": str(data), "column": "text"}, "model": model,
                        "batching": {"batch_size": BATCH},
                        "output": {"path": str(out), "mode": "overwrite", "keep_columns": ["id"]}}), progress=False)
+
+
+def _backend_settings(backend: str) -> dict:
+    """The model settings of a batchinfer row: "openvino:bf16" -> backend and precision, ":int8-weights" -> quantize."""
+    name, _, below = backend.partition(":")
+    return {"backend": name} | ({"precision": below} if below == "bf16" else {"quantize": below} if below else {})
 
 
 # job: {row: (venv or None for the project's, module it imports, what installs it, function or batchinfer backend)}
@@ -222,6 +229,9 @@ ROWS = {
 for _rows in ROWS.values():
     _rows["batchinfer ort"] = (None, "batchinfer", "pip install -e .", "ort")
     _rows["batchinfer openvino"] = (None, "openvino", "pip install openvino", "openvino")
+    _rows["batchinfer openvino bf16"] = (None, "openvino", "pip install openvino", "openvino:bf16")
+    _rows["batchinfer openvino int8-weights"] = (None, "nncf", "pip install nncf", "openvino:int8-weights")
+BELOW_FP32 = ("batchinfer openvino bf16", "batchinfer openvino int8-weights")  # rows with --below-fp32
 
 
 def _read_back(out: Path, job: str, expected: int) -> dict:
@@ -256,7 +266,12 @@ def child(job: str, row: str, data: Path, model: Path, work: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
     if isinstance(fn, str):
-        batchinfer_job(data, out, job, fn)
+        from batchinfer.errors import ModelError
+
+        try:
+            batchinfer_job(data, out, job, fn)
+        except ModelError as exc:  # the agreement gate refused a setting below fp32 on the job's first rows
+            return {"rows": 0, "seconds": 1, "refused": str(exc).splitlines()[0]}
     else:
         fn(data, out, work / FASTEMBED if fn is fastembed_onnx else model)
     seconds = time.perf_counter() - started
@@ -335,10 +350,11 @@ def build_data(*, rows: int, long_rows: int, sets: list[str]) -> dict[str, Path]
     return made
 
 
-def prepare_models(jobs: list[str], data: dict[str, str]) -> dict:
+def prepare_models(jobs: list[str], data: dict[str, str], below_fp32: bool = False) -> dict:
     """Each job's local model folder and its FLOPs per row on each data set, and the machine's matmul peak;
     warms batchinfer's ONNX export and OpenVINO model, and lays out the fastembed folder (batchinfer's ONNX export
-    beside the model's tokenizer files, cut at 256 tokens as sentence-transformers' max_seq_length is). Run in a
+    beside the model's tokenizer files, cut at 256 tokens as sentence-transformers' max_seq_length is), and with
+    `below_fp32` the int8-weights model and bf16's compiled blob. Run in a
     child (--prepare): a parent that had loaded the models would pass its peak RSS on to the rows' children."""
     from batchinfer.job import ModelSpec
     from batchinfer.pipelines import build_pipeline
@@ -348,8 +364,9 @@ def prepare_models(jobs: list[str], data: dict[str, str]) -> dict:
     for job in jobs:
         name, task = MODELS[job]
         extra = {"normalize": True} if job == "embed" else {}
-        for backend in ("ort", "openvino"):
-            pipe = build_pipeline(ModelSpec.model_validate({"name": name, "task": task, "backend": backend} | extra))
+        for backend in ("ort", "openvino") + (("openvino:bf16", "openvino:int8-weights") if below_fp32 else ()):
+            settings = {"name": name, "task": task} | _backend_settings(backend) | extra
+            pipe = build_pipeline(ModelSpec.model_validate(settings))
             if backend == "ort":
                 onnx = Path(str(pipe.backend.artifact))
         folders[job] = str(pipe.ref.path)
@@ -376,11 +393,11 @@ def _fastembed_folder(model: Path, onnx: Path, target: Path) -> None:
 
 
 def run_tables(*, jobs: list[str], data: dict[str, Path], folders: dict[str, Path], repeats: int,
-               flops: dict[str, dict[str, float]], peak_gflops: float) -> None:
+               flops: dict[str, dict[str, float]], peak_gflops: float, below_fp32: bool = False) -> None:
     from harness import table
 
     for job in jobs:
-        names = list(ROWS[job])
+        names = [row for row in ROWS[job] if below_fp32 or row not in BELOW_FP32]
         absent = {row: why for row in names if (why := missing(ROWS[job][row]))}
         rows = [row for row in names if row not in absent]
         if names[0] in absent:
@@ -409,13 +426,16 @@ def main() -> int:
     parser.add_argument("--only", choices=list(MODELS))
     parser.add_argument("--sets", default="short", help="short, long or short,long")
     parser.add_argument("--prepare", help=argparse.SUPPRESS)  # JSON: {set name: data path}
+    parser.add_argument("--below-fp32", action="store_true",
+                        help="also OpenVINO bf16 and int8-weights, each gated on the job's first rows (their "
+                             "agreement verdicts are cached: clear ~/.cache/batchinfer/agreement for a first run)")
     parser.add_argument("--setup", action="store_true", help="make the peers' venvs under " + str(ENV_ROOT))
     args = parser.parse_args()
     jobs = [args.only] if args.only else list(MODELS)
     if args.row or args.prepare:
         real_stdout = os.dup(1)
         os.dup2(2, 1)  # the peers' own prints go to stderr: stdout's last line is the result
-        result = (prepare_models(jobs, json.loads(args.prepare)) if args.prepare
+        result = (prepare_models(jobs, json.loads(args.prepare), args.below_fp32) if args.prepare
                   else child(args.job, args.row, args.data, args.model, args.work))
         os.dup2(real_stdout, 1)
         print(json.dumps(result), flush=True)
@@ -438,7 +458,8 @@ def main() -> int:
     data = build_data(rows=args.rows, long_rows=args.long_rows, sets=args.sets.split(","))
     paths = json.dumps({name: str(path) for name, path in data.items()})
     child_out = subprocess.run([sys.executable, __file__, "--prepare", paths,
-                                *(["--only", args.only] if args.only else [])],
+                                *(["--only", args.only] if args.only else []),
+                                *(["--below-fp32"] if args.below_fp32 else [])],
                                stdout=subprocess.PIPE, text=True, check=True).stdout
     prepared = json.loads(child_out.splitlines()[-1])
     folders = {job: Path(path) for job, path in prepared["folders"].items()}
@@ -449,7 +470,7 @@ def main() -> int:
     print(f"# fp32 matmul peak (numpy 2048x2048, best of 7, before the rows): {prepared['peak_gflops']:.0f} GFLOP/s; "
           "share of peak = rows/s x FLOPs per row (2 x encoder-layer weights x real tokens) / peak")
     run_tables(jobs=jobs, data=data, folders=folders, repeats=args.repeats, flops=prepared["flops"],
-               peak_gflops=prepared["peak_gflops"])
+               peak_gflops=prepared["peak_gflops"], below_fp32=args.below_fp32)
     return 0
 
 
