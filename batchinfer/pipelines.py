@@ -255,9 +255,8 @@ def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir,
     """int8 or bf16 outputs must agree with fp32 (mean cosine over probe inputs) or the run stops."""
     reduced = backend.reduced
     verdict = backend.artifact.parent / f"agreement-{reduced}.json" if backend.artifact else None
-    if verdict is not None and verdict.is_file():
-        agreement = json.loads(verdict.read_text())["mean_cosine"]
-    else:
+    agreement = _kept_probe_verdict(verdict)
+    if agreement is None:
         if cls.modality != "text":
             raise ModelError(f"{reduced} is offered for text models only")
         task = cls(config, processor, cls.probe_options())
@@ -268,11 +267,25 @@ def _check_agreement(cls, config, processor, graph, backend, runtime, cache_dir,
         agreement = float(cos.mean())
         if verdict is not None:
             verdict.write_text(json.dumps({"mean_cosine": agreement, "min_cosine": float(cos.min()),
-                                           "probe_texts": len(PROBE_TEXTS)}, indent=2))
+                                           "probe_texts": len(PROBE_TEXTS), "probe": PROBE_VERSION}, indent=2))
     log.info("model: %s agreement with fp32: mean cosine %.4f", reduced, agreement)
-    if agreement < minimum:
+    if not agreement >= minimum:  # NaN (the reduced model gave NaN) is below every threshold
         raise ModelError(f"{reduced} changes this model's outputs too much: mean cosine to fp32 is {agreement:.4f} "
                          f"on probe sentences, below {minimum}", hint=f"use {back_to_fp32(reduced)}")
+
+
+PROBE_VERSION = 2  # verdicts written before it may come from an OpenVINO compile of the wrong precision
+
+
+def _kept_probe_verdict(verdict: Path | None) -> float | None:
+    """The mean cosine an earlier probe of this artifact measured, or None to measure it (no file, an older
+    probe's, unreadable, or not a number)."""
+    try:
+        kept = json.loads(verdict.read_text()) if verdict is not None and verdict.is_file() else {}
+        agreement = float(kept["mean_cosine"]) if kept.get("probe") == PROBE_VERSION else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return agreement if agreement is not None and np.isfinite(agreement) else None
 
 
 def back_to_fp32(reduced: str) -> str:

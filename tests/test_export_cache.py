@@ -113,9 +113,35 @@ def test_openvino_compiles_through_its_model_cache_and_survives_a_damaged_one(ti
     feed = {"input_ids": np.array([[2, 7, 9, 3]]), "token_type_ids": np.zeros((1, 4), dtype=np.int64),
             "attention_mask": np.ones((1, 4), dtype=np.int64)}
     first = load_backend("openvino", graph, threads=1, cache_dir=fresh_cache)
-    blobs = list((first.artifact.parent / COMPILED).glob("*.blob"))
+    blobs = list((first.artifact.parent / COMPILED).rglob("*.blob"))
     assert len(blobs) == 1 and blobs[0].stat().st_size > 0
     want = first.forward(feed)["logits"]
     blobs[0].write_bytes(b"not a compiled model")
     again = load_backend("openvino", graph, threads=1, cache_dir=fresh_cache)
     np.testing.assert_allclose(again.forward(feed)["logits"], want, atol=1e-6)
+
+
+def test_openvino_keeps_each_compile_config_in_its_own_model_cache(tiny_classifier, fresh_cache):
+    """OpenVINO's cache key leaves out the precision hint: a bf16 compile after an fp32 one imported the fp32
+    blob and gave NaN. Each config has its own blobs, and the bf16 model's answers stay near fp32's."""
+    import numpy as np
+
+    from batchinfer.backends import load_backend
+    from batchinfer.backends.base import cpu_has_bf16
+    from batchinfer.backends.openvino import COMPILED
+
+    graph = graph_for(tiny_classifier)
+    feed = {"input_ids": np.array([[2, 7, 9, 3], [2, 5, 3, 0]]), "token_type_ids": np.zeros((2, 4), dtype=np.int64),
+            "attention_mask": np.array([[1, 1, 1, 1], [1, 1, 1, 0]])}
+    fp32 = load_backend("openvino", graph, threads=1, cache_dir=fresh_cache)
+    two_threads = load_backend("openvino", graph, threads=2, cache_dir=fresh_cache)
+    folders = {p.parent for p in (fp32.artifact.parent / COMPILED).rglob("*.blob")}
+    assert len(folders) == 2  # one per config
+    want = fp32.forward(feed)["logits"]
+    np.testing.assert_allclose(two_threads.forward(feed)["logits"], want, atol=1e-5)
+    if cpu_has_bf16():
+        bf16 = load_backend("openvino", graph, threads=1, cache_dir=fresh_cache, precision="bf16")
+        got = bf16.forward(feed)["logits"]
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, want, atol=0.05)
+        assert len({p.parent for p in (fp32.artifact.parent / COMPILED).rglob("*.blob")}) == 3

@@ -258,3 +258,60 @@ def test_the_gates_rows_are_the_jobs_output_not_run_twice(tmp_path, tiny_classif
     np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), atol=1e-5)
     assert a["label"][5] is None
     assert pq.read_table(tmp_path / "a").schema.equals(pq.read_table(tmp_path / "b").schema)
+
+
+def _with_nan_in_row(forward, row: int):
+    """`forward` whose first output gets NaN in `row` (a reduced model gone wrong in one row)."""
+    def broken(inputs):
+        out = {name: np.array(value, copy=True) for name, value in forward(inputs).items()}
+        name = next(iter(out))
+        if len(out[name]) > row:
+            out[name][row] = np.nan
+        return out
+    return broken
+
+
+@pytest.mark.parametrize("task", ["text-classification", "feature-extraction"])
+def test_nan_from_the_reduced_model_is_refused_on_the_jobs_rows(tmp_path, tiny_classifier, tiny_encoder, fresh_cache,
+                                                               monkeypatch, task):
+    """One row of NaN among the gate's rows stops the job before it writes, even where the other rows' labels
+    reach min_agreement (the NaN row's scores would be written as NaN) and where NaN makes the mean cosine NaN
+    (NaN compares below nothing); the verdict is not kept as a pass."""
+    import polars as pl
+
+    from batchinfer.engine.runner import run_job
+    from batchinfer.job import parse_job
+
+    pl.DataFrame({"id": range(40), "text": [f"{t} {i}" for i, t in enumerate(TEXTS * 10)][:40]}).write_parquet(
+        tmp_path / "in.parquet")
+    model = tiny_classifier if task == "text-classification" else tiny_encoder
+    job = parse_job({"input": {"path": str(tmp_path / "in.parquet"), "column": "text"},
+                     "model": {"name": str(model), "task": task, "backend": "openvino",
+                               "quantize": "int8-weights", "min_agreement": 0.5},
+                     "output": {"path": str(tmp_path / "out")}, "runtime": {"progress": "never"}}, source="job")
+    pipe = build_pipeline(job.model)
+    monkeypatch.setattr(pipe.backend, "forward", _with_nan_in_row(pipe.backend.forward, 1))
+    with pytest.raises(ModelError, match="changes this model's answers on your data") as refused:
+        run_job(job, pipeline=pipe)
+    assert ("NaN or infinite values where fp32 has numbers" in str(refused.value)
+            or "nan over the first" in str(refused.value))
+    assert not (tmp_path / "out").exists()
+    for kept in (fresh_cache / "agreement").glob("*.json"):
+        assert not json.loads(kept.read_text())["agreement"] >= 0.5
+
+
+def test_nan_from_the_reduced_model_is_refused_by_the_probe(tiny_classifier, fresh_cache, monkeypatch):
+    """The probe sentences' check refuses a reduced model that gives NaN (a NaN mean cosine passed it before),
+    and a NaN verdict is measured again, not kept."""
+    from batchinfer.backends.openvino import OpenVinoBackend
+
+    real = OpenVinoBackend.forward
+    monkeypatch.setattr(OpenVinoBackend, "forward", lambda self, inputs: (
+        _with_nan_in_row(lambda x: real(self, x), 0)(inputs) if self.reduced else real(self, inputs)))
+    spec = ModelSpec(name=str(tiny_classifier), task="text-classification", backend="openvino",
+                     quantize="int8-weights")
+    for _ in range(2):
+        with pytest.raises(ModelError, match="mean cosine to fp32 is nan"):
+            build_pipeline(spec)
+    monkeypatch.setattr(OpenVinoBackend, "forward", real)
+    assert build_pipeline(spec).backend.reduced == "int8-weights"

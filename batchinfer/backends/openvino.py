@@ -10,6 +10,7 @@ import numpy as np
 
 from batchinfer.backends.base import as_model_dtype, cpu_has_bf16
 from batchinfer.devices import CPU, Device
+from batchinfer.digest import digest
 from batchinfer.errors import DeviceError
 from batchinfer.model import ModelGraph
 from batchinfer.model.cache_folder import load_cached
@@ -90,15 +91,23 @@ def ov_device(device: Device, available: list[str]) -> str:
                       hint="use runtime.device = 'cpu', or install the GPU driver OpenVINO needs")
 
 
+def compiled_cache(path: Path, target: str, config: dict) -> Path:
+    """The folder of OpenVINO's compiled blobs for one target and compile config. OpenVINO's own cache key
+    leaves out settings that change the compiled model (2026.4: a bf16 compile imported the f32 blob and gave
+    wrong numbers, or NaN), so each config gets its own folder."""
+    return path.parent / COMPILED / digest({"target": target, **config})
+
+
 def _compile(core, path: Path, target: str, config: dict):
     """The IR compiled for `target` ('CPU', 'GPU.1') through OpenVINO's model cache: a later run imports the
     compiled blob (about a third of the compile time). A blob cache that cannot be used (read-only, damaged)
     is emptied and skipped."""
+    blobs = compiled_cache(path, target, config)
     try:
-        return core.compile_model(str(path), target, {**config, "CACHE_DIR": str(path.parent / COMPILED)})
+        return core.compile_model(str(path), target, {**config, "CACHE_DIR": str(blobs)})
     except Exception as exc:  # noqa: BLE001  (OpenVINO's own error types)
         log.debug("openvino: compiling without the model cache: %s", exc)
-        shutil.rmtree(path.parent / COMPILED, ignore_errors=True)
+        shutil.rmtree(blobs, ignore_errors=True)
         return core.compile_model(str(path), target, config)
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from batchinfer.digest import digest
 from batchinfer.engine.units import prepare_unit, unit_keys
@@ -29,6 +31,7 @@ from batchinfer.pipelines import Pipeline, back_to_fp32, build_pipeline
 log = logging.getLogger("batchinfer")
 
 SAMPLE_ROWS = 512  # at most; a task may ask for fewer (Task.gate_rows)
+GATE_VERSION = 2  # in the verdicts' key: 2 counts NaN as a difference and follows the OpenVINO cache fix
 
 
 @dataclass(frozen=True)
@@ -86,13 +89,17 @@ def check_on_data(spec: JobSpec, source, pipe: Pipeline) -> Predicted | None:
         reference = build_pipeline(spec.model.model_copy(update={"quantize": "none", "precision": "fp32"}),
                                    spec.runtime)
         want = reference.predict(sample, spec.batching, encoded=prep.encoded, keys=keys)
-        agreement, what = pipe.task.compare(pipe.task.to_arrow(results), want)
+        got = pipe.task.to_arrow(results)
+        agreement, what = pipe.task.compare(got, want)
+        lost = non_finite(got) - non_finite(want)
+        if lost > 0:  # NaN or inf where fp32 has numbers: never a match, whatever the labels say
+            agreement, what = 0.0, f"{lost} NaN or infinite values where fp32 has numbers; agreement counted as"
         log.info("model: %s vs fp32 on the first %d rows of the input: %s %.4f", reduced, len(sample), what,
                  agreement)
         if cached is not None:
             _write_json(cached, {"agreement": agreement, "what": what, "rows": len(sample)})
         predicted = Predicted(unit_name(first.file_index, first.batch_index), keys, sample, results)
-    if agreement < spec.model.min_agreement:
+    if not agreement >= spec.model.min_agreement:  # NaN is below every threshold
         raise ModelError(f"{reduced} changes this model's answers on your data: {what} {agreement:.4f} over the "
                          f"first {len(sample)} rows, below model.min_agreement = {spec.model.min_agreement}",
                          hint=f"use {back_to_fp32(reduced)}, or lower model.min_agreement if that is acceptable")
@@ -111,11 +118,29 @@ def _verdict_file(spec: JobSpec, pipe: Pipeline, sample: list) -> Path | None:
             return None
         rows.update(data if isinstance(data, bytes) else data())
         rows.update(repr(getattr(value, "shape", getattr(value, "size", ""))).encode() + b"\0")  # arrays, images
-    key = digest({"content": pipe.ref.content_hash, "model": spec.model.model_dump(exclude={"min_agreement"}),
+    key = digest({"gate": GATE_VERSION, "content": pipe.ref.content_hash, "model": spec.model.model_dump(exclude={"min_agreement"}),
                   "batching": spec.batching.model_dump(), "backend": pipe.backend.description,
                   "rows": rows.hexdigest()})
     cache = Path(spec.runtime.cache_dir) if spec.runtime.cache_dir else default_cache_dir()
     return cache / "agreement" / f"{key}.json"
+
+
+def non_finite(columns: dict[str, pa.Array]) -> int:
+    """How many NaN or infinite floats prediction columns hold (inside lists and structs too)."""
+    return sum(_non_finite(array) for array in columns.values())
+
+
+def _non_finite(array) -> int:
+    if isinstance(array, pa.ChunkedArray):
+        return sum(_non_finite(chunk) for chunk in array.chunks)
+    kind = array.type
+    if pa.types.is_floating(kind):
+        return pc.sum(pc.invert(pc.is_finite(array))).as_py() or 0
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return _non_finite(array.flatten())
+    if pa.types.is_struct(kind):
+        return sum(_non_finite(array.field(i)) for i in range(kind.num_fields))
+    return 0
 
 
 def _read_json(path: Path) -> dict | None:
