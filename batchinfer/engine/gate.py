@@ -118,7 +118,8 @@ def _verdict_file(spec: JobSpec, pipe: Pipeline, sample: list) -> Path | None:
             return None
         rows.update(data if isinstance(data, bytes) else data())
         rows.update(repr(getattr(value, "shape", getattr(value, "size", ""))).encode() + b"\0")  # arrays, images
-    key = digest({"gate": GATE_VERSION, "content": pipe.ref.content_hash, "model": spec.model.model_dump(exclude={"min_agreement"}),
+    key = digest({"gate": GATE_VERSION, "content": pipe.ref.content_hash,
+                  "model": spec.model.model_dump(exclude={"min_agreement"}),
                   "batching": spec.batching.model_dump(), "backend": pipe.backend.description,
                   "rows": rows.hexdigest()})
     cache = Path(spec.runtime.cache_dir) if spec.runtime.cache_dir else default_cache_dir()
